@@ -1,0 +1,150 @@
+// Package backend defines what a model kind is: the protocol-level tensors a
+// request carries in and out, the Model interface every kind implements
+// (backend/libtorch for raw TorchScript models, backend/ofa for the OFA
+// visual-entailment pipeline), and the status codes errors carry so the
+// HTTP and gRPC frontends can map them to Triton's statuses.
+//
+// A Model turns protocol inputs into model tensors in the caller's goroutine,
+// queues the prepared request in its batcher, and splits the batched output
+// back into a Response. The server knows nothing about torch or OFA; it only
+// sees this package's types.
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Code classifies an error the way Triton does; frontends map it to an HTTP
+// status and a gRPC code.
+type Code int
+
+// The codes a backend can return. Their HTTP mapping (spec §2.8):
+// Internal 500, InvalidArg 400, NotFound 404, Unavailable 503,
+// Unsupported 501, Cancelled 400, AlreadyExists 400, Unknown 400.
+const (
+	CodeInternal Code = iota
+	CodeInvalidArg
+	CodeNotFound
+	CodeUnavailable
+	CodeUnsupported
+	CodeCancelled
+	CodeAlreadyExists
+	CodeUnknown
+)
+
+// String returns the Triton name of the code.
+func (c Code) String() string {
+	switch c {
+	case CodeInternal:
+		return "INTERNAL"
+	case CodeInvalidArg:
+		return "INVALID_ARG"
+	case CodeNotFound:
+		return "NOT_FOUND"
+	case CodeUnavailable:
+		return "UNAVAILABLE"
+	case CodeUnsupported:
+		return "UNSUPPORTED"
+	case CodeCancelled:
+		return "CANCELLED"
+	case CodeAlreadyExists:
+		return "ALREADY_EXISTS"
+	default:
+		return "UNKNOWN"
+	}
+}
+
+// Error is an error with a Code. Msg is what the client sees.
+type Error struct {
+	Code Code
+	Msg  string
+	Err  error // optional cause, for errors.Is / errors.As
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf returns an *Error with the given code and a formatted message. A %w
+// verb in format makes the wrapped error the cause.
+func Errorf(code Code, format string, args ...any) error {
+	err := fmt.Errorf(format, args...)
+	return &Error{Code: code, Msg: err.Error(), Err: errors.Unwrap(err)}
+}
+
+// CodeOf returns the code of err: the Code of the first *Error in its chain,
+// CodeCancelled for a cancelled context, CodeUnavailable for a deadline,
+// and CodeInternal otherwise.
+func CodeOf(err error) Code {
+	var e *Error
+	switch {
+	case err == nil:
+		return CodeInternal
+	case errors.As(err, &e):
+		return e.Code
+	case errors.Is(err, context.Canceled):
+		return CodeCancelled
+	case errors.Is(err, context.DeadlineExceeded):
+		return CodeUnavailable
+	default:
+		return CodeInternal
+	}
+}
+
+// Tensor is a named tensor at the protocol level. Data is row-major and
+// little-endian; a BYTES tensor holds, per element, a 4-byte little-endian
+// length followed by that many bytes (the binary-data extension's layout).
+type Tensor struct {
+	Name     string
+	Datatype string // "FP32", "INT64", "BYTES", ... (spec §2.9)
+	Shape    []int64
+	Data     []byte
+}
+
+// Request is one inference request after the frontend decoded it.
+type Request struct {
+	ID      string
+	Inputs  []Tensor
+	Outputs []string // requested outputs; empty means all
+	// Priority is the request's priority parameter (0 = default level).
+	Priority uint64
+	// Timeout is the request's timeout parameter (0 = none); it may only
+	// lower the queue policy's default timeout.
+	Timeout time.Duration
+	// Parameters are the custom request parameters.
+	Parameters map[string]any
+	// Start is when the frontend finished parsing the request (Triton's
+	// request_start); zero means now.
+	Start time.Time
+}
+
+// Response is a model's answer to one Request, outputs in model order.
+type Response struct {
+	Outputs    []Tensor
+	Parameters map[string]any
+}
+
+// TensorSpec describes one model input or output as the model config
+// declares it (without the implicit batch dimension).
+type TensorSpec struct {
+	Name        string
+	Datatype    string
+	Dims        []int64 // -1 for a variable dimension
+	Optional    bool
+	AllowRagged bool
+	Labels      []string // classification labels for outputs, if any
+}
+
+// Model is one loaded version of a model.
+type Model interface {
+	// Infer runs one request. It blocks until the response is ready, the
+	// request fails, or ctx is done.
+	Infer(ctx context.Context, req *Request) (*Response, error)
+	// Close stops accepting requests, finishes or fails the queued ones
+	// (bounded by ctx) and releases the model's resources.
+	Close(ctx context.Context) error
+}
