@@ -1,0 +1,182 @@
+package batcher // import "github.com/ofaserve/ofaserve/batcher"
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// TimeoutAction says what happens to a queued request whose queue timeout has passed
+// (Triton's ModelQueuePolicy.timeout_action).
+type TimeoutAction int
+
+const (
+	// Reject fails the request with ErrTimeout.
+	Reject TimeoutAction = iota
+	// Delay moves the request behind every unexpired request of its priority level.
+	Delay
+)
+
+func (a TimeoutAction) String() string {
+	switch a {
+	case Reject:
+		return "REJECT"
+	case Delay:
+		return "DELAY"
+	}
+	return fmt.Sprintf("TimeoutAction(%d)", int(a))
+}
+
+// QueuePolicy is the policy of one priority level (Triton's ModelQueuePolicy).
+type QueuePolicy struct {
+	TimeoutAction        TimeoutAction
+	DefaultTimeout       time.Duration // 0 = none
+	AllowTimeoutOverride bool          // a request's own timeout may lower (never raise) DefaultTimeout
+	MaxQueueSize         int           // requests (not batch units), 0 = unbounded
+}
+
+// Config is a model's dynamic_batching block plus the two model-level fields the batcher needs.
+type Config struct {
+	MaxBatchSize         int   // model's max_batch_size (0 -> treated as 1)
+	PreferredBatchSizes  []int // empty -> [MaxBatchSize]
+	MaxQueueDelay        time.Duration
+	PreserveOrdering     bool
+	PriorityLevels       uint64 // 0 = one queue
+	DefaultPriorityLevel uint64
+	DefaultQueuePolicy   QueuePolicy
+	PriorityQueuePolicy  map[uint64]QueuePolicy
+	Instances            int // instance_group count, >=1 (0 is read as 1)
+	// HoldUntil is a test hook like Triton's TRITONSERVER_DELAY_SCHEDULER: no batch is dispatched until this
+	// many requests are queued at once (0 = off). It holds only once: after the first release it is off.
+	HoldUntil int
+}
+
+// Validate checks the configuration the way Triton's model-config validation does, with its messages.
+func (c Config) Validate() error {
+	if c.MaxBatchSize < 0 {
+		return errors.New("'max_batch_size' must be non-negative value")
+	}
+	for _, p := range c.PreferredBatchSizes {
+		if p <= 0 {
+			return errors.New("dynamic batching preferred size must be positive")
+		}
+		if p > c.MaxBatchSize {
+			return errors.New("dynamic batching preferred size must be <= max batch size")
+		}
+	}
+	if c.MaxQueueDelay < 0 {
+		return errors.New("dynamic batching 'max_queue_delay_microseconds' must be non-negative value")
+	}
+	if c.PreserveOrdering {
+		if c.PriorityLevels > 1 {
+			return errors.New("Only one priority level is allowed when 'preserve_ordering' is true")
+		}
+		bad := c.DefaultQueuePolicy.TimeoutAction == Delay && c.DefaultQueuePolicy.DefaultTimeout != 0
+		for _, p := range c.PriorityQueuePolicy {
+			bad = bad || (p.TimeoutAction == Delay && p.DefaultTimeout != 0)
+		}
+		if bad {
+			return errors.New("Queue policy can not have DELAY as timeout action when 'preserve_ordering' is true")
+		}
+	}
+	if c.PriorityLevels != 0 && (c.DefaultPriorityLevel < 1 || c.DefaultPriorityLevel > c.PriorityLevels) {
+		return fmt.Errorf("default priority level must be in range [1, %d]", c.PriorityLevels)
+	}
+	for lvl := range c.PriorityQueuePolicy {
+		if lvl < 1 || lvl > c.PriorityLevels {
+			return fmt.Errorf("priority queue policy must have priority level in range [1, %d]", c.PriorityLevels)
+		}
+	}
+	if err := c.DefaultQueuePolicy.validate(); err != nil {
+		return err
+	}
+	for _, p := range c.PriorityQueuePolicy {
+		if err := p.validate(); err != nil {
+			return err
+		}
+	}
+	if c.Instances < 0 {
+		return errors.New("instance group count must be >= 1")
+	}
+	if c.HoldUntil < 0 {
+		return errors.New("HoldUntil must be non-negative")
+	}
+	return nil
+}
+
+func (p QueuePolicy) validate() error {
+	if p.TimeoutAction != Reject && p.TimeoutAction != Delay {
+		return fmt.Errorf("unknown queue policy timeout action %v", p.TimeoutAction)
+	}
+	if p.DefaultTimeout < 0 {
+		return errors.New("queue policy 'default_timeout_microseconds' must be non-negative value")
+	}
+	if p.MaxQueueSize < 0 {
+		return errors.New("queue policy 'max_queue_size' must be non-negative value")
+	}
+	return nil
+}
+
+// Item is one request as the batcher sees it.
+type Item[T any] struct {
+	Value    T
+	Size     int           // batch units (first dim), >=1 (0 is read as 1); never split
+	Priority uint64        // 0 or > levels -> default level
+	Timeout  time.Duration // the request's own timeout parameter; may only lower the policy default
+	// ShapeKey: requests with different keys are incompatible (spec §1.6, shape check / optional-input set);
+	// "" when the model needs no shape check.
+	ShapeKey string
+	Start    time.Time // request_start set by the frontend; zero -> time of Submit
+}
+
+// Timing is what an executor reports about one batch (spec §1.11); zero fields -> whole compute counted as infer.
+type Timing struct{ Input, Infer, Output time.Duration }
+
+// ExecFunc runs one batch on instance `instance` (0..Instances-1). It returns one result per item, in order.
+// A per-item failure can be carried inside R; a returned error fails the whole batch.
+// The batch slice is reused after ExecFunc returns: do not keep it. The returned slice is read before the
+// instance's next call, so an executor may reuse it per instance.
+type ExecFunc[T, R any] func(ctx context.Context, instance int, batch []T) ([]R, Timing, error)
+
+// Errors a Submit can return (Submit wraps a failed batch's error and a cancelled request's ctx.Err()).
+var (
+	ErrQueueFull = errors.New("Exceeds maximum queue size")
+	ErrTimeout   = errors.New("Request timeout expired")
+	ErrStopped   = errors.New("Server is stopping, scheduler for model has stopped accepting new inference requests")
+	// ErrBatchSize is returned for a request whose own batch size exceeds max_batch_size.
+	ErrBatchSize = errors.New("inference request batch-size must be <= max_batch_size")
+)
+
+// Duration is a count of requests and their summed time.
+type Duration struct {
+	Count uint64
+	Total time.Duration
+}
+
+// BatchStats is what one batch size has cost so far: executions and their summed compute times.
+type BatchStats struct {
+	Executions                                uint64
+	ComputeInput, ComputeInfer, ComputeOutput time.Duration
+}
+
+// FailReason is the reason label of nv_inference_request_failure.
+type FailReason string
+
+const (
+	FailRejected FailReason = "REJECTED"
+	FailCanceled FailReason = "CANCELED"
+	FailBackend  FailReason = "BACKEND"
+	FailOther    FailReason = "OTHER"
+)
+
+// Stats are a model's cumulative statistics with Triton's semantics (spec §1.11).
+type Stats struct {
+	Success, Fail, Queue, ComputeInput, ComputeInfer, ComputeOutput Duration // per request
+	Failures                                                        map[FailReason]uint64
+	InferenceCount                                                  uint64 // sum of batch units of successful requests
+	ExecutionCount                                                  uint64 // batches
+	LastInference                                                   time.Time
+	Batches                                                         map[int]BatchStats // keyed by batch size (units)
+	Pending                                                         int                // queued, not yet executing
+}
