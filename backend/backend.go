@@ -15,6 +15,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/ofaserve/ofaserve/batcher"
 )
 
 // Code classifies an error the way Triton does; frontends map it to an HTTP
@@ -147,4 +149,7 @@ type Model interface {
 	// Close stops accepting requests, finishes or fails the queued ones
 	// (bounded by ctx) and releases the model's resources.
 	Close(ctx context.Context) error
+	// Stats returns the model's cumulative statistics (spec §1.11), as its
+	// batcher counts them.
+	Stats() batcher.Stats
 }

@@ -1,0 +1,103 @@
+package backend
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/ofaserve/ofaserve/batcher"
+	"github.com/ofaserve/ofaserve/repository/modelconfig"
+)
+
+// LoadSpec is everything a model kind needs to load one version of a model.
+// The repository fills it from a validated, normalized config.pbtxt.
+type LoadSpec struct {
+	Name    string
+	Version int64
+	// ModelDir is <repository>/<model>; VersionDir is ModelDir/<version>.
+	ModelDir, VersionDir string
+	// Config is normalized (defaults filled in: instance groups with kinds,
+	// counts and gpus; preferred batch sizes; default_model_filename).
+	// Loaders must not modify it.
+	Config *modelconfig.ModelConfig
+	// Inputs and Outputs are Config's tensors at the protocol level, output
+	// labels read from their label files.
+	Inputs, Outputs []TensorSpec
+	// GPUs is the number of usable GPUs.
+	GPUs   int
+	Logger *slog.Logger
+}
+
+// Loader loads one model version; it is how a model kind plugs into the
+// repository. The returned Model serves until Close.
+type Loader func(ctx context.Context, spec LoadSpec) (Model, error)
+
+// Datatype returns the protocol datatype string of a config data type
+// ("FP32" for TYPE_FP32, "BYTES" for TYPE_STRING), or "" for an invalid one.
+func Datatype(dt modelconfig.DataType) string {
+	if dt == modelconfig.DataType_TYPE_STRING {
+		return "BYTES"
+	}
+	name, ok := modelconfig.DataType_name[int32(dt)]
+	if !ok || dt == modelconfig.DataType_TYPE_INVALID {
+		return ""
+	}
+	return strings.TrimPrefix(name, "TYPE_")
+}
+
+// DatatypeSize returns the byte size of one element of a protocol datatype,
+// and 0 for BYTES and unknown datatypes.
+func DatatypeSize(dt string) int {
+	switch dt {
+	case "BOOL", "UINT8", "INT8":
+		return 1
+	case "UINT16", "INT16", "FP16", "BF16":
+		return 2
+	case "UINT32", "INT32", "FP32":
+		return 4
+	case "UINT64", "INT64", "FP64":
+		return 8
+	}
+	return 0
+}
+
+// BatcherConfig translates a normalized model config into the batcher's
+// configuration for a model with the given number of instances. Without
+// dynamic_batching every request runs alone (preferred size 1, no delay),
+// as Triton's default scheduler does.
+func BatcherConfig(cfg *modelconfig.ModelConfig, instances int) batcher.Config {
+	bc := batcher.Config{MaxBatchSize: int(cfg.GetMaxBatchSize()), Instances: instances}
+	db := cfg.GetDynamicBatching()
+	if db == nil {
+		bc.PreferredBatchSizes = []int{1}
+		return bc
+	}
+	for _, p := range db.GetPreferredBatchSize() {
+		bc.PreferredBatchSizes = append(bc.PreferredBatchSizes, int(p))
+	}
+	bc.MaxQueueDelay = time.Duration(db.GetMaxQueueDelayMicroseconds()) * time.Microsecond
+	bc.PreserveOrdering = db.GetPreserveOrdering()
+	bc.PriorityLevels = db.GetPriorityLevels()
+	bc.DefaultPriorityLevel = db.GetDefaultPriorityLevel()
+	bc.DefaultQueuePolicy = queuePolicy(db.GetDefaultQueuePolicy())
+	if len(db.GetPriorityQueuePolicy()) > 0 {
+		bc.PriorityQueuePolicy = make(map[uint64]batcher.QueuePolicy, len(db.GetPriorityQueuePolicy()))
+		for level, p := range db.GetPriorityQueuePolicy() {
+			bc.PriorityQueuePolicy[level] = queuePolicy(p)
+		}
+	}
+	return bc
+}
+
+func queuePolicy(p *modelconfig.ModelQueuePolicy) batcher.QueuePolicy {
+	qp := batcher.QueuePolicy{
+		DefaultTimeout:       time.Duration(p.GetDefaultTimeoutMicroseconds()) * time.Microsecond,
+		AllowTimeoutOverride: p.GetAllowTimeoutOverride(),
+		MaxQueueSize:         int(p.GetMaxQueueSize()),
+	}
+	if p.GetTimeoutAction() == modelconfig.ModelQueuePolicy_DELAY {
+		qp.TimeoutAction = batcher.Delay
+	}
+	return qp
+}
