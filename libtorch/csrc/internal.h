@@ -1,0 +1,39 @@
+// internal.h: helpers shared by the shim's source files (not part of the C ABI).
+#ifndef OFATORCH_INTERNAL_H
+#define OFATORCH_INTERNAL_H
+
+#include <torch/script.h>
+
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "ofatorch.h"
+
+namespace ofa {
+
+// Copies msg into a malloc'd C string (the ABI's error convention).
+char* make_error(const std::string& msg);
+
+// The useful part of a libtorch exception: no C++ backtrace, no TorchScript traceback, bounded length.
+std::string describe(const std::exception& e);
+
+// OFA_* <-> ATen element types. to_scalar_type returns false for an unknown code.
+bool to_scalar_type(int32_t code, at::ScalarType* out);
+// Returns -1 for an ATen type the ABI does not carry.
+int32_t from_scalar_type(at::ScalarType t);
+
+// Builds the device tensor for input index from a host buffer (copied; pinned staging on CUDA).
+// name is the schema's argument name, used in errors.
+at::Tensor input_tensor(const ofa_tensor_in& in, int index, const std::string& name, const c10::Device& device);
+
+// Flattens forward's result (a tensor, or tuples/lists of them, recursively) in order.
+void flatten(const c10::IValue& v, std::vector<at::Tensor>* out);
+
+// Copies outputs to contiguous host tensors and describes them; cast_back (if not Undefined) is a reduced
+// precision that is returned as float32.
+ofa_result* make_result(std::vector<at::Tensor> outputs, at::ScalarType cast_back);
+
+}  // namespace ofa
+
+#endif  // OFATORCH_INTERNAL_H

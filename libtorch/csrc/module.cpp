@@ -1,0 +1,237 @@
+// module.cpp: loading a TorchScript module onto a device and running its forward method.
+#include <c10/core/StreamGuard.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
+#include <torch/cuda.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+
+#include "internal.h"
+
+struct ofa_module {
+  torch::jit::Module module;
+  c10::Device device{c10::kCPU};
+  std::optional<c10::Stream> stream;  // CUDA: this module's stream from the pool
+  at::ScalarType precision = at::ScalarType::Undefined;  // reduced precision, or Undefined
+  std::string schema;
+  std::vector<std::string> arg_names;  // forward's arguments after self
+  int32_t min_inputs = 0;
+  int32_t max_inputs = 0;
+};
+
+namespace ofa {
+namespace {
+
+constexpr size_t kMaxErrorLen = 1000;
+
+bool contains(const std::string& s, const char* needle) { return s.find(needle) != std::string::npos; }
+
+std::string trim_space(const std::string& s) {
+  size_t b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return "";
+  size_t e = s.find_last_not_of(" \t\r\n");
+  return s.substr(b, e - b + 1);
+}
+
+// A TorchScript error carries the interpreter's traceback ("Traceback of TorchScript ... File ..., line N")
+// before the real message, which is the last paragraph that is not source code. Keep that paragraph.
+std::string strip_traceback(const std::string& msg) {
+  if (!contains(msg, "Traceback of TorchScript") && !contains(msg, "The following operation failed")) return msg;
+  std::vector<std::string> lines;
+  size_t start = 0;
+  while (start <= msg.size()) {
+    size_t nl = msg.find('\n', start);
+    if (nl == std::string::npos) nl = msg.size();
+    lines.push_back(msg.substr(start, nl - start));
+    start = nl + 1;
+  }
+  // The message starts at the last line that is not indented (traceback frames and code are indented or
+  // begin with "Traceback"/"The following"), ignoring trailing blank lines.
+  int last = static_cast<int>(lines.size()) - 1;
+  while (last >= 0 && trim_space(lines[last]).empty()) last--;
+  int first = last;
+  while (first > 0) {
+    const std::string& prev = lines[first - 1];
+    if (prev.empty() || prev[0] == ' ' || prev[0] == '~' || contains(prev, "Traceback of TorchScript") ||
+        contains(prev, "The following operation failed")) {
+      break;
+    }
+    first--;
+  }
+  std::string out;
+  for (int i = first; i <= last && i >= 0; i++) out += (out.empty() ? "" : "\n") + lines[i];
+  out = trim_space(out);
+  return out.empty() ? msg : out;
+}
+
+// Reads forward's schema: how many tensors it takes and their names.
+void read_schema(ofa_module* m) {
+  const c10::FunctionSchema& schema = m->module.get_method("forward").function().getSchema();
+  std::ostringstream s;
+  s << schema;
+  m->schema = s.str();
+  const auto& args = schema.arguments();
+  int32_t min = 0, max = 0;
+  for (size_t i = 1; i < args.size(); i++) {  // args[0] is self
+    const c10::Argument& a = args[i];
+    bool takes_tensor = c10::TensorType::get()->isSubtypeOf(*a.type());
+    if (!takes_tensor) {
+      if (a.default_value().has_value()) break;  // later arguments keep their defaults
+      throw std::invalid_argument("forward argument '" + a.name() + "' has type " + a.type()->str() +
+                                  "; ofaserve passes only tensors");
+    }
+    m->arg_names.push_back(a.name());
+    max++;
+    if (!a.default_value().has_value()) min = max;
+  }
+  m->min_inputs = min;
+  m->max_inputs = max;
+}
+
+c10::Device parse_device(const char* device) {
+  std::string d = device == nullptr || device[0] == 0 ? "cpu" : device;
+  c10::Device dev(c10::kCPU);
+  try {
+    dev = c10::Device(d);
+  } catch (const std::exception&) {
+    throw std::invalid_argument("unknown device \"" + d + "\" (want cpu or cuda:N)");
+  }
+  if (dev.is_cpu()) return dev;
+  if (!dev.is_cuda()) throw std::invalid_argument("unsupported device \"" + d + "\" (want cpu or cuda:N)");
+  if (!torch::cuda::is_available()) {
+    throw std::invalid_argument("device " + d + ": CUDA is not available (CPU-only libtorch or no GPU)");
+  }
+  if (!dev.has_index()) dev.set_index(0);
+  int64_t n = static_cast<int64_t>(torch::cuda::device_count());
+  if (dev.index() >= n) {
+    throw std::invalid_argument("device " + d + ": only " + std::to_string(n) + " CUDA device(s)");
+  }
+  return dev;
+}
+
+}  // namespace
+
+char* make_error(const std::string& msg) {
+  std::string m = msg.size() > kMaxErrorLen ? msg.substr(0, kMaxErrorLen) + "..." : msg;
+  char* p = static_cast<char*>(std::malloc(m.size() + 1));
+  if (p == nullptr) return nullptr;  // out of memory: nothing better to say
+  std::memcpy(p, m.c_str(), m.size() + 1);
+  return p;
+}
+
+std::string describe(const std::exception& e) {
+  std::string msg;
+  if (const auto* ce = dynamic_cast<const c10::Error*>(&e)) {
+    msg = ce->what_without_backtrace();
+  } else {
+    msg = e.what();
+  }
+  return strip_traceback(trim_space(msg));
+}
+
+}  // namespace ofa
+
+extern "C" {
+
+char* ofa_load(const char* path, const char* device, int32_t precision, ofa_module** out) {
+  if (out == nullptr || path == nullptr) return ofa::make_error("ofa_load: NULL argument");
+  *out = nullptr;
+  std::string p(path);
+  try {
+    c10::InferenceMode im;
+    auto m = std::make_unique<ofa_module>();
+    m->device = ofa::parse_device(device);
+    if (precision != OFA_FLOAT32) {
+      at::ScalarType st;
+      if (precision != OFA_FLOAT16 && precision != OFA_BFLOAT16) {
+        return ofa::make_error("precision must be float32, float16 or bfloat16, got dtype code " +
+                               std::to_string(precision));
+      }
+      ofa::to_scalar_type(precision, &st);
+      m->precision = st;
+    }
+    try {
+      m->module = torch::jit::load(p, m->device);
+    } catch (const std::exception& e) {
+      std::string why = ofa::describe(e);
+      if (ofa::contains(why, "PytorchStreamReader") || ofa::contains(why, "constants.pkl") ||
+          ofa::contains(why, "archive")) {
+        return ofa::make_error("load " + p + ": not a TorchScript file (" + why + ")");
+      }
+      return ofa::make_error("load " + p + ": " + why);
+    }
+    m->module.eval();
+    if (m->precision != at::ScalarType::Undefined) m->module.to(m->precision);
+    ofa::read_schema(m.get());
+    if (m->device.is_cuda()) {
+      c10::impl::VirtualGuardImpl impl(c10::kCUDA);
+      m->stream = impl.getStreamFromGlobalPool(m->device, /*isHighPriority=*/false);
+    }
+    *out = m.release();
+    return nullptr;
+  } catch (const std::exception& e) {
+    return ofa::make_error("load " + p + ": " + ofa::describe(e));
+  } catch (...) {
+    return ofa::make_error("load " + p + ": unknown C++ exception");
+  }
+}
+
+void ofa_unload(ofa_module* m) {
+  try {
+    delete m;
+  } catch (...) {
+  }
+}
+
+const char* ofa_module_schema(const ofa_module* m) { return m->schema.c_str(); }
+
+void ofa_module_arity(const ofa_module* m, int32_t* min_inputs, int32_t* max_inputs) {
+  *min_inputs = m->min_inputs;
+  *max_inputs = m->max_inputs;
+}
+
+char* ofa_forward(ofa_module* m, const ofa_tensor_in* inputs, int32_t n, ofa_result** out) {
+  if (m == nullptr || out == nullptr || (n > 0 && inputs == nullptr)) {
+    return ofa::make_error("ofa_forward: NULL argument");
+  }
+  *out = nullptr;
+  try {
+    if (n < m->min_inputs || n > m->max_inputs) {
+      std::string names;
+      for (const auto& a : m->arg_names) names += (names.empty() ? "" : ", ") + a;
+      std::string want = m->min_inputs == m->max_inputs
+                             ? std::to_string(m->max_inputs)
+                             : std::to_string(m->min_inputs) + " to " + std::to_string(m->max_inputs);
+      return ofa::make_error("wrong number of inputs: forward takes " + want + " (" + names + "), got " +
+                             std::to_string(n));
+    }
+    c10::InferenceMode im;
+    // Goroutines move between OS threads: set the device and stream for this call, on this thread.
+    std::optional<c10::StreamGuard> stream_guard;
+    if (m->stream) stream_guard.emplace(*m->stream);
+    std::vector<c10::IValue> args;
+    args.reserve(static_cast<size_t>(n));
+    for (int32_t i = 0; i < n; i++) {
+      at::Tensor t = ofa::input_tensor(inputs[i], i, m->arg_names[static_cast<size_t>(i)], m->device);
+      if (m->precision != at::ScalarType::Undefined && t.scalar_type() == at::kFloat) t = t.to(m->precision);
+      args.emplace_back(std::move(t));
+    }
+    c10::IValue result;
+    try {
+      result = m->module.forward(std::move(args));
+    } catch (const std::exception& e) {
+      return ofa::make_error("forward raised: " + ofa::describe(e));
+    }
+    std::vector<at::Tensor> outs;
+    ofa::flatten(result, &outs);
+    *out = ofa::make_result(std::move(outs), m->precision);
+    return nullptr;
+  } catch (const std::exception& e) {
+    return ofa::make_error(ofa::describe(e));
+  } catch (...) {
+    return ofa::make_error("forward: unknown C++ exception");
+  }
+}
+
+}  // extern "C"

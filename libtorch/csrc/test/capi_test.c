@@ -1,0 +1,154 @@
+/* capi_test.c: exercises libofatorch's C ABI the way a non-Go caller would: load, forward, compare with
+ * Python's recorded outputs, error paths, and that a module stays usable after an error.
+ * Usage: ofatorch_capi_test <fixtures dir>  (made by libtorch/testdata/make_fixtures.py) */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ofatorch.h"
+
+static int failures = 0;
+static const char* dir;
+
+#define CHECK(cond, ...)                                  \
+  do {                                                    \
+    if (!(cond)) {                                        \
+      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
+      fprintf(stderr, __VA_ARGS__);                       \
+      fprintf(stderr, "\n");                              \
+      failures++;                                         \
+    }                                                     \
+  } while (0)
+
+static void* read_file(const char* name, long* size) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE* f = fopen(path, "rb");
+  if (f == NULL) {
+    fprintf(stderr, "cannot open %s\n", path);
+    exit(2);
+  }
+  fseek(f, 0, SEEK_END);
+  *size = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  void* buf = malloc(*size > 0 ? (size_t)*size : 1);
+  if (fread(buf, 1, (size_t)*size, f) != (size_t)*size) {
+    fprintf(stderr, "short read %s\n", path);
+    exit(2);
+  }
+  fclose(f);
+  return buf;
+}
+
+static char* path_of(const char* name) {
+  static char path[4096];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  return path;
+}
+
+/* Expects err to be non-NULL and to contain want; frees it. */
+static void expect_error(char* err, const char* want, const char* what) {
+  CHECK(err != NULL, "%s: expected an error containing \"%s\", got success", what, want);
+  if (err == NULL) return;
+  CHECK(strstr(err, want) != NULL, "%s: error \"%s\" does not contain \"%s\"", what, err, want);
+  printf("ok   %s: %s\n", what, err);
+  ofa_free(err);
+}
+
+/* Runs the multi-input fixture (x: f32[B,4], ids: i64[B,3] -> f32[B,8]) at batch 2 and compares with Python. */
+static void check_multi(ofa_module* m, const char* what) {
+  long xs, is, os;
+  float* x = read_file("multi/b2_in0.bin", &xs);
+  int64_t* ids = read_file("multi/b2_in1.bin", &is);
+  float* want = read_file("multi/b2_out0.bin", &os);
+  int64_t xshape[2] = {2, 4}, ishape[2] = {2, 3};
+  ofa_tensor_in in[2] = {{OFA_FLOAT32, 2, xshape, x, xs}, {OFA_INT64, 2, ishape, ids, is}};
+  ofa_result* r = NULL;
+  char* err = ofa_forward(m, in, 2, &r);
+  CHECK(err == NULL, "%s: forward failed: %s", what, err ? err : "");
+  if (err == NULL) {
+    CHECK(r->n == 1, "%s: %d outputs, want 1", what, r->n);
+    const ofa_tensor_out* o = &r->outputs[0];
+    CHECK(o->dtype == OFA_FLOAT32 && o->ndim == 2 && o->shape[0] == 2 && o->shape[1] == 8,
+          "%s: output dtype %d ndim %d", what, o->dtype, o->ndim);
+    CHECK(o->nbytes == os, "%s: output %lld bytes, want %ld", what, (long long)o->nbytes, os);
+    double maxdiff = 0;
+    for (long i = 0; i < os / 4 && o->nbytes == os; i++) {
+      double d = fabs((double)((const float*)o->data)[i] - (double)want[i]);
+      if (d > maxdiff) maxdiff = d;
+    }
+    CHECK(maxdiff <= 1e-6, "%s: max abs diff %g", what, maxdiff);
+    printf("ok   %s: max abs diff %g\n", what, maxdiff);
+    ofa_result_free(r);
+  } else {
+    ofa_free(err);
+  }
+  free(x);
+  free(ids);
+  free(want);
+}
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    fprintf(stderr, "usage: %s <fixtures dir>\n", argv[0]);
+    return 2;
+  }
+  dir = argv[1];
+  ofa_module* m = NULL;
+
+  expect_error(ofa_load(path_of("no-such-model.pt"), "cpu", OFA_FLOAT32, &m), "no-such-model.pt", "missing file");
+  expect_error(ofa_load(path_of("index.json"), "cpu", OFA_FLOAT32, &m), "not a TorchScript file", "not TorchScript");
+  expect_error(ofa_load(path_of("multi.pt"), "tpu:3", OFA_FLOAT32, &m), "device", "bad device");
+
+  char* err = ofa_load(path_of("multi.pt"), "cpu", OFA_FLOAT32, &m);
+  CHECK(err == NULL && m != NULL, "load multi.pt: %s", err ? err : "");
+  if (err != NULL) return 1;
+  printf("ok   schema: %s\n", ofa_module_schema(m));
+  check_multi(m, "multi forward");
+
+  int64_t shape[2] = {2, 4};
+  float x[8] = {0};
+  ofa_tensor_in one[1] = {{OFA_FLOAT32, 2, shape, x, sizeof x}};
+  ofa_result* r = NULL;
+  expect_error(ofa_forward(m, one, 1, &r), "wrong number of inputs", "one input of two");
+  int64_t ishape[2] = {2, 3};
+  float fids[6] = {0};
+  ofa_tensor_in wrong_dtype[2] = {{OFA_FLOAT32, 2, shape, x, sizeof x}, {OFA_FLOAT32, 2, ishape, fids, sizeof fids}};
+  expect_error(ofa_forward(m, wrong_dtype, 2, &r), "forward raised", "float ids");
+  ofa_tensor_in short_data[2] = {{OFA_FLOAT32, 2, shape, x, 4}, {OFA_INT64, 2, ishape, fids, 48}};
+  expect_error(ofa_forward(m, short_data, 2, &r), "needs 32 bytes, got 4", "short buffer");
+  check_multi(m, "multi forward after errors");
+  ofa_unload(m);
+
+  err = ofa_load(path_of("raises.pt"), "cpu", OFA_FLOAT32, &m);
+  CHECK(err == NULL, "load raises.pt: %s", err ? err : "");
+  if (err == NULL) {
+    float neg[8] = {-1, -1, -1, -1, -1, -1, -1, -1};
+    ofa_tensor_in in[1] = {{OFA_FLOAT32, 2, shape, neg, sizeof neg}};
+    expect_error(ofa_forward(m, in, 1, &r), "negative input", "module raises");
+    ofa_tensor_in pos[1] = {{OFA_FLOAT32, 2, shape, x, sizeof x}};
+    err = ofa_forward(m, pos, 1, &r);
+    CHECK(err == NULL, "raises.pt on good input: %s", err ? err : "");
+    if (err == NULL) ofa_result_free(r);
+    ofa_unload(m);
+  }
+
+  printf("cuda available: %d, devices: %d\n", ofa_cuda_available(), ofa_device_count());
+  uint64_t fr, tot;
+  err = ofa_memory_info(0, &fr, &tot);
+  if (ofa_cuda_available()) {
+    CHECK(err == NULL && tot > 0, "memory info: %s", err ? err : "");
+  } else {
+    expect_error(err, "CUDA is not available", "memory info without CUDA");
+    err = NULL;
+  }
+  if (err) ofa_free(err);
+
+  if (failures) {
+    fprintf(stderr, "%d failure(s)\n", failures);
+    return 1;
+  }
+  printf("PASS\n");
+  return 0;
+}
