@@ -1,4 +1,4 @@
-package batcher // import "github.com/ofaserve/ofaserve/batcher"
+package batcher
 
 import (
 	"context"

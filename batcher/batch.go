@@ -1,0 +1,139 @@
+package batcher
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// This file is "carrying it": a formed batch, its run on an instance, and the answers going back to the
+// waiting Submit calls, in dequeue order when preserve_ordering is on.
+
+// batch is the work of one instance. Each instance owns one and reuses its slices.
+type batch[T, R any] struct {
+	nodes     []*node[T, R]
+	values    []T
+	units     int
+	key       string
+	saturated bool
+	handed    bool // formed by the dispatcher: may still grow before it starts
+}
+
+// runBatch executes in.batch on instance in and answers its requests.
+func (b *Batcher[T, R]) runBatch(in *instance[T, R]) {
+	bt := &in.batch
+	for _, n := range bt.nodes {
+		bt.values = append(bt.values, n.value)
+	}
+	b.pending.Add(-int64(len(bt.nodes)))
+	start := b.now()
+	res, timing, err := b.call(in.id, bt.values)
+	end := b.now()
+	if err == nil && len(res) != len(bt.nodes) {
+		err = fmt.Errorf("batcher: executor returned %d results for a batch of %d requests", len(res), len(bt.nodes))
+	}
+	if err != nil {
+		err = fmt.Errorf("batcher: batch of %d failed on instance %d: %w", bt.units, in.id, err)
+		for _, n := range bt.nodes {
+			n.err, n.reason = err, FailBackend
+		}
+	} else {
+		for i, n := range bt.nodes {
+			n.res = res[i]
+		}
+	}
+	c := computed{start: start, end: end, timing: timing}
+	cin, cinf, cout := c.split()
+	for _, n := range bt.nodes {
+		n.cstart, n.cin, n.cinf, n.cout = start, cin, cinf, cout
+	}
+	if err == nil {
+		b.stats.batch(bt.units, cin, cinf, cout)
+	}
+	if b.order.on {
+		b.order.complete(bt.nodes, b)
+	} else {
+		var t tally
+		for _, n := range bt.nodes {
+			t.add(n, end)
+			n.done <- struct{}{}
+		}
+		b.stats.requests(&t, end)
+	}
+	clear(bt.nodes)
+	clear(bt.values)
+	bt.nodes, bt.values = bt.nodes[:0], bt.values[:0]
+	bt.units, bt.key, bt.saturated = 0, "", false
+}
+
+// errPanic marks an executor that panicked; the batch fails with it instead of taking the server down.
+var errPanic = errors.New("executor panicked")
+
+func (b *Batcher[T, R]) call(id int, values []T) (res []R, t Timing, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			res, err = nil, fmt.Errorf("%w: %v", errPanic, p)
+		}
+	}()
+	return b.exec(b.execCtx, id, values)
+}
+
+// computed is what is known about one executed batch.
+type computed struct {
+	start, end time.Time
+	timing     Timing
+}
+
+// split returns the batch's input, infer and output durations (spec §1.11).
+func (c *computed) split() (in, inf, out time.Duration) {
+	t := c.timing
+	if t == (Timing{}) {
+		return 0, c.end.Sub(c.start), 0
+	}
+	return t.Input, t.Infer, t.Output
+}
+
+// ordering holds answers until every request dequeued before them is answered (preserve_ordering).
+type ordering[T, R any] struct {
+	on    bool
+	mu    sync.Mutex
+	slots []*node[T, R] // dequeue order; head at slots[head]
+	head  int
+}
+
+// reserve gives each request a slot in dequeue order (called under Batcher.mu).
+func (o *ordering[T, R]) reserve(g []*node[T, R]) {
+	if !o.on {
+		return
+	}
+	o.mu.Lock()
+	o.slots = append(o.slots, g...)
+	o.mu.Unlock()
+}
+
+// complete marks a batch's requests answered and releases the ready run at the head, in order.
+func (o *ordering[T, R]) complete(nodes []*node[T, R], b *Batcher[T, R]) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, n := range nodes {
+		n.ready = true
+	}
+	var t tally
+	now := b.now()
+	for o.head < len(o.slots) && o.slots[o.head].ready {
+		n := o.slots[o.head]
+		o.slots[o.head] = nil
+		o.head++
+		t.add(n, now)
+		n.done <- struct{}{}
+	}
+	if o.head == len(o.slots) {
+		o.slots, o.head = o.slots[:0], 0
+	} else if o.head > 1024 && o.head*2 > len(o.slots) {
+		k := copy(o.slots, o.slots[o.head:])
+		clear(o.slots[k:])
+		o.slots, o.head = o.slots[:k], 0
+	}
+	b.stats.requests(&t, now)
+}
