@@ -25,7 +25,9 @@ func (f *fakeModel) Infer(ctx context.Context, req *backend.Request) (*backend.R
 	return &backend.Response{Parameters: map[string]any{"version": f.spec.Version}}, nil
 }
 func (f *fakeModel) Close(ctx context.Context) error { f.closed.Add(1); return nil }
-func (f *fakeModel) Stats() batcher.Stats           { return batcher.Stats{InferenceCount: uint64(f.spec.Version)} }
+func (f *fakeModel) Stats() batcher.Stats {
+	return batcher.Stats{InferenceCount: uint64(f.spec.Version)}
+}
 
 type fakeLoader struct {
 	mu     sync.Mutex
