@@ -1,0 +1,306 @@
+package server
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ofaserve/ofaserve/backend"
+)
+
+// jsonRequest is the envelope of a KServe v2 inference request (spec §2.3).
+// Tensor data stays raw and is decoded by decodeJSONData once the datatype
+// and shape are known.
+type jsonRequest struct {
+	ID         json.RawMessage            `json:"id"`
+	Parameters map[string]json.RawMessage `json:"parameters"`
+	Inputs     []jsonInput                `json:"inputs"`
+	Outputs    []jsonOutput               `json:"outputs"`
+}
+
+type jsonInput struct {
+	Name       string                     `json:"name"`
+	Shape      jsonShape                  `json:"shape"`
+	Datatype   string                     `json:"datatype"`
+	Parameters map[string]json.RawMessage `json:"parameters"`
+	Data       json.RawMessage            `json:"data"`
+}
+
+type jsonOutput struct {
+	Name       string                     `json:"name"`
+	Parameters map[string]json.RawMessage `json:"parameters"`
+}
+
+// jsonShape is a shape whose elements must be non-negative integers.
+type jsonShape []int64
+
+func (s *jsonShape) UnmarshalJSON(b []byte) error {
+	var nums []json.Number
+	if err := json.Unmarshal(b, &nums); err != nil {
+		return invalidArg("unable to parse 'shape': expected an array of non-negative integers")
+	}
+	out := make([]int64, len(nums))
+	for i, n := range nums {
+		v, err := strconv.ParseInt(string(n), 10, 64)
+		if err != nil || v < 0 {
+			return invalidArg("unable to parse 'shape': %s is not a non-negative integer", n)
+		}
+		out[i] = v
+	}
+	*s = out
+	return nil
+}
+
+// httpInfer is a decoded HTTP inference request.
+type httpInfer struct {
+	req  backend.Request
+	outs []outputReq
+	// binaryOutput is the request's binary_data_output: the format of the
+	// outputs it does not list.
+	binaryOutput bool
+}
+
+// decodeHTTPInfer decodes an inference request body: the JSON header
+// (header bytes) and the binary blobs that follow it (spec §2.6).
+// hasHeaderLen says whether Inference-Header-Content-Length was sent.
+func decodeHTTPInfer(header, blobs []byte, hasHeaderLen bool, modelName string, maxInput int64) (*httpInfer, error) {
+	var jr jsonRequest
+	if err := json.Unmarshal(header, &jr); err != nil {
+		// Malformed or ill-typed JSON is the client's fault: 400, where
+		// Triton answers 500 (its JSON helper reports INTERNAL).
+		if be, ok := err.(*backend.Error); ok {
+			return nil, be
+		}
+		return nil, invalidArg("failed to parse the request JSON buffer: %v", err)
+	}
+	hi := &httpInfer{}
+	r := &hi.req
+	if len(jr.ID) > 0 && string(jr.ID) != "null" {
+		var id string
+		if err := json.Unmarshal(jr.ID, &id); err != nil {
+			return nil, invalidArg("unable to parse 'id': expected a string")
+		}
+		r.ID = id
+	}
+	if err := applyJSONParams(hi, jr.Parameters); err != nil {
+		return nil, err
+	}
+	if len(jr.Inputs) == 0 {
+		return nil, invalidArg("unable to parse 'inputs': the request has no inputs")
+	}
+	r.Inputs = make([]backend.Tensor, len(jr.Inputs))
+	for i := range jr.Inputs {
+		in := &jr.Inputs[i]
+		t := &r.Inputs[i]
+		t.Name, t.Datatype, t.Shape = in.Name, in.Datatype, in.Shape
+		if in.Name == "" {
+			return nil, invalidArg("unable to parse 'inputs': input %d has no 'name'", i)
+		}
+		d := parseDtype(in.Datatype)
+		if d == dtInvalid {
+			return nil, invalidArg("invalid datatype '%s' for input '%s'", in.Datatype, in.Name)
+		}
+		binSize := int64(-1)
+		for k, v := range in.Parameters {
+			switch k {
+			case "binary_data_size":
+				n, err := strconv.ParseUint(string(v), 10, 63)
+				if err != nil {
+					return nil, invalidArg("unable to parse 'binary_data_size' of input '%s': expected a non-negative integer", in.Name)
+				}
+				binSize = int64(n)
+			case "shared_memory_region", "shared_memory_offset", "shared_memory_byte_size":
+				return nil, backend.Errorf(backend.CodeUnsupported, "shared memory is not supported by this server (input '%s')", in.Name)
+			}
+		}
+		hasData := len(in.Data) > 0 && string(in.Data) != "null"
+		if hasData == (binSize >= 0) {
+			got := "neither was set"
+			if hasData {
+				got = "both 'data' and 'binary_data_size' were set"
+			}
+			return nil, invalidArg("Input must set only one of the following fields: 'data', 'binary_data_size' in 'parameters', 'shared_memory_region' in 'parameters'. But %s for input '%s'", got, in.Name)
+		}
+		if binSize >= 0 {
+			if !hasHeaderLen {
+				return nil, invalidArg("must specify valid 'Infer-Header-Content-Length' in request header and 'binary_data_size' when passing inputs in binary data format")
+			}
+			if int64(len(blobs)) < binSize {
+				return nil, invalidArg("unexpected size for input '%s', expecting %d additional bytes for model '%s'", in.Name, binSize-int64(len(blobs)), modelName)
+			}
+			t.Data = blobs[:binSize:binSize]
+			blobs = blobs[binSize:]
+			continue
+		}
+		want, ok := elementCount(in.Shape)
+		if !ok {
+			return nil, invalidArg("input '%s' has a shape %s that causes total element count to exceed maximum size of %d", in.Name, fmtShape(in.Shape), int64(math.MaxInt64))
+		}
+		data, err := decodeJSONData(in.Data, d, want, maxInput, in.Name, nil)
+		if err != nil {
+			return nil, err
+		}
+		t.Data = data
+	}
+	if len(blobs) > 0 {
+		return nil, invalidArg("unexpected additional input data for model '%s'", modelName)
+	}
+	if len(jr.Outputs) > 0 {
+		hi.outs = make([]outputReq, len(jr.Outputs))
+		for i := range jr.Outputs {
+			o := &jr.Outputs[i]
+			if o.Name == "" {
+				return nil, invalidArg("unable to parse 'outputs': output %d has no 'name'", i)
+			}
+			or := outputReq{name: o.Name}
+			for k, v := range o.Parameters {
+				switch k {
+				case "binary_data":
+					b, err := strconv.ParseBool(string(v))
+					if err != nil || (string(v) != "true" && string(v) != "false") {
+						return nil, invalidArg("unable to parse 'binary_data' of output '%s': expected a boolean", o.Name)
+					}
+					or.binary = b
+				case "classification":
+					n, err := strconv.ParseUint(string(v), 10, 63)
+					if err != nil {
+						return nil, invalidArg("unable to parse 'classification' of output '%s': expected a non-negative integer", o.Name)
+					}
+					or.classCount = int64(n)
+				case "shared_memory_region", "shared_memory_offset", "shared_memory_byte_size":
+					return nil, backend.Errorf(backend.CodeUnsupported, "shared memory is not supported by this server (output '%s')", o.Name)
+				}
+			}
+			hi.outs[i] = or
+		}
+	}
+	return hi, nil
+}
+
+// applyJSONParams handles the request-level parameters (spec §2.3).
+func applyJSONParams(hi *httpInfer, params map[string]json.RawMessage) error {
+	for k, v := range params {
+		s := string(v)
+		switch k {
+		case "priority":
+			n, err := strconv.ParseUint(s, 10, 64)
+			if err != nil {
+				return invalidArg("unable to parse 'priority': expected a non-negative integer, got %s", s)
+			}
+			hi.req.Priority = n
+		case "timeout":
+			n, err := strconv.ParseUint(s, 10, 64)
+			if err != nil {
+				return invalidArg("unable to parse 'timeout': expected a non-negative integer (microseconds), got %s", s)
+			}
+			hi.req.Timeout = usDuration(n)
+		case "binary_data_output":
+			if s != "true" && s != "false" {
+				return invalidArg("unable to parse 'binary_data_output': expected a boolean, got %s", s)
+			}
+			hi.binaryOutput = s == "true"
+		case "sequence_id":
+			if s != "0" && s != `""` {
+				return backend.Errorf(backend.CodeUnsupported, "sequence batching is not supported by this server (parameter 'sequence_id')")
+			}
+		case "sequence_start", "sequence_end":
+			if s != "false" {
+				return backend.Errorf(backend.CodeUnsupported, "sequence batching is not supported by this server (parameter '%s')", k)
+			}
+		case "headers":
+			return invalidArg("parameter 'headers' is reserved and should not be specified")
+		default:
+			if strings.HasPrefix(k, "triton_") {
+				return invalidArg("parameter keys starting with 'triton_' are reserved for Triton usage and should not be specified.")
+			}
+			val, err := customParam(v)
+			if err != nil {
+				return invalidArg("unable to parse parameter '%s': %v", k, err)
+			}
+			if hi.req.Parameters == nil {
+				hi.req.Parameters = make(map[string]any)
+			}
+			hi.req.Parameters[k] = val
+		}
+	}
+	return nil
+}
+
+// customParam converts a custom parameter to string, int64, float64 or bool.
+func customParam(v json.RawMessage) (any, error) {
+	s := string(v)
+	switch {
+	case s == "true" || s == "false":
+		return s == "true", nil
+	case len(s) > 0 && s[0] == '"':
+		var str string
+		err := json.Unmarshal(v, &str)
+		return str, err
+	}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return n, nil
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return nil, invalidArg("expected a string, number or boolean")
+	}
+	return f, nil
+}
+
+func usDuration(us uint64) time.Duration {
+	if us > math.MaxInt64/uint64(time.Microsecond) {
+		return math.MaxInt64
+	}
+	return time.Duration(us) * time.Microsecond
+}
+
+// rawRequest builds the request of a raw binary body (header length 0,
+// spec §2.6): the model's only input, its shape inferred from the size.
+func rawRequest(m Model, body []byte) (*httpInfer, error) {
+	specs := m.Inputs()
+	if len(specs) != 1 {
+		return nil, invalidArg("Raw request must only have 1 input (found 1) to be deduced but got %d inputs in '%s' model configuration", len(specs), m.Name())
+	}
+	spec := specs[0]
+	d := specDtype(spec.Datatype)
+	shape := make([]int64, 0, len(spec.Dims)+1)
+	if m.MaxBatchSize() > 0 {
+		shape = append(shape, 1)
+	}
+	data := body
+	if d == dtBytes {
+		if len(spec.Dims) != 1 || spec.Dims[0] != 1 {
+			return nil, invalidArg("For BYTE datatype raw input '%s', the model must have input shape [1]", spec.Name)
+		}
+		data = binary.LittleEndian.AppendUint32(make([]byte, 0, 4+len(body)), uint32(len(body)))
+		data = append(data, body...)
+		shape = append(shape, 1)
+	} else {
+		fixed, variable := int64(d.size()), -1
+		for i, v := range spec.Dims {
+			if v < 0 {
+				if variable >= 0 {
+					return nil, invalidArg("The shape of the raw input '%s' can not be deduced because there are more than one variable-sized dimension", spec.Name)
+				}
+				variable = i
+				continue
+			}
+			fixed *= v
+		}
+		for i, v := range spec.Dims {
+			if i == variable {
+				if fixed == 0 || int64(len(body))%fixed != 0 {
+					return nil, invalidArg("The shape of the raw input '%s' can not be deduced: %d bytes is not a multiple of %d", spec.Name, len(body), fixed)
+				}
+				v = int64(len(body)) / fixed
+			}
+			shape = append(shape, v)
+		}
+	}
+	hi := &httpInfer{binaryOutput: true}
+	hi.req.Inputs = []backend.Tensor{{Name: spec.Name, Datatype: d.String(), Shape: shape, Data: data}}
+	return hi, nil
+}

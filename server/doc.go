@@ -1,0 +1,19 @@
+// Package server is ofaserve's network frontend: it speaks the KServe v2 /
+// Triton inference protocol over HTTP (gin; JSON, the binary-data extension,
+// gzip/deflate bodies, the classification and statistics extensions) and
+// over gRPC (service inference.GRPCInferenceService, grpc.health.v1 and
+// server reflection), and exports Triton's Prometheus metrics families on a
+// separate listener.
+//
+// The server owns the protocol only. It decodes a request into a
+// backend.Request, validates it against the model's declared inputs and
+// outputs (Triton's core checks, with Triton's messages), hands it to the
+// Model it got from the Repository, and encodes the backend.Response. It
+// knows nothing about torch, batching or OFA: the Repository and Model
+// interfaces below are all it consumes, declared here where they are used.
+//
+// Error statuses follow the spec's mapping from backend.Code (see
+// httpStatus and grpcCode). One deliberate difference from Triton: a
+// malformed or ill-typed JSON body is a client error, so it gets 400 rather
+// than Triton's 500.
+package server

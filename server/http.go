@@ -1,0 +1,436 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/ofaserve/ofaserve/backend"
+	"github.com/ofaserve/ofaserve/repository"
+	"github.com/ofaserve/ofaserve/repository/modelconfig"
+)
+
+// extensions are the protocol extensions this server implements.
+var extensions = []string{
+	"classification", "model_repository", "model_repository(unload_dependents)", "schedule_policy",
+	"model_configuration", "binary_tensor_data", "parameters", "statistics",
+}
+
+func (s *Server) newRouter() *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	r.Use(s.recoverJSON)
+	r.NoRoute(func(c *gin.Context) { writeError(c, http.StatusNotFound, "Not Found") })
+	r.NoMethod(func(c *gin.Context) { writeError(c, http.StatusMethodNotAllowed, "Method Not Allowed") })
+
+	both := func(path string, h gin.HandlerFunc) {
+		r.GET(path, h)
+		r.POST(path, h)
+	}
+	both("/v2/health/live", s.live)
+	both("/v2/health/ready", s.ready)
+	both("/v2", s.serverMetadata)
+	r.GET("/v2/models/stats", s.stats)
+	for _, base := range []string{"/v2/models/:model", "/v2/models/:model/versions/:version"} {
+		both(base, s.modelMetadata)
+		both(base+"/ready", s.modelReady)
+		both(base+"/config", s.modelConfig)
+		r.GET(base+"/stats", s.stats)
+		r.POST(base+"/infer", s.infer)
+	}
+	r.POST("/v2/repository/index", s.repoIndex)
+	r.POST("/v2/repository/:repo/index", s.repoIndex)
+	r.POST("/v2/repository/models/:model/load", s.repoLoad)
+	r.POST("/v2/repository/models/:model/unload", s.repoUnload)
+	r.POST("/v2/repository/:repo/models/:model/load", s.repoNamed)
+	r.POST("/v2/repository/:repo/models/:model/unload", s.repoNamed)
+	return r
+}
+
+// recoverJSON turns a panic in a handler into a 500 error response, so that
+// no request can take the server down.
+func (s *Server) recoverJSON(c *gin.Context) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("panic in HTTP handler", "path", c.Request.URL.Path, "panic", v)
+			if !c.Writer.Written() {
+				writeError(c, http.StatusInternalServerError, "internal error")
+			}
+			c.Abort()
+		}
+	}()
+	c.Next()
+}
+
+func writeError(c *gin.Context, code int, msg string) {
+	b := make([]byte, 0, len(msg)+16)
+	b = append(b, `{"error":`...)
+	b = appendJSONString(b, msg)
+	b = append(b, '}')
+	c.Data(code, "application/json", b)
+}
+
+func writeErr(c *gin.Context, err error) {
+	writeError(c, httpStatus(codeOf(err)), err.Error())
+}
+
+func writeJSON(c *gin.Context, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeError(c, http.StatusInternalServerError, err.Error())
+		return
+	}
+	c.Data(http.StatusOK, "application/json", b)
+}
+
+// version parses the optional version path segment: "" is -1 (latest
+// ready); anything but digits matches no route (404).
+func version(c *gin.Context) (int64, bool) {
+	v := c.Param("version")
+	if v == "" {
+		return -1, true
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			writeError(c, http.StatusNotFound, "Not Found")
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		writeError(c, http.StatusNotFound, "Not Found")
+		return 0, false
+	}
+	return n, true
+}
+
+func (s *Server) model(c *gin.Context) (Model, bool) {
+	v, ok := version(c)
+	if !ok {
+		return nil, false
+	}
+	m, err := s.repo.Model(c.Param("model"), v)
+	if err != nil {
+		writeErr(c, err)
+		return nil, false
+	}
+	return m, true
+}
+
+func (s *Server) live(c *gin.Context) { c.Status(http.StatusOK) }
+
+func (s *Server) isReady() bool {
+	s.mu.Lock()
+	down := s.shutdown
+	s.mu.Unlock()
+	return !down && s.repo.Ready()
+}
+
+func (s *Server) ready(c *gin.Context) {
+	if s.isReady() {
+		c.Status(http.StatusOK)
+		return
+	}
+	c.Status(http.StatusBadRequest)
+}
+
+func (s *Server) serverMetadata(c *gin.Context) {
+	writeJSON(c, map[string]any{"name": s.opts.Name, "version": s.opts.Version, "extensions": extensions})
+}
+
+type tensorMeta struct {
+	Name     string  `json:"name"`
+	Datatype string  `json:"datatype"`
+	Shape    []int64 `json:"shape"`
+}
+
+type modelMeta struct {
+	Name     string       `json:"name"`
+	Versions []string     `json:"versions"`
+	Platform string       `json:"platform"`
+	Inputs   []tensorMeta `json:"inputs"`
+	Outputs  []tensorMeta `json:"outputs"`
+}
+
+// metadata builds model metadata (spec §2.2): the requested version, or
+// all ready versions when none was requested.
+func (s *Server) metadata(m Model, requested bool) modelMeta {
+	md := modelMeta{Name: m.Name(), Platform: m.Platform()}
+	if requested {
+		md.Versions = []string{strconv.FormatInt(m.Version(), 10)}
+	} else {
+		for _, e := range s.repo.Index(true) {
+			if e.Name == m.Name() && e.Version >= 0 {
+				md.Versions = append(md.Versions, strconv.FormatInt(e.Version, 10))
+			}
+		}
+		if len(md.Versions) == 0 {
+			md.Versions = []string{strconv.FormatInt(m.Version(), 10)}
+		}
+	}
+	conv := func(specs []backend.TensorSpec) []tensorMeta {
+		out := make([]tensorMeta, len(specs))
+		for i, sp := range specs {
+			shape := make([]int64, 0, len(sp.Dims)+1)
+			if m.MaxBatchSize() > 0 {
+				shape = append(shape, -1)
+			}
+			out[i] = tensorMeta{Name: sp.Name, Datatype: apiDatatype(sp.Datatype), Shape: append(shape, sp.Dims...)}
+		}
+		return out
+	}
+	md.Inputs, md.Outputs = conv(m.Inputs()), conv(m.Outputs())
+	return md
+}
+
+func (s *Server) modelMetadata(c *gin.Context) {
+	m, ok := s.model(c)
+	if !ok {
+		return
+	}
+	writeJSON(c, s.metadata(m, c.Param("version") != ""))
+}
+
+func (s *Server) modelReady(c *gin.Context) {
+	v, ok := version(c)
+	if !ok {
+		return
+	}
+	m, err := s.repo.Model(c.Param("model"), v)
+	if err != nil {
+		if codeOf(err) == backend.CodeUnavailable {
+			writeError(c, http.StatusBadRequest, "Model version not ready")
+			return
+		}
+		writeErr(c, err)
+		return
+	}
+	if !m.Ready() {
+		writeError(c, http.StatusBadRequest, "Model version not ready")
+		return
+	}
+	c.Status(http.StatusOK)
+}
+
+func (s *Server) modelConfig(c *gin.Context) {
+	m, ok := s.model(c)
+	if !ok {
+		return
+	}
+	b, err := s.opts.ConfigJSON(m.Config())
+	if err != nil {
+		writeErr(c, backend.Errorf(backend.CodeInternal, "cannot render the config of model '%s': %w", m.Name(), err))
+		return
+	}
+	c.Data(http.StatusOK, "application/json", b)
+}
+
+func (s *Server) stats(c *gin.Context) {
+	v, ok := version(c)
+	if !ok {
+		return
+	}
+	st, err := s.collectStats(c.Param("model"), v)
+	if err != nil {
+		writeErr(c, err)
+		return
+	}
+	writeJSON(c, statsJSON(st))
+}
+
+func (s *Server) repoIndex(c *gin.Context) {
+	readyOnly := false
+	var body map[string]json.RawMessage
+	buf := getBuf()
+	defer putBuf(buf)
+	if err := readBody(c.Request, buf, s.opts.MaxInputSize); err != nil {
+		writeErr(c, err)
+		return
+	}
+	if buf.Len() > 0 {
+		if err := json.Unmarshal(buf.Bytes(), &body); err != nil {
+			writeErr(c, invalidArg("failed to parse the request JSON buffer: %v", err))
+			return
+		}
+		if v, ok := body["ready"]; ok {
+			if string(v) != "true" && string(v) != "false" {
+				writeErr(c, invalidArg("Invalid value for 'ready': expected a boolean"))
+				return
+			}
+			readyOnly = string(v) == "true"
+		}
+	}
+	type entry struct {
+		Name    string `json:"name"`
+		Version string `json:"version,omitempty"`
+		State   string `json:"state"`
+		Reason  string `json:"reason,omitempty"`
+	}
+	out := []entry{}
+	for _, e := range s.repo.Index(readyOnly) {
+		en := entry{Name: e.Name, State: e.State, Reason: e.Reason}
+		if e.Version >= 0 {
+			en.Version = strconv.FormatInt(e.Version, 10)
+		}
+		out = append(out, en)
+	}
+	writeJSON(c, out)
+}
+
+// loadParams reads the optional load/unload body: "config" (a model
+// config in JSON that replaces config.pbtxt) and "unload_dependents" are
+// understood; file uploads are not supported.
+func (s *Server) loadParams(c *gin.Context) (*modelconfig.ModelConfig, error) {
+	buf := getBuf()
+	defer putBuf(buf)
+	if err := readBody(c.Request, buf, s.opts.MaxInputSize); err != nil {
+		return nil, err
+	}
+	if buf.Len() == 0 {
+		return nil, nil
+	}
+	var body struct {
+		Parameters map[string]json.RawMessage `json:"parameters"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &body); err != nil {
+		return nil, invalidArg("failed to parse the request JSON buffer: %v", err)
+	}
+	var override *modelconfig.ModelConfig
+	for k, v := range body.Parameters {
+		switch k {
+		case "unload_dependents":
+		case "config":
+			var text string
+			if err := json.Unmarshal(v, &text); err != nil {
+				return nil, invalidArg("load parameter 'config' must be a string holding the model config in JSON")
+			}
+			cfg, err := repository.ConfigFromJSON([]byte(text))
+			if err != nil {
+				return nil, invalidArg("load parameter 'config': %v", err)
+			}
+			override = cfg
+		default:
+			return nil, backend.Errorf(backend.CodeUnsupported, "load parameter '%s' is not supported by this server", k)
+		}
+	}
+	return override, nil
+}
+
+func (s *Server) repoLoad(c *gin.Context) {
+	override, err := s.loadParams(c)
+	if err != nil {
+		writeErr(c, err)
+		return
+	}
+	if err := s.repo.Load(c.Request.Context(), c.Param("model"), override); err != nil {
+		writeErr(c, err)
+		return
+	}
+	c.Status(http.StatusOK)
+}
+
+func (s *Server) repoUnload(c *gin.Context) {
+	if _, err := s.loadParams(c); err != nil {
+		writeErr(c, err)
+		return
+	}
+	if err := s.repo.Unload(c.Request.Context(), c.Param("model")); err != nil {
+		writeErr(c, err)
+		return
+	}
+	c.Status(http.StatusOK)
+}
+
+func (s *Server) repoNamed(c *gin.Context) {
+	writeErr(c, backend.Errorf(backend.CodeUnsupported, "'repository_name' specification is not supported"))
+}
+
+// infer serves POST .../infer: JSON, the binary-data extension and raw
+// binary bodies, compressed or not (spec §2.3-2.7).
+func (s *Server) infer(c *gin.Context) {
+	start := time.Now()
+	m, ok := s.model(c)
+	if !ok {
+		return
+	}
+	r := c.Request
+	body := getBuf()
+	if err := readBody(r, body, s.opts.MaxInputSize); err != nil {
+		putBuf(body)
+		if codeOf(err) == backend.CodeUnsupported {
+			c.Header("Accept-Encoding", "gzip, deflate")
+		}
+		writeErr(c, err)
+		return
+	}
+	hi, err := s.decodeInfer(m, r.Header.Get("Inference-Header-Content-Length"), body.Bytes())
+	if err != nil {
+		putBuf(body)
+		writeErr(c, err)
+		return
+	}
+	hi.req.Start = start
+	resp, outs, err := s.runInfer(r.Context(), m, &hi.req, hi.outs)
+	if err != nil {
+		// The model may still hold references into body: let GC have it.
+		writeErr(c, err)
+		return
+	}
+	binaryAt := func(i int) bool {
+		if outs == nil {
+			return hi.binaryOutput
+		}
+		return outs[i].binary
+	}
+	out := getBytes()
+	b, jsonLen, err := encodeHTTPResponse((*out)[:0], m, hi.req.ID, resp, binaryAt)
+	putBuf(body)
+	defer putBytes(out, b)
+	if err != nil {
+		writeErr(c, err)
+		return
+	}
+	h := c.Writer.Header()
+	ctype := "application/json"
+	if jsonLen >= 0 {
+		ctype = "application/octet-stream"
+		h.Set("Inference-Header-Content-Length", strconv.Itoa(jsonLen))
+	}
+	if enc := acceptEncoding(r.Header.Get("Accept-Encoding")); enc != "" {
+		if z := compress(enc, b); z != nil {
+			h.Set("Content-Encoding", enc)
+			c.Data(http.StatusOK, ctype, z.Bytes())
+			putBuf(z)
+			return
+		}
+	}
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	c.Data(http.StatusOK, ctype, b)
+}
+
+// decodeInfer frames an inference body per Inference-Header-Content-Length.
+func (s *Server) decodeInfer(m Model, hdr string, body []byte) (*httpInfer, error) {
+	if hdr == "" {
+		return decodeHTTPInfer(body, nil, false, m.Name(), s.opts.MaxInputSize)
+	}
+	n, err := strconv.ParseInt(hdr, 10, 64)
+	if err != nil {
+		return nil, invalidArg("Unable to parse Inference-Header-Content-Length, got: %s", hdr)
+	}
+	if n < -(1<<31) || n > 1<<31-1 {
+		return nil, invalidArg("Inference-Header-Content-Length value is out of range [%d, %d], got: %s", -(1 << 31), 1<<31-1, hdr)
+	}
+	if n == 0 {
+		return rawRequest(m, body)
+	}
+	if n < 0 || n > int64(len(body)) {
+		return nil, invalidArg("inference header size should be in range (0, %d), got: %d", len(body), n)
+	}
+	return decodeHTTPInfer(body[:n], body[n:], true, m.Name(), s.opts.MaxInputSize)
+}

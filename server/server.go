@@ -1,0 +1,237 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+
+	"github.com/ofaserve/ofaserve/backend"
+	"github.com/ofaserve/ofaserve/batcher"
+	"github.com/ofaserve/ofaserve/repository"
+	"github.com/ofaserve/ofaserve/repository/modelconfig"
+)
+
+// Repository is what the server needs from the model repository.
+type Repository interface {
+	// Model returns a model version; version -1 means the latest ready
+	// version. Errors carry backend codes and Triton's messages (NOT_FOUND
+	// for an unknown model or version, UNAVAILABLE for one not ready).
+	Model(name string, version int64) (Model, error)
+	// Index lists every known model version (only ready ones if readyOnly).
+	Index(readyOnly bool) []IndexEntry
+	// Load loads or reloads a model (override, if not nil, replaces its
+	// config); Unload unloads it. Both fail with UNAVAILABLE when model
+	// control is not explicit.
+	Load(ctx context.Context, name string, override *modelconfig.ModelConfig) error
+	Unload(ctx context.Context, name string) error
+	// Ready reports whether every model the server was asked to serve at
+	// start-up is ready.
+	Ready() bool
+}
+
+// IndexEntry is one row of the repository index (spec §2.1).
+type IndexEntry struct {
+	Name    string
+	Version int64 // -1 when no version is known
+	State   string
+	Reason  string
+}
+
+// Model is one loaded version of a model, as the server sees it.
+type Model interface {
+	Name() string
+	Version() int64
+	Platform() string
+	Config() *modelconfig.ModelConfig
+	// Inputs and Outputs are the declared tensors without the batch dim.
+	Inputs() []backend.TensorSpec
+	Outputs() []backend.TensorSpec
+	MaxBatchSize() int
+	Ready() bool
+	Infer(ctx context.Context, req *backend.Request) (*backend.Response, error)
+	Stats() batcher.Stats
+}
+
+// Options configure a Server. The zero value is usable.
+type Options struct {
+	// Name and Version are reported by server metadata ("triton" and our
+	// version by default).
+	Name, Version string
+	// MaxInputSize caps a request body, compressed and decompressed, and the
+	// decoded size of one JSON tensor (default 64 MiB, as Triton).
+	MaxInputSize int64
+	// GPUMetrics enables the NVML gauges when NVML is present.
+	GPUMetrics bool
+	// ConfigJSON renders a model config as Triton's config JSON (default
+	// repository.ConfigJSON).
+	ConfigJSON func(*modelconfig.ModelConfig) ([]byte, error)
+}
+
+const defaultMaxInputSize = 64 << 20
+
+// Server serves the KServe v2 protocol over HTTP and gRPC and the metrics.
+type Server struct {
+	opts   Options
+	repo   Repository
+	log    *slog.Logger
+	router *gin.Engine
+	grpc   *grpc.Server
+	reg    *prometheus.Registry
+	gpu    *gpuCollector
+
+	mu       sync.Mutex
+	httpSrv  *http.Server
+	metrics  *http.Server
+	shutdown bool
+}
+
+// New builds a server over repo. logger may be nil.
+func New(opts Options, repo Repository, logger *slog.Logger) (*Server, error) {
+	if repo == nil {
+		return nil, errors.New("server: nil repository")
+	}
+	if opts.Name == "" {
+		opts.Name = "triton"
+	}
+	if opts.Version == "" {
+		opts.Version = "2.50.0-ofaserve"
+	}
+	if opts.MaxInputSize <= 0 {
+		opts.MaxInputSize = defaultMaxInputSize
+	}
+	if opts.ConfigJSON == nil {
+		opts.ConfigJSON = repository.ConfigJSON
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{opts: opts, repo: repo, log: logger}
+	s.router = s.newRouter()
+	s.grpc = s.newGRPC()
+	s.reg = prometheus.NewRegistry()
+	if err := s.reg.Register(&modelCollector{repo: repo}); err != nil {
+		return nil, fmt.Errorf("server: register metrics: %w", err)
+	}
+	if opts.GPUMetrics {
+		if g := newGPUCollector(logger); g != nil {
+			s.gpu = g
+			if err := s.reg.Register(g); err != nil {
+				return nil, fmt.Errorf("server: register GPU metrics: %w", err)
+			}
+		}
+	}
+	return s, nil
+}
+
+// HTTPHandler returns the HTTP/REST handler (for tests and embedding).
+func (s *Server) HTTPHandler() http.Handler { return s.router }
+
+// GRPCServer returns the gRPC server (for tests and embedding).
+func (s *Server) GRPCServer() *grpc.Server { return s.grpc }
+
+// MetricsHandler returns the handler of the metrics listener.
+func (s *Server) MetricsHandler() http.Handler { return s.metricsHandler() }
+
+// Serve serves on the given listeners until ctx is done or Shutdown is
+// called; any listener may be nil to leave that protocol off. It returns
+// the first serving error, or nil after a clean shutdown.
+func (s *Server) Serve(ctx context.Context, httpLn, grpcLn, metricsLn net.Listener) error {
+	s.mu.Lock()
+	if s.shutdown {
+		s.mu.Unlock()
+		return errors.New("server: already shut down")
+	}
+	if httpLn != nil {
+		s.httpSrv = &http.Server{Handler: s.router, ReadHeaderTimeout: 30 * time.Second}
+	}
+	if metricsLn != nil {
+		s.metrics = &http.Server{Handler: s.metricsHandler(), ReadHeaderTimeout: 30 * time.Second}
+	}
+	httpSrv, metricsSrv := s.httpSrv, s.metrics
+	s.mu.Unlock()
+
+	errc := make(chan error, 3)
+	n := 0
+	if httpLn != nil {
+		n++
+		go func() { errc <- ignoreClosed(httpSrv.Serve(httpLn)) }()
+	}
+	if grpcLn != nil {
+		n++
+		go func() { errc <- s.grpc.Serve(grpcLn) }()
+	}
+	if metricsLn != nil {
+		n++
+		go func() { errc <- ignoreClosed(metricsSrv.Serve(metricsLn)) }()
+	}
+	stop := context.AfterFunc(ctx, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = s.Shutdown(sctx)
+	})
+	defer stop()
+	var first error
+	for range n {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = s.Shutdown(sctx)
+			cancel()
+		}
+	}
+	return first
+}
+
+func ignoreClosed(err error) error {
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting connections and waits, up to ctx, for in-flight
+// requests to finish; then it closes whatever is left.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shutdown = true
+	httpSrv, metricsSrv := s.httpSrv, s.metrics
+	s.mu.Unlock()
+
+	var wg sync.WaitGroup
+	var errs []error
+	var emu sync.Mutex
+	add := func(err error) {
+		if err != nil {
+			emu.Lock()
+			errs = append(errs, err)
+			emu.Unlock()
+		}
+	}
+	if httpSrv != nil {
+		wg.Go(func() { add(httpSrv.Shutdown(ctx)) })
+	}
+	if metricsSrv != nil {
+		wg.Go(func() { add(metricsSrv.Shutdown(ctx)) })
+	}
+	wg.Go(func() {
+		done := make(chan struct{})
+		go func() { s.grpc.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			s.grpc.Stop()
+			add(ctx.Err())
+		}
+	})
+	wg.Wait()
+	return errors.Join(errs...)
+}
