@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Builds the TorchScript fixtures the libtorch package's tests load, and records Python's outputs.
 
-Usage: make_fixtures.py --out DIR
+Usage: make_fixtures.py --out DIR [--device cuda:0]
+
+The expected outputs are computed on --device (default cpu), the device the Go tests will run on, so
+that GPU runs compare libtorch-through-the-shim with PyTorch on the same kernels.
 
 Writes DIR/<model>.pt for each fixture, DIR/<model>/b<B>_in<i>.bin and b<B>_out<j>.bin (raw little-endian,
 row-major tensors) for batch sizes 1..16, and DIR/index.json describing every case:
@@ -135,19 +138,21 @@ def write_tensor(out: str, rel: str, t: Tensor) -> Dict[str, object]:
 
 
 def record(out: str, name: str, module: torch.jit.ScriptModule, inputs: Callable[[int], List[Tensor]],
-           precision: torch.dtype, model_file: str) -> Dict[str, object]:
+           precision: torch.dtype, model_file: str, device: str) -> Dict[str, object]:
     os.makedirs(os.path.join(out, name), exist_ok=True)
     cases = []
     for b in BATCHES:
         xs = inputs(b)
+        dxs = [x.to(device) for x in xs]
         with torch.no_grad():
             if precision == torch.float32:
-                ys = flatten(module(*xs))
+                ys = flatten(module(*dxs))
             else:  # what the shim does: params and float32 inputs in precision, outputs back to float32
                 low = module.to(precision)
                 ys = [y.float() if y.dtype == precision else y
-                      for y in flatten(low(*[x.to(precision) if x.dtype == torch.float32 else x for x in xs]))]
+                      for y in flatten(low(*[x.to(precision) if x.dtype == torch.float32 else x for x in dxs]))]
                 module.float()
+        ys = [y.cpu() for y in ys]
         cases.append({
             "batch": b,
             "inputs": [write_tensor(out, f"{name}/b{b}_in{i}.bin", x) for i, x in enumerate(xs)],
@@ -159,6 +164,7 @@ def record(out: str, name: str, module: torch.jit.ScriptModule, inputs: Callable
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True)
+    ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     torch.manual_seed(20240601)
@@ -170,15 +176,16 @@ def main() -> None:
         else:
             sm = torch.jit.script(m)
         sm.save(os.path.join(args.out, f"{name}.pt"))
-        loaded = torch.jit.load(os.path.join(args.out, f"{name}.pt"))
-        index[name] = record(args.out, name, loaded, inputs, torch.float32, f"{name}.pt")
+        loaded = torch.jit.load(os.path.join(args.out, f"{name}.pt"), map_location=args.device)
+        index[name] = record(args.out, name, loaded, inputs, torch.float32, f"{name}.pt", args.device)
     # The multi fixture again, loaded with Precision=bfloat16 (CPU libtorch 1.13 has no fp16 matmul).
-    loaded = torch.jit.load(os.path.join(args.out, "multi.pt"))
-    index["multi_bf16"] = record(args.out, "multi_bf16", loaded, FIXTURES["multi"][1], torch.bfloat16, "multi.pt")
+    loaded = torch.jit.load(os.path.join(args.out, "multi.pt"), map_location=args.device)
+    index["multi_bf16"] = record(args.out, "multi_bf16", loaded, FIXTURES["multi"][1], torch.bfloat16, "multi.pt",
+                                 args.device)
     # A zip archive that torch.load reads but that is not TorchScript.
     torch.save({"weight": torch.zeros(2)}, os.path.join(args.out, "state_dict.pt"))
     with open(os.path.join(args.out, "index.json"), "w") as f:
-        json.dump({"torch": torch.__version__, "models": index}, f, indent=1)
+        json.dump({"torch": torch.__version__, "device": args.device, "models": index}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,387 @@
+package libtorch
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// TestParity runs every fixture at batch sizes 1..16 and compares with the outputs Python recorded.
+func TestParity(t *testing.T) {
+	idx := loadIndex(t)
+	names := make([]string, 0, len(idx.Models))
+	for name := range idx.Models {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		fm := idx.Models[name]
+		t.Run(name, func(t *testing.T) {
+			prec, err := ParseDType(fm.Precision)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := fixtureModule(t, strings.TrimSuffix(fm.File, ".pt"), Options{Precision: prec})
+			if len(fm.Cases) != 16 {
+				t.Fatalf("%d cases, want batch sizes 1..16", len(fm.Cases))
+			}
+			for _, c := range fm.Cases {
+				got, err := m.Forward(context.Background(), loadTensors(t, c.Inputs))
+				if err != nil {
+					t.Fatalf("batch %d: %v", c.Batch, err)
+				}
+				if err := compareOutputs(got, loadTensors(t, c.Outputs)); err != nil {
+					t.Errorf("batch %d: %v", c.Batch, err)
+				}
+			}
+		})
+	}
+}
+
+// multiInputs returns the multi fixture's inputs at batch b (x f32[b,4], ids i64[b,3]) and its outputs.
+func multiCase(t testing.TB, b int) (in, want []Tensor) {
+	t.Helper()
+	c := loadIndex(t).Models["multi"].Cases[b-1]
+	if c.Batch != b {
+		t.Fatalf("case %d has batch %d", b-1, c.Batch)
+	}
+	return loadTensors(t, c.Inputs), loadTensors(t, c.Outputs)
+}
+
+func TestLoadErrors(t *testing.T) {
+	garbage := filepath.Join(t.TempDir(), "garbage.pt")
+	if err := os.WriteFile(garbage, []byte("this is not a zip archive"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		path string
+		opts Options
+		want string
+	}{
+		{"missing file", filepath.Join(fixtureDir, "nope.pt"), Options{}, "nope.pt: no such file"},
+		{"not an archive", garbage, Options{}, "not a TorchScript file"},
+		{"state dict", filepath.Join(fixtureDir, "state_dict.pt"), Options{}, "not a TorchScript file"},
+		{"json", filepath.Join(fixtureDir, "index.json"), Options{}, "not a TorchScript file"},
+		{"unknown device", filepath.Join(fixtureDir, "multi.pt"), Options{Device: "tpu"}, `unknown device "tpu"`},
+		{"bad cuda index", filepath.Join(fixtureDir, "multi.pt"), Options{Device: "cuda:99"}, "cuda:99"},
+		{"bad precision", filepath.Join(fixtureDir, "multi.pt"), Options{Precision: Int64}, "precision"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := Load(tc.path, tc.opts)
+			if err == nil {
+				m.Close()
+				t.Fatalf("Load succeeded, want error containing %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q does not contain %q", err, tc.want)
+			}
+		})
+	}
+	if _, err := Load(filepath.Join(fixtureDir, "nope.pt"), Options{}); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing file: %v is not fs.ErrNotExist", err)
+	}
+}
+
+func TestForwardErrors(t *testing.T) {
+	m := fixtureModule(t, "multi", Options{})
+	raises := fixtureModule(t, "raises", Options{})
+	in, want := multiCase(t, 3)
+	x, ids := in[0], in[1]
+
+	floatIDs := Tensor{DType: Float32, Shape: ids.Shape, Data: make([]byte, 4*ids.NumElements())}
+	x3 := Tensor{DType: Float32, Shape: []int64{3, 1, 4}, Data: x.Data}
+	neg := Tensor{DType: Float32, Shape: []int64{2, 2}, Data: make([]byte, 16)}
+	for i := 0; i < 4; i++ {
+		binary.LittleEndian.PutUint32(neg.Data[4*i:], math.Float32bits(-1))
+	}
+	tests := []struct {
+		name   string
+		m      *Module
+		inputs []Tensor
+		want   []string
+	}{
+		{"no inputs", m, nil, []string{"wrong number of inputs", "takes 2 (x, ids), got 0"}},
+		{"one input", m, []Tensor{x}, []string{"wrong number of inputs", "got 1"}},
+		{"three inputs", m, []Tensor{x, ids, ids}, []string{"wrong number of inputs", "got 3"}},
+		{"wrong dtype", m, []Tensor{x, floatIDs}, []string{"forward raised", "'indices'", "Long"}},
+		{"wrong rank", m, []Tensor{x3, ids}, []string{"forward raised", "matrix"}},
+		{"short data", m, []Tensor{{DType: Float32, Shape: x.Shape, Data: x.Data[:5]}, ids},
+			[]string{"input 0 (x)", "needs 48 bytes, got 5"}},
+		{"unknown dtype", m, []Tensor{{DType: DType(42), Shape: x.Shape, Data: x.Data}, ids},
+			[]string{"input 0 (x)", "unknown dtype"}},
+		{"negative dim", m, []Tensor{{DType: Float32, Shape: []int64{-3, 4}, Data: x.Data}, ids},
+			[]string{"negative dimension"}},
+		{"module raises", raises, []Tensor{neg}, []string{"forward raised", "ValueError", "negative input sum"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := tc.m.Forward(context.Background(), tc.inputs)
+			if err == nil {
+				t.Fatalf("Forward succeeded, want error containing %q", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+			t.Logf("%v", err)
+			if strings.Contains(err.Error(), "frame #") || strings.Contains(err.Error(), "Traceback") {
+				t.Errorf("error carries a backtrace: %q", err)
+			}
+			// The module stays usable.
+			got, err := m.Forward(context.Background(), in)
+			if err != nil {
+				t.Fatalf("Forward after the error: %v", err)
+			}
+			if err := compareOutputs(got, want); err != nil {
+				t.Errorf("Forward after the error: %v", err)
+			}
+		})
+	}
+}
+
+func TestForwardContextAndClose(t *testing.T) {
+	m := fixtureModule(t, "multi", Options{})
+	in, _ := multiCase(t, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := m.Forward(ctx, in); !errors.Is(err, context.Canceled) {
+		t.Errorf("Forward with a cancelled context: %v, want context.Canceled", err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if _, err := m.Forward(context.Background(), in); !errors.Is(err, ErrClosed) {
+		t.Errorf("Forward after Close: %v, want ErrClosed", err)
+	}
+}
+
+func TestModuleFacts(t *testing.T) {
+	m := fixtureModule(t, "multi", Options{})
+	want := testDevice()
+	if want == "cuda" {
+		want = "cuda:0"
+	}
+	if m.Device() != want {
+		t.Errorf("Device() = %q, want %q", m.Device(), want)
+	}
+	if !strings.Contains(m.Schema(), "Tensor x, Tensor ids") {
+		t.Errorf("Schema() = %q", m.Schema())
+	}
+	if lo, hi := m.NumInputs(); lo != 2 || hi != 2 {
+		t.Errorf("NumInputs() = %d, %d; want 2, 2", lo, hi)
+	}
+}
+
+func TestDeviceFacts(t *testing.T) {
+	if strings.HasPrefix(testDevice(), "cuda") {
+		if !CUDAAvailable() || DeviceCount() < 1 {
+			t.Fatalf("testing on %s but CUDAAvailable=%v DeviceCount=%d", testDevice(), CUDAAvailable(), DeviceCount())
+		}
+		dev, _ := strconv.Atoi(strings.TrimPrefix(strings.TrimPrefix(testDevice(), "cuda"), ":"))
+		free, total, err := MemoryInfo(dev)
+		if err != nil || total == 0 || free > total {
+			t.Errorf("MemoryInfo(%d) = %d, %d, %v", dev, free, total, err)
+		}
+	}
+	if !CUDAAvailable() {
+		if n := DeviceCount(); n != 0 {
+			t.Errorf("no CUDA but DeviceCount() = %d", n)
+		}
+		if _, _, err := MemoryInfo(0); err == nil || !strings.Contains(err.Error(), "CUDA is not available") {
+			t.Errorf("MemoryInfo without CUDA: %v", err)
+		}
+	}
+	if _, _, err := MemoryInfo(-1); err == nil {
+		t.Error("MemoryInfo(-1) succeeded")
+	}
+}
+
+func TestDTypes(t *testing.T) {
+	tests := []struct {
+		d    DType
+		name string
+		size int
+	}{
+		{Float32, "float32", 4}, {Float16, "float16", 2}, {BFloat16, "bfloat16", 2}, {Int64, "int64", 8},
+		{Int32, "int32", 4}, {Uint8, "uint8", 1}, {Bool, "bool", 1}, {Float64, "float64", 8},
+		{Int8, "int8", 1}, {Int16, "int16", 2}, {DType(-1), "DType(-1)", 0}, {DType(10), "DType(10)", 0},
+	}
+	for _, tc := range tests {
+		if got := tc.d.String(); got != tc.name {
+			t.Errorf("DType(%d).String() = %q, want %q", int(tc.d), got, tc.name)
+		}
+		if got := tc.d.Size(); got != tc.size {
+			t.Errorf("%v.Size() = %d, want %d", tc.d, got, tc.size)
+		}
+		if tc.size > 0 {
+			if d, err := ParseDType(tc.name); err != nil || d != tc.d {
+				t.Errorf("ParseDType(%q) = %v, %v", tc.name, d, err)
+			}
+		}
+	}
+	if _, err := ParseDType("complex64"); err == nil {
+		t.Error("ParseDType(complex64) succeeded")
+	}
+	if n := (Tensor{Shape: []int64{2, 3, 4}}).NumElements(); n != 24 {
+		t.Errorf("NumElements = %d", n)
+	}
+	if n := (Tensor{}).NumElements(); n != 1 {
+		t.Errorf("scalar NumElements = %d", n)
+	}
+}
+
+// rss returns the resident set size in bytes, from /proc/self/statm.
+func rss(t *testing.T) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b))
+	pages, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pages * int64(os.Getpagesize())
+}
+
+// TestConcurrentNoLeak: 8 goroutines each run 1000 forwards on each of two modules (shared by all
+// goroutines), every result checked; RSS after the loop stays within 10% of RSS after the first 100.
+func TestConcurrentNoLeak(t *testing.T) {
+	const goroutines, perModule, warm = 8, 1000, 100
+	idx := loadIndex(t)
+	type work struct {
+		m     *Module
+		cases [][2][]Tensor
+	}
+	var mods []work
+	for _, name := range []string{"tiny", "multi"} {
+		w := work{m: fixtureModule(t, name, Options{})}
+		for _, c := range idx.Models[name].Cases {
+			w.cases = append(w.cases, [2][]Tensor{loadTensors(t, c.Inputs), loadTensors(t, c.Outputs)})
+		}
+		mods = append(mods, w)
+	}
+	run := func(from, to int) {
+		var wg sync.WaitGroup
+		errs := make(chan error, goroutines)
+		for g := 0; g < goroutines; g++ {
+			wg.Add(1)
+			go func(g int) {
+				defer wg.Done()
+				for i := from; i < to; i++ {
+					for _, w := range mods {
+						c := w.cases[(g*7+i)%len(w.cases)]
+						got, err := w.m.Forward(context.Background(), c[0])
+						if err == nil {
+							err = compareOutputs(got, c[1])
+						}
+						if err != nil {
+							errs <- err
+							return
+						}
+					}
+				}
+			}(g)
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+	}
+	settle := func() int64 {
+		runtime.GC()
+		debug.FreeOSMemory()
+		return rss(t)
+	}
+	run(0, warm)
+	before := settle()
+	run(warm, perModule)
+	after := settle()
+	t.Logf("RSS after %d forwards: %.1f MiB; after %d: %.1f MiB", goroutines*2*warm, float64(before)/(1<<20),
+		goroutines*2*perModule, float64(after)/(1<<20))
+	if float64(after) > 1.10*float64(before) {
+		t.Errorf("RSS grew from %d to %d bytes (> 10%%): leak", before, after)
+	}
+}
+
+// FuzzForward feeds arbitrary dtypes, shapes and buffers to a module: each call returns outputs or an
+// error, never crashes, and the module keeps working.
+func FuzzForward(f *testing.F) {
+	f.Add(uint8(0), []byte{2, 4}, 32, uint8(3), []byte{2, 3}, 48)
+	f.Add(uint8(0), []byte{2, 4}, 31, uint8(3), []byte{2, 3}, 48)
+	f.Add(uint8(6), []byte{}, 1, uint8(3), []byte{1, 1, 1}, 8)
+	f.Add(uint8(200), []byte{0, 4}, 0, uint8(4), []byte{0, 3}, 0)
+	m, err := Load(filepath.Join(fixtureDir, "multi.pt"), Options{Device: testDevice()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer m.Close()
+	in, want := multiCase(f, 2)
+	mk := func(dt uint8, dims []byte, n int) Tensor {
+		shape := make([]int64, 0, len(dims))
+		for _, d := range dims {
+			shape = append(shape, int64(int8(d))) // negative dimensions too
+		}
+		if n < 0 || n > 1<<16 {
+			n = 0
+		}
+		return Tensor{DType: DType(dt % 12), Shape: shape, Data: make([]byte, n)}
+	}
+	f.Fuzz(func(t *testing.T, dt1 uint8, dims1 []byte, n1 int, dt2 uint8, dims2 []byte, n2 int) {
+		if len(dims1) > 6 || len(dims2) > 6 {
+			return
+		}
+		_, _ = m.Forward(context.Background(), []Tensor{mk(dt1, dims1, n1), mk(dt2, dims2, n2)})
+		got, err := m.Forward(context.Background(), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := compareOutputs(got, want); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// BenchmarkForward measures one Go -> shim -> forward -> Go call on the tiny fixture (f32[8,16] ->
+// f32[8,4]) on the device under test. scripts/bench_shim_overhead.sh compares it with the same module
+// called directly from C++ (build/ofatorch_bench_direct).
+func BenchmarkForward(b *testing.B) {
+	m := fixtureModule(b, "tiny", Options{})
+	x := Tensor{DType: Float32, Shape: []int64{8, 16}, Data: make([]byte, 8*16*4)}
+	for i := 0; i < 8*16; i++ {
+		binary.LittleEndian.PutUint32(x.Data[4*i:], math.Float32bits(float32(i%7)*0.25-0.5))
+	}
+	in := []Tensor{x}
+	ctx := context.Background()
+	for i := 0; i < 200; i++ { // let the profiling executor settle, as the C++ baseline does
+		if _, err := m.Forward(ctx, in); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := m.Forward(ctx, in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
