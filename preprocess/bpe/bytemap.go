@@ -32,16 +32,7 @@ func newByteRunes() *byteRunes {
 }
 
 func printableByte(b byte) bool {
-	return ('!' <= b && b <= '~') || (0xA1 <= b && b <= 0xAC) || (0xAE <= b && b <= 0xFF)
-}
-
-// spell returns the vocabulary spelling of raw bytes.
-func (m *byteRunes) spell(raw string) string {
-	out := make([]rune, 0, len(raw))
-	for i := 0; i < len(raw); i++ {
-		out = append(out, m.toRune[raw[i]])
-	}
-	return string(out)
+	return ('!' <= b && b <= '~') || (0xA1 <= b && b <= 0xAC) || 0xAE <= b
 }
 
 // unspell turns a vocabulary spelling back into raw bytes. ok is false when
