@@ -50,12 +50,12 @@ func TestPercentileNearestRank(t *testing.T) {
 
 func TestSummarizeCountsOnlyRequestsInsideWindow(t *testing.T) {
 	recs := []Record{
-		{Start: ms(5), End: ms(15)},                       // starts before: not valid
+		{Start: ms(5), End: ms(15)},                            // starts before: not valid
 		{Start: ms(10), End: ms(20), Send: ms(1), Recv: ms(2)}, // valid, 10ms
 		{Start: ms(30), End: ms(60), Send: ms(3), Recv: ms(4)}, // valid, 30ms
-		{Start: ms(100), End: ms(120)},                    // ends after window
-		{Start: ms(40), End: ms(50), Status: "HTTP 503"},  // error inside
-		{Start: ms(40), End: ms(150), Status: "timeout"},  // error ends outside
+		{Start: ms(100), End: ms(120)},                         // ends after window
+		{Start: ms(40), End: ms(50), Status: "HTTP 503"},       // error inside
+		{Start: ms(40), End: ms(150), Status: "timeout"},       // error ends outside
 	}
 	w := Summarize(recs, ms(10), ms(110), 4, 0)
 	if w.Requests != 2 || w.Inferences != 8 {
@@ -118,7 +118,9 @@ func TestStable(t *testing.T) {
 	}
 }
 
-func dur(c, ns uint64) kserve.Duration { return kserve.Duration{Count: kserve.Uint(c), NS: kserve.Uint(ns)} }
+func dur(c, ns uint64) kserve.Duration {
+	return kserve.Duration{Count: kserve.Uint(c), NS: kserve.Uint(ns)}
+}
 
 func TestDiff(t *testing.T) {
 	before := kserve.ModelStats{Name: "m", Version: "1", InferenceCount: 10, ExecutionCount: 5,
