@@ -134,6 +134,15 @@ def validation_batch(model: OFAModel, lengths: Sequence[int], seed: int) -> Tupl
     return images, ids
 
 
+def script_module(ve: VisualEntailment, dtype: torch.dtype = torch.float32, device: str = "cpu") -> torch.jit.ScriptModule:
+    """Cast ``ve`` (in place) to dtype/device, drop the index buffers the forward recomputes, and
+    ``torch.jit.script`` it.  Script (not trace) keeps batch size and text length dynamic."""
+    ve.model.drop_index_buffers()
+    ve.to(device=torch.device(device), dtype=dtype)
+    ve.answer_ids = ve.answer_ids.long()
+    return torch.jit.script(ve.eval())
+
+
 def _sha256(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -252,10 +261,7 @@ def export(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
 
         # 4. cast, script, check
         log(f"[3/5] scripting ({args.dtype}, {args.device})")
-        model.drop_index_buffers()
-        ve = ve.to(device=args.device, dtype=DTYPES[args.dtype]) if args.dtype != "fp32" else ve.to(args.device)
-        ve.answer_ids = ve.answer_ids.long()
-        scripted = torch.jit.script(ve)
+        scripted = script_module(ve, DTYPES[args.dtype], args.device)
         tol = 1e-4 if args.dtype == "fp32" else 0.25
         got = _run_checked(scripted, images, ids, args, log)
         if got is not None:
