@@ -1,0 +1,74 @@
+package batcher
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// BenchmarkSubmit measures the scheduler's cost per request with a no-op model and 16 concurrent
+// producers: ns/op is per request, allocs/op counts everything a request costs on the steady-state path.
+func BenchmarkSubmit(b *testing.B) {
+	for _, inst := range []int{1, 2} {
+		b.Run(map[int]string{1: "instances=1", 2: "instances=2"}[inst], func(b *testing.B) {
+			benchSubmit(b, Config{MaxBatchSize: 16, Instances: inst}, 16)
+		})
+	}
+}
+
+// BenchmarkSubmitSerial is the baseline: one producer, so every batch holds one request and the cost is
+// a full hand-off per request.
+func BenchmarkSubmitSerial(b *testing.B) {
+	benchSubmit(b, Config{MaxBatchSize: 16, Instances: 1}, 1)
+}
+
+func benchSubmit(b *testing.B, cfg Config, producers int) {
+	outs := make([][]int, max(1, cfg.Instances))
+	var batches atomic.Int64
+	bt, err := New(cfg, func(_ context.Context, inst int, v []int) ([]int, Timing, error) {
+		batches.Add(1)
+		out := outs[inst][:0]
+		out = append(out, v...)
+		outs[inst] = out
+		return out, Timing{}, nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	// Warm the pools and the reused slices.
+	var wg sync.WaitGroup
+	for p := 0; p < producers; p++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				_, _ = bt.Submit(ctx, Item[int]{Value: i, Size: 1})
+			}
+		}()
+	}
+	wg.Wait()
+	batches.Store(0)
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	for p := 0; p < producers; p++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(b.N) {
+				if _, err := bt.Submit(ctx, Item[int]{Value: 1, Size: 1}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/float64(max(1, batches.Load())), "req/batch")
+	if err := bt.Stop(ctx); err != nil {
+		b.Fatal(err)
+	}
+}
