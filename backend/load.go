@@ -65,12 +65,15 @@ func DatatypeSize(dt string) int {
 // BatcherConfig translates a normalized model config into the batcher's
 // configuration for a model with the given number of instances. Without
 // dynamic_batching every request runs alone (preferred size 1, no delay),
-// as Triton's default scheduler does.
+// as Triton's default scheduler does; so does every request of a model
+// with max_batch_size 0 (the batcher reads it as 1).
 func BatcherConfig(cfg *modelconfig.ModelConfig, instances int) batcher.Config {
 	bc := batcher.Config{MaxBatchSize: int(cfg.GetMaxBatchSize()), Instances: instances}
 	db := cfg.GetDynamicBatching()
 	if db == nil {
-		bc.PreferredBatchSizes = []int{1}
+		if bc.MaxBatchSize > 0 {
+			bc.PreferredBatchSizes = []int{1}
+		}
 		return bc
 	}
 	for _, p := range db.GetPreferredBatchSize() {

@@ -1,0 +1,658 @@
+// Package libtorch is the model kind for raw TorchScript models: Triton's
+// pytorch_libtorch platform (backend "pytorch"). Requests carry the model's
+// tensors as they are; the package validates each request against the
+// config with Triton's messages, queues it in a dynamic batcher, and runs
+// each batch through one forward call on a free instance.
+//
+// Mapping config tensors to forward(): inputs bind to forward's arguments by
+// name when every config input names one of them; otherwise by the
+// <name>__<index> convention (INPUT__0 is the first argument) when every
+// input follows it; otherwise in config order. Outputs bind to the tensors
+// forward returns (one tensor, or a tuple or list) by <name>__<index> when
+// every output follows that convention, otherwise in config order.
+//
+// Batching (max_batch_size > 0): the requests of a batch are concatenated
+// along dimension 0, forward runs once, and every output is split back by
+// each request's batch size. Requests whose variable-size dimensions differ,
+// or that supply different optional inputs, never share a batch
+// (allow_ragged_batch cannot be honoured by a plain forward call, so it is
+// ignored). Without dynamic_batching every request runs alone.
+//
+// Instances: each instance_group entry makes count instances per listed GPU
+// ("cuda:N", interleaved across the GPUs) or count CPU instances; each
+// instance holds its own copy of the module. parameters {key: "precision"
+// value: {string_value: "float16"}} (or "bfloat16") loads the module in
+// reduced precision (float32 inputs and outputs are converted on the device).
+package libtorch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ofaserve/ofaserve/backend"
+	"github.com/ofaserve/ofaserve/batcher"
+	torch "github.com/ofaserve/ofaserve/libtorch"
+	"github.com/ofaserve/ofaserve/repository/modelconfig"
+)
+
+// Model is a loaded pytorch_libtorch model version. It implements
+// backend.Model.
+type Model struct {
+	name     string
+	maxBatch int // 0: the model does not batch
+	inputs   []tensorSpec
+	outputs  []tensorSpec
+	inIndex  map[string]int
+	outIndex map[string]int
+	// shapeKeyed: requests must agree on variable dims / optional inputs to
+	// share a batch.
+	shapeKeyed bool
+	nRequired  int
+
+	modules []*torch.Module
+	scratch []instanceScratch
+	b       *batcher.Batcher[*prepared, *result]
+}
+
+// tensorSpec is one config input or output, resolved for execution.
+type tensorSpec struct {
+	name     string
+	datatype string // protocol datatype, e.g. "FP32"
+	dtype    torch.DType
+	size     int     // bytes per element
+	dims     []int64 // config dims (no batch dim)
+	reshape  []int64 // the module's view (no batch dim); nil: same as dims
+	optional bool
+	variable bool // dims contain -1
+	pos      int  // forward argument / output position
+}
+
+// instanceScratch holds one instance's reusable input buffers.
+type instanceScratch struct {
+	bufs [][]byte
+}
+
+// prepared is a validated request, ready to batch.
+type prepared struct {
+	batch   int // rows along dim 0 (1 for a model that does not batch)
+	inputs  []*backend.Tensor
+	present []bool // by config input index
+	outputs []int  // requested outputs (config indices), in config order
+}
+
+// result is one request's share of a batch's outputs.
+type result struct {
+	outputs []backend.Tensor
+}
+
+// Load loads a pytorch_libtorch model version: one module per instance from
+// VersionDir/default_model_filename. It is a backend.Loader.
+func Load(ctx context.Context, spec backend.LoadSpec) (backend.Model, error) {
+	cfg := spec.Config
+	m := &Model{name: spec.Name, maxBatch: int(cfg.GetMaxBatchSize()), inIndex: map[string]int{}, outIndex: map[string]int{}}
+	for i, in := range cfg.GetInput() {
+		ts, err := resolveTensor("input", in.GetName(), in.GetDataType(), in.GetDims(), in.GetReshape())
+		if err != nil {
+			return nil, err
+		}
+		ts.optional = in.GetOptional()
+		if ts.variable || ts.optional {
+			m.shapeKeyed = true
+		}
+		if !ts.optional {
+			m.nRequired++
+		}
+		m.inputs = append(m.inputs, ts)
+		m.inIndex[ts.name] = i
+	}
+	for i, out := range cfg.GetOutput() {
+		ts, err := resolveTensor("output", out.GetName(), out.GetDataType(), out.GetDims(), out.GetReshape())
+		if err != nil {
+			return nil, err
+		}
+		m.outputs = append(m.outputs, ts)
+		m.outIndex[ts.name] = i
+	}
+	precision := torch.Float32
+	if p, ok := cfg.GetParameters()["precision"]; ok {
+		switch strings.ToLower(p.GetStringValue()) {
+		case "", "float32", "fp32":
+		case "float16", "fp16":
+			precision = torch.Float16
+		case "bfloat16", "bf16":
+			precision = torch.BFloat16
+		default:
+			return nil, fmt.Errorf("parameter 'precision': unknown value '%s' (want float32, float16 or bfloat16)", p.GetStringValue())
+		}
+	}
+
+	devices := instanceDevices(cfg)
+	file := filepath.Join(spec.VersionDir, cfg.GetDefaultModelFilename())
+	for _, dev := range devices {
+		if err := ctx.Err(); err != nil {
+			m.closeModules()
+			return nil, err
+		}
+		mod, err := torch.Load(file, torch.Options{Device: dev, Precision: precision})
+		if err != nil {
+			m.closeModules()
+			return nil, fmt.Errorf("load %s on %s: %w", file, dev, err)
+		}
+		m.modules = append(m.modules, mod)
+	}
+	if err := m.bind(m.modules[0]); err != nil {
+		m.closeModules()
+		return nil, err
+	}
+	m.scratch = make([]instanceScratch, len(m.modules))
+
+	bc := backend.BatcherConfig(cfg, len(m.modules))
+	b, err := batcher.New(bc, m.exec)
+	if err != nil {
+		m.closeModules()
+		return nil, err
+	}
+	m.b = b
+	if spec.Logger != nil {
+		spec.Logger.Info("pytorch_libtorch model ready", "file", file, "instances", devices,
+			"schema", m.modules[0].Schema(), "max_batch_size", m.maxBatch)
+	}
+	return m, nil
+}
+
+// resolveTensor checks that a config tensor can cross into libtorch.
+func resolveTensor(kind, name string, dt modelconfig.DataType, dims []int64, reshape *modelconfig.ModelTensorReshape) (tensorSpec, error) {
+	ts := tensorSpec{name: name, datatype: backend.Datatype(dt), dims: dims}
+	d, ok := torchDType(ts.datatype)
+	if !ok {
+		return ts, fmt.Errorf("%s '%s': data type %s is not supported by pytorch_libtorch", kind, name, dt)
+	}
+	ts.dtype, ts.size = d, d.Size()
+	if reshape != nil {
+		ts.reshape = reshape.GetShape()
+		if ts.reshape == nil {
+			ts.reshape = []int64{}
+		}
+	}
+	for _, x := range dims {
+		if x == -1 {
+			ts.variable = true
+		}
+	}
+	return ts, nil
+}
+
+// torchDType maps a protocol datatype to the libtorch dtype carrying it.
+func torchDType(dt string) (torch.DType, bool) {
+	switch dt {
+	case "FP32":
+		return torch.Float32, true
+	case "FP16":
+		return torch.Float16, true
+	case "BF16":
+		return torch.BFloat16, true
+	case "FP64":
+		return torch.Float64, true
+	case "INT64":
+		return torch.Int64, true
+	case "INT32":
+		return torch.Int32, true
+	case "INT16":
+		return torch.Int16, true
+	case "INT8":
+		return torch.Int8, true
+	case "UINT8":
+		return torch.Uint8, true
+	case "BOOL":
+		return torch.Bool, true
+	}
+	return 0, false
+}
+
+// instanceDevices lists one device per instance, groups in config order;
+// a GPU group's instances are interleaved across its GPUs.
+func instanceDevices(cfg *modelconfig.ModelConfig) []string {
+	var devs []string
+	for _, g := range cfg.GetInstanceGroup() {
+		count := max(1, int(g.GetCount()))
+		if g.GetKind() == modelconfig.ModelInstanceGroup_KIND_GPU && len(g.GetGpus()) > 0 {
+			for range count {
+				for _, gpu := range g.GetGpus() {
+					devs = append(devs, "cuda:"+strconv.Itoa(int(gpu)))
+				}
+			}
+			continue
+		}
+		for range count {
+			devs = append(devs, "cpu")
+		}
+	}
+	if len(devs) == 0 {
+		devs = []string{"cpu"}
+	}
+	return devs
+}
+
+// bind assigns forward positions to the config's inputs and outputs and
+// checks them against the module's arity.
+func (m *Model) bind(mod *torch.Module) error {
+	args := forwardArgs(mod.Schema())
+	byName := len(args) > 0
+	for _, in := range m.inputs {
+		if indexOf(args, in.name) < 0 {
+			byName = false
+		}
+	}
+	switch {
+	case byName:
+		for i := range m.inputs {
+			m.inputs[i].pos = indexOf(args, m.inputs[i].name)
+		}
+	case allIndexed(m.inputs):
+		for i := range m.inputs {
+			m.inputs[i].pos, _ = nameIndex(m.inputs[i].name)
+		}
+	default:
+		for i := range m.inputs {
+			m.inputs[i].pos = i
+		}
+	}
+	if err := checkPositions("input", m.inputs); err != nil {
+		return err
+	}
+	if allIndexed(m.outputs) {
+		for i := range m.outputs {
+			m.outputs[i].pos, _ = nameIndex(m.outputs[i].name)
+		}
+	} else {
+		for i := range m.outputs {
+			m.outputs[i].pos = i
+		}
+	}
+	if err := checkPositions("output", m.outputs); err != nil {
+		return err
+	}
+	lo, hi := mod.NumInputs()
+	if len(m.inputs) > hi {
+		return fmt.Errorf("the config declares %d inputs but %s takes at most %d", len(m.inputs), mod.Schema(), hi)
+	}
+	// Optional inputs can only be left off at the end of forward's
+	// arguments, and the required ones must cover what forward needs.
+	required := 0
+	for i := range m.inputs {
+		if !m.inputs[i].optional {
+			required = max(required, m.inputs[i].pos+1)
+		}
+	}
+	if required < lo {
+		return fmt.Errorf("%s needs at least %d inputs but the config requires only %d", mod.Schema(), lo, required)
+	}
+	for _, in := range m.inputs {
+		if in.optional && in.pos < required {
+			return fmt.Errorf("optional input '%s' is argument %d of forward, before required arguments; only trailing arguments can be optional", in.name, in.pos)
+		}
+	}
+	return nil
+}
+
+func indexOf(list []string, s string) int {
+	for i, x := range list {
+		if x == s {
+			return i
+		}
+	}
+	return -1
+}
+
+// nameIndex parses the <name>__<index> convention.
+func nameIndex(name string) (int, bool) {
+	i := strings.LastIndex(name, "__")
+	if i < 0 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(name[i+2:])
+	if err != nil || n < 0 || n > 1<<16 {
+		return 0, false
+	}
+	return n, true
+}
+
+func allIndexed(ts []tensorSpec) bool {
+	for _, t := range ts {
+		if _, ok := nameIndex(t.name); !ok {
+			return false
+		}
+	}
+	return len(ts) > 0
+}
+
+// checkPositions requires the positions to be 0..n-1, each once.
+func checkPositions(kind string, ts []tensorSpec) error {
+	seen := make([]string, len(ts))
+	for _, t := range ts {
+		if t.pos < 0 || t.pos >= len(ts) {
+			return fmt.Errorf("%s '%s' maps to position %d, but the config has %d %ss (positions must be 0..%d)", kind, t.name, t.pos, len(ts), kind, len(ts)-1)
+		}
+		if seen[t.pos] != "" {
+			return fmt.Errorf("%ss '%s' and '%s' both map to position %d", kind, seen[t.pos], t.name, t.pos)
+		}
+		seen[t.pos] = t.name
+	}
+	return nil
+}
+
+// forwardArgs returns the argument names of a forward schema such as
+// "forward(__torch__.M self, Tensor x, Tensor? y=None) -> Tensor",
+// without self.
+func forwardArgs(schema string) []string {
+	open := strings.IndexByte(schema, '(')
+	if open < 0 {
+		return nil
+	}
+	var args []string
+	depth, start := 0, open+1
+	for i := open + 1; i < len(schema); i++ {
+		switch schema[i] {
+		case '(', '[':
+			depth++
+		case ']':
+			depth--
+		case ')':
+			if depth == 0 {
+				args = append(args, argName(schema[start:i]))
+				i = len(schema)
+				continue
+			}
+			depth--
+		case ',':
+			if depth == 0 {
+				args = append(args, argName(schema[start:i]))
+				start = i + 1
+			}
+		}
+	}
+	if len(args) > 0 && args[0] == "self" {
+		args = args[1:]
+	}
+	return args
+}
+
+func argName(decl string) string {
+	decl = strings.TrimSpace(decl)
+	if i := strings.IndexByte(decl, '='); i >= 0 {
+		decl = strings.TrimSpace(decl[:i])
+	}
+	if i := strings.LastIndexAny(decl, " \t"); i >= 0 {
+		decl = decl[i+1:]
+	}
+	return decl
+}
+
+// Infer validates req, queues it and waits for its share of a batch.
+func (m *Model) Infer(ctx context.Context, req *backend.Request) (*backend.Response, error) {
+	p, key, err := m.prepare(req)
+	if err != nil {
+		return nil, err
+	}
+	res, err := m.b.Submit(ctx, batcher.Item[*prepared]{
+		Value: p, Size: p.batch, Priority: req.Priority, Timeout: req.Timeout, ShapeKey: key, Start: req.Start,
+	})
+	if err != nil {
+		return nil, mapError(err)
+	}
+	return &backend.Response{Outputs: res.outputs}, nil
+}
+
+// mapError turns a batcher error into a coded one.
+func mapError(err error) error {
+	var be *backend.Error
+	switch {
+	case errors.As(err, &be):
+		return &backend.Error{Code: be.Code, Msg: be.Msg, Err: err}
+	case errors.Is(err, batcher.ErrQueueFull):
+		return &backend.Error{Code: backend.CodeUnavailable, Msg: batcher.ErrQueueFull.Error(), Err: err}
+	case errors.Is(err, batcher.ErrTimeout):
+		return &backend.Error{Code: backend.CodeUnavailable, Msg: batcher.ErrTimeout.Error(), Err: err}
+	case errors.Is(err, batcher.ErrStopped):
+		return &backend.Error{Code: backend.CodeUnavailable, Msg: batcher.ErrStopped.Error(), Err: err}
+	case errors.Is(err, batcher.ErrBatchSize):
+		return &backend.Error{Code: backend.CodeInvalidArg, Msg: err.Error(), Err: err}
+	case errors.Is(err, context.Canceled):
+		return &backend.Error{Code: backend.CodeCancelled, Msg: "request cancelled", Err: err}
+	case errors.Is(err, context.DeadlineExceeded):
+		return &backend.Error{Code: backend.CodeUnavailable, Msg: "request deadline exceeded", Err: err}
+	}
+	return &backend.Error{Code: backend.CodeInternal, Msg: err.Error(), Err: err}
+}
+
+// Stats returns the batcher's statistics.
+func (m *Model) Stats() batcher.Stats { return m.b.Stats() }
+
+// Close stops accepting requests, lets queued ones finish (bounded by ctx)
+// and releases the modules.
+func (m *Model) Close(ctx context.Context) error {
+	err := m.b.Stop(ctx)
+	m.closeModules()
+	return err
+}
+
+func (m *Model) closeModules() {
+	for _, mod := range m.modules {
+		_ = mod.Close()
+	}
+}
+
+// execError is a batch failure with the message clients see.
+func execError(code backend.Code, format string, args ...any) error {
+	return backend.Errorf(code, format, args...)
+}
+
+// exec runs one batch on instance inst: concatenate, forward, split.
+func (m *Model) exec(ctx context.Context, inst int, batch []*prepared) ([]*result, batcher.Timing, error) {
+	var timing batcher.Timing
+	t0 := time.Now()
+	first := batch[0]
+	rows := 0
+	for _, p := range batch {
+		rows += p.batch
+	}
+	sc := &m.scratch[inst]
+	if sc.bufs == nil {
+		sc.bufs = make([][]byte, len(m.inputs))
+	}
+	args := make([]torch.Tensor, 0, len(m.inputs))
+	byPos := make([]int, len(m.inputs)) // position -> config index, -1 when absent
+	for i := range byPos {
+		byPos[i] = -1
+	}
+	for i := range m.inputs {
+		if first.present[i] {
+			byPos[m.inputs[i].pos] = i
+		}
+	}
+	for _, i := range byPos {
+		if i < 0 {
+			break // only trailing optional inputs are ever absent
+		}
+		spec := &m.inputs[i]
+		t0in := first.inputs[i]
+		var data []byte
+		if len(batch) == 1 {
+			data = t0in.Data
+		} else {
+			n := 0
+			for _, p := range batch {
+				n += len(p.inputs[i].Data)
+			}
+			buf := sc.bufs[i]
+			if cap(buf) < n {
+				buf = make([]byte, 0, n)
+			}
+			buf = buf[:0]
+			for _, p := range batch {
+				buf = append(buf, p.inputs[i].Data...)
+			}
+			sc.bufs[i] = buf
+			data = buf
+		}
+		shape := modelShape(t0in.Shape, spec.reshape, m.maxBatch > 0, rows)
+		args = append(args, torch.Tensor{DType: spec.dtype, Shape: shape, Data: data})
+	}
+	t1 := time.Now()
+	timing.Input = t1.Sub(t0)
+	outs, err := m.modules[inst].Forward(ctx, args)
+	t2 := time.Now()
+	timing.Infer = t2.Sub(t1)
+	if err != nil {
+		return nil, timing, execError(backend.CodeInternal, "PyTorch execute failure: %v", err)
+	}
+	results, err := m.split(batch, rows, outs)
+	timing.Output = time.Since(t2)
+	return results, timing, err
+}
+
+// modelShape is the shape forward sees for a request tensor of the given
+// protocol shape: the batch dim becomes rows, and a reshape replaces the
+// other dims (its -1 resolved from the element count).
+func modelShape(shape, reshape []int64, batched bool, rows int) []int64 {
+	inner := shape
+	if batched {
+		inner = shape[1:]
+	}
+	if reshape != nil {
+		inner = resolve(reshape, product(inner))
+	}
+	if !batched {
+		return inner
+	}
+	return append([]int64{int64(rows)}, inner...)
+}
+
+// resolve fills the one -1 of dims so that the product is n.
+func resolve(dims []int64, n int64) []int64 {
+	out := append([]int64(nil), dims...)
+	fixed := int64(1)
+	hole := -1
+	for i, d := range out {
+		if d == -1 {
+			hole = i
+		} else {
+			fixed *= d
+		}
+	}
+	if hole >= 0 && fixed > 0 {
+		out[hole] = n / fixed
+	}
+	return out
+}
+
+func product(dims []int64) int64 {
+	n := int64(1)
+	for _, d := range dims {
+		n *= d
+	}
+	return n
+}
+
+// split checks forward's outputs against the config and hands each request
+// its rows of the outputs it asked for.
+func (m *Model) split(batch []*prepared, rows int, outs []torch.Tensor) ([]*result, error) {
+	type view struct {
+		shape   []int64 // protocol shape of the whole batch
+		rowSize int     // bytes per row (whole tensor without batching)
+		data    []byte
+	}
+	views := make([]view, len(m.outputs))
+	needed := make([]bool, len(m.outputs))
+	for _, p := range batch {
+		for _, o := range p.outputs {
+			needed[o] = true
+		}
+	}
+	for i := range m.outputs {
+		if !needed[i] {
+			continue
+		}
+		spec := &m.outputs[i]
+		if spec.pos >= len(outs) {
+			return nil, execError(backend.CodeInternal, "output '%s' maps to output %d of forward, which returned %d tensors", spec.name, spec.pos, len(outs))
+		}
+		t := outs[spec.pos]
+		if t.DType != spec.dtype {
+			return nil, execError(backend.CodeInternal, "output '%s' is %v but the config declares %s", spec.name, t.DType, spec.datatype)
+		}
+		shape := t.Shape
+		if m.maxBatch > 0 {
+			if len(shape) == 0 || shape[0] != int64(rows) {
+				return nil, execError(backend.CodeInternal, "output '%s' has shape %v; its first dimension must be the batch size %d", spec.name, shape, rows)
+			}
+		}
+		if spec.reshape != nil {
+			// The module produced the reshape view; clients see dims.
+			inner := shape
+			if m.maxBatch > 0 {
+				inner = shape[1:]
+			}
+			d := resolve(spec.dims, product(inner))
+			if m.maxBatch > 0 {
+				d = append([]int64{int64(rows)}, d...)
+			}
+			shape = d
+		}
+		if !matchDims(shape, spec.dims, m.maxBatch > 0) {
+			return nil, execError(backend.CodeInternal, "output '%s' has shape %v, which does not match the config's dims %s", spec.name, shape, dimsString(spec.dims, m.maxBatch > 0))
+		}
+		v := view{shape: shape, data: t.Data}
+		if m.maxBatch > 0 && rows > 0 {
+			v.rowSize = len(t.Data) / rows
+		}
+		views[i] = v
+	}
+	results := make([]*result, len(batch))
+	row := 0
+	for bi, p := range batch {
+		r := &result{outputs: make([]backend.Tensor, 0, len(p.outputs))}
+		for _, o := range p.outputs {
+			v := views[o]
+			t := backend.Tensor{Name: m.outputs[o].name, Datatype: m.outputs[o].datatype}
+			if m.maxBatch > 0 {
+				t.Shape = append([]int64{int64(p.batch)}, v.shape[1:]...)
+				t.Data = v.data[row*v.rowSize : (row+p.batch)*v.rowSize : (row+p.batch)*v.rowSize]
+			} else {
+				t.Shape = v.shape
+				t.Data = v.data
+			}
+			r.outputs = append(r.outputs, t)
+		}
+		row += p.batch
+		results[bi] = r
+	}
+	return results, nil
+}
+
+// matchDims reports whether a full shape fits config dims (plus the batch
+// dim when batched).
+func matchDims(shape, dims []int64, batched bool) bool {
+	if batched {
+		if len(shape) == 0 {
+			return false
+		}
+		shape = shape[1:]
+	}
+	if len(shape) != len(dims) {
+		return false
+	}
+	for i, d := range dims {
+		if d != -1 && d != shape[i] {
+			return false
+		}
+	}
+	return true
+}
+
+var _ backend.Model = (*Model)(nil)

@@ -1,0 +1,202 @@
+package libtorch
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/ofaserve/ofaserve/backend"
+)
+
+// prepare validates a request against the config (Triton's checks and
+// messages, spec §2.3) and returns it ready to batch, with the shape key
+// that keeps incompatible requests out of each other's batches. Nothing
+// invalid ever reaches the batcher.
+func (m *Model) prepare(req *backend.Request) (*prepared, string, error) {
+	bad := func(format string, args ...any) error {
+		return backend.Errorf(backend.CodeInvalidArg, format, args...)
+	}
+	p := &prepared{inputs: make([]*backend.Tensor, len(m.inputs)), present: make([]bool, len(m.inputs))}
+	for k := range req.Inputs {
+		t := &req.Inputs[k]
+		i, ok := m.inIndex[t.Name]
+		if !ok {
+			return nil, "", bad("unexpected inference input '%s' for model '%s'", t.Name, m.name)
+		}
+		if p.present[i] {
+			return nil, "", bad("input '%s' already exists in request", t.Name)
+		}
+		p.present[i] = true
+		p.inputs[i] = t
+	}
+	var missing, got []string
+	nRequiredGot := 0
+	for i, in := range m.inputs {
+		if p.present[i] {
+			got = append(got, "'"+in.name+"'")
+			if !in.optional {
+				nRequiredGot++
+			}
+		} else if !in.optional {
+			missing = append(missing, "'"+in.name+"'")
+		}
+	}
+	if len(missing) > 0 {
+		expected := strconv.Itoa(m.nRequired)
+		if m.nRequired != len(m.inputs) {
+			expected = fmt.Sprintf("number of inputs between %d and %d", m.nRequired, len(m.inputs))
+		}
+		return nil, "", bad("expected %s inputs but got %d inputs for model '%s'. Got input(s) [%s], but missing required input(s) [%s]. Please provide all required input(s).",
+			expected, len(req.Inputs), m.name, strings.Join(got, ", "), strings.Join(missing, ", "))
+	}
+	// Absent optional inputs must be trailing forward arguments.
+	lastPresent, firstAbsent := -1, len(m.inputs)
+	for i, in := range m.inputs {
+		if p.present[i] {
+			lastPresent = max(lastPresent, in.pos)
+		} else {
+			firstAbsent = min(firstAbsent, in.pos)
+		}
+	}
+	if lastPresent > firstAbsent {
+		for i, in := range m.inputs {
+			if !p.present[i] && in.pos == firstAbsent {
+				return nil, "", bad("optional input '%s' of model '%s' must be given when a later forward argument is given", in.name, m.name)
+			}
+		}
+	}
+
+	batch := -1
+	for i := range m.inputs {
+		if !p.present[i] {
+			continue
+		}
+		spec := &m.inputs[i]
+		t := p.inputs[i]
+		if t.Datatype != spec.datatype {
+			return nil, "", bad("inference input '%s' data-type is '%s', but model '%s' expects '%s'", t.Name, t.Datatype, m.name, spec.datatype)
+		}
+		shape := t.Shape
+		for _, d := range shape {
+			if d < 0 {
+				return nil, "", bad("All input dimensions should be specified for input '%s' for model '%s', got %s", t.Name, m.name, shapeString(shape))
+			}
+		}
+		if m.maxBatch > 0 {
+			if len(shape) == 0 {
+				return nil, "", bad("input '%s' has no shape but model requires batch dimension for '%s'", t.Name, m.name)
+			}
+			if batch == -1 {
+				batch = int(min(shape[0], math.MaxInt32))
+				if batch > m.maxBatch {
+					return nil, "", bad("inference request batch-size must be <= %d for '%s'", m.maxBatch, m.name)
+				}
+				if batch < 1 {
+					return nil, "", bad("inference request batch-size must be >= 1 for '%s'", m.name)
+				}
+			} else if shape[0] != int64(batch) {
+				return nil, "", bad("input '%s' batch size does not match other inputs for '%s'", t.Name, m.name)
+			}
+		}
+		if !matchDims(shape, spec.dims, m.maxBatch > 0) {
+			note := ""
+			if m.maxBatch > 0 {
+				note = " NOTE: with a non-zero max_batch_size the request shape must start with the batch dimension, which the config's dims leave out."
+			}
+			return nil, "", bad("unexpected shape for input '%s' for model '%s'. Expected %s, got %s.%s",
+				t.Name, m.name, dimsString(spec.dims, m.maxBatch > 0), shapeString(shape), note)
+		}
+		want, ok := byteSize(shape, spec.size)
+		if !ok {
+			return nil, "", bad("byte size overflow for input '%s' for model '%s'", t.Name, m.name)
+		}
+		if int64(len(t.Data)) != want {
+			return nil, "", bad("input byte size mismatch for input '%s' for model '%s'. Expected %d, got %d", t.Name, m.name, want, len(t.Data))
+		}
+	}
+	p.batch = max(batch, 1)
+
+	if len(req.Outputs) == 0 {
+		p.outputs = make([]int, len(m.outputs))
+		for i := range p.outputs {
+			p.outputs[i] = i
+		}
+	} else {
+		want := make([]bool, len(m.outputs))
+		for _, name := range req.Outputs {
+			o, ok := m.outIndex[name]
+			if !ok {
+				return nil, "", bad("unexpected inference output '%s' for model '%s'", name, m.name)
+			}
+			if want[o] {
+				return nil, "", bad("output '%s' already exists in request", name)
+			}
+			want[o] = true
+		}
+		for o, w := range want {
+			if w {
+				p.outputs = append(p.outputs, o)
+			}
+		}
+	}
+	return p, m.shapeKey(p), nil
+}
+
+// shapeKey is "" when every request can share a batch; otherwise it names
+// the inputs a request supplies and the non-batch shapes of its
+// variable-size ones (spec §1.6).
+func (m *Model) shapeKey(p *prepared) string {
+	if !m.shapeKeyed {
+		return ""
+	}
+	var b strings.Builder
+	for i, spec := range m.inputs {
+		if !p.present[i] {
+			b.WriteString("-;")
+			continue
+		}
+		b.WriteString("+")
+		if spec.variable {
+			shape := p.inputs[i].Shape
+			if m.maxBatch > 0 {
+				shape = shape[1:]
+			}
+			for _, d := range shape {
+				b.WriteString(strconv.FormatInt(d, 10))
+				b.WriteByte(',')
+			}
+		}
+		b.WriteByte(';')
+	}
+	return b.String()
+}
+
+// byteSize is the byte size of a tensor of this shape, false on overflow.
+func byteSize(shape []int64, elem int) (int64, bool) {
+	n := int64(elem)
+	for _, d := range shape {
+		if d != 0 && n > math.MaxInt64/d {
+			return 0, false
+		}
+		n *= d
+	}
+	return n, true
+}
+
+func shapeString(shape []int64) string {
+	parts := make([]string, len(shape))
+	for i, d := range shape {
+		parts[i] = strconv.FormatInt(d, 10)
+	}
+	return "[" + strings.Join(parts, ",") + "]"
+}
+
+// dimsString prints config dims the way Triton's messages show the full
+// shape: with -1 for the batch dim of a batching model.
+func dimsString(dims []int64, batched bool) string {
+	if batched {
+		return shapeString(append([]int64{-1}, dims...))
+	}
+	return shapeString(dims)
+}
