@@ -231,9 +231,16 @@ func TestRequestValidationMessages(t *testing.T) {
 			"expected 2 inputs but got 1 inputs for model 'pair'. Got input(s) ['INPUT__0'], but missing required input(s) ['INPUT__1']. Please provide all required input(s)."},
 		{"datatype", with(func(in []backend.Tensor) []backend.Tensor { in[1].Datatype = "INT32"; return in }),
 			"inference input 'INPUT__1' data-type is 'INT32', but model 'pair' expects 'FP32'"},
-		{"shape", with(func(in []backend.Tensor) []backend.Tensor { in[0].Shape = []int64{2, 3}; in[0].Data = make([]byte, 24); return in }),
+		{"shape", with(func(in []backend.Tensor) []backend.Tensor {
+			in[0].Shape = []int64{2, 3}
+			in[0].Data = make([]byte, 24)
+			return in
+		}),
 			"unexpected shape for input 'INPUT__0' for model 'pair'. Expected [-1,4], got [2,3]"},
-		{"rank without batch", with(func(in []backend.Tensor) []backend.Tensor { in[0].Shape, in[1].Shape = []int64{2}, []int64{2}; return in }),
+		{"rank without batch", with(func(in []backend.Tensor) []backend.Tensor {
+			in[0].Shape, in[1].Shape = []int64{2}, []int64{2}
+			return in
+		}),
 			"unexpected shape for input 'INPUT__1' for model 'pair'. Expected [-1,4], got [2]. NOTE:"},
 		{"no shape", with(func(in []backend.Tensor) []backend.Tensor { in[0].Shape = nil; return in }),
 			"input 'INPUT__0' has no shape but model requires batch dimension for 'pair'"},
@@ -243,7 +250,11 @@ func TestRequestValidationMessages(t *testing.T) {
 			}
 			return in
 		}), "inference request batch-size must be <= 16 for 'pair'"},
-		{"batch mismatch", with(func(in []backend.Tensor) []backend.Tensor { in[0].Shape = []int64{1, 4}; in[0].Data = make([]byte, 16); return in }),
+		{"batch mismatch", with(func(in []backend.Tensor) []backend.Tensor {
+			in[0].Shape = []int64{1, 4}
+			in[0].Data = make([]byte, 16)
+			return in
+		}),
 			"input 'INPUT__0' batch size does not match other inputs for 'pair'"},
 		{"byte size", with(func(in []backend.Tensor) []backend.Tensor { in[0].Data = in[0].Data[:30]; return in }),
 			"input byte size mismatch for input 'INPUT__0' for model 'pair'. Expected 32, got 30"},
