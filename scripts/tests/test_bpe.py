@@ -61,7 +61,8 @@ def test_pre_caption_rules() -> None:
     # spec order: the punctuation lstrip runs before the whitespace strip
     assert pre_caption("  ...Hello") == "...hello"
     assert pre_caption(",.!?*#:;~A dog-running/fast.") == "a dog running fast."
-    assert pre_caption("a   <person>\tb") == "a person b"
+    assert pre_caption("a   <person>\t\tb") == "a person b"
+    assert pre_caption("a\tb") == "a\tb"  # only runs of 2+ whitespace collapse
     assert pre_caption("one two three four", max_words=2) == "one two"
 
 
