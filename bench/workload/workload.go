@@ -31,7 +31,7 @@ const MaxRequests = 256
 func ParseShape(s string) (string, []int64, error) {
 	i := strings.LastIndex(s, ":")
 	if i <= 0 || i == len(s)-1 {
-		return "", nil, fmt.Errorf("--shape %q: want NAME:d1,d2,...", s)
+		return "", nil, fmt.Errorf("--shape %q: want NAME:d1,d2", s)
 	}
 	var dims []int64
 	for _, p := range strings.Split(s[i+1:], ",") {
@@ -75,7 +75,7 @@ func Shape(in kserve.TensorMetadata, batching bool, batch int, override []int64)
 	for _, d := range dims {
 		if d < 0 {
 			if in.Datatype != "BYTES" {
-				return nil, fmt.Errorf("input %q has a variable dimension %v: give it with --shape %s:...", in.Name, in.Shape, in.Name)
+				return nil, fmt.Errorf("input %q has a variable dimension %v: give it with --shape %s:DIMS", in.Name, in.Shape, in.Name)
 			}
 			d = 1
 		}
