@@ -5,11 +5,15 @@ GOBIN := $(shell go env GOPATH)/bin
 export PATH := $(GOBIN):$(PATH)
 # Go tests that need a TorchScript fixture or an OFA export call this interpreter.
 export OFASERVE_PYTHON := $(PY)
+# Binaries find libofatorch.so beside them or in ../lib when deployed (cgo directives cannot carry '$').
+export CGO_LDFLAGS := -Wl,-rpath,$$ORIGIN -Wl,-rpath,$$ORIGIN/../lib
+# Packages whose test binaries scripts/gpu_check.sh runs on a GPU box (OFASERVE_TEST_DEVICE=cuda:0).
+GPU_TEST_PKGS ?= libtorch
 
 MODEL_REPO ?= models
 HTTP_PORT  ?= 8000
 
-.PHONY: all setup shim build models run test lint test-cpp test-go test-race test-py proto bench clean
+.PHONY: all setup shim build models run test lint test-cpp test-go test-race test-py proto bench bench-shim gpu-tests clean
 
 all: build
 
@@ -18,7 +22,7 @@ setup:
 
 # The C shim over libtorch: build/libofatorch.so (Debian's CPU libtorch here; a CUDA wheel's on GPU boxes).
 shim: build/libofatorch.so
-build/libofatorch.so: CMakeLists.txt $(wildcard libtorch/csrc/*)
+build/libofatorch.so: CMakeLists.txt $(wildcard libtorch/csrc/* libtorch/csrc/test/*)
 	@cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 	@cmake --build build -j2 >/dev/null
 
@@ -57,6 +61,16 @@ proto:
 
 bench: build
 	go test -run '^$$' -bench . -benchmem ./...
+
+# Go -> shim -> forward vs the same module called from C++ (README, Benchmarks).
+bench-shim: shim
+	@scripts/bench_shim_overhead.sh
+
+# Test binaries for scripts/gpu_check.sh (a GPU box has no Go): bin/gpu-tests/<pkg>.test + manifest.tsv.
+gpu-tests: shim
+	@rm -rf bin/gpu-tests && mkdir -p bin/gpu-tests
+	@for p in $(GPU_TEST_PKGS); do n=$$(echo $$p | tr / -).test; \
+	  go test -c -o bin/gpu-tests/$$n ./$$p && printf '%s\t%s\n' $$n $$p >> bin/gpu-tests/manifest.tsv || exit 1; done
 
 clean:
 	rm -rf build bin
