@@ -57,9 +57,11 @@ func (b *Batcher[T, R]) runBatch(in *instance[T, R]) {
 		var t tally
 		for _, n := range bt.nodes {
 			t.add(n, end)
+		}
+		b.stats.requests(&t, end) // before the answers: a caller that got its answer sees it counted
+		for _, n := range bt.nodes {
 			n.done <- struct{}{}
 		}
-		b.stats.requests(&t, end)
 	}
 	clear(bt.nodes)
 	clear(bt.values)
@@ -121,12 +123,15 @@ func (o *ordering[T, R]) complete(nodes []*node[T, R], b *Batcher[T, R]) {
 	}
 	var t tally
 	now := b.now()
+	start := o.head
 	for o.head < len(o.slots) && o.slots[o.head].ready {
-		n := o.slots[o.head]
-		o.slots[o.head] = nil
+		t.add(o.slots[o.head], now)
 		o.head++
-		t.add(n, now)
-		n.done <- struct{}{}
+	}
+	b.stats.requests(&t, now) // before the answers: a caller that got its answer sees it counted
+	for i := start; i < o.head; i++ {
+		o.slots[i].done <- struct{}{}
+		o.slots[i] = nil
 	}
 	if o.head == len(o.slots) {
 		o.slots, o.head = o.slots[:0], 0
@@ -135,5 +140,4 @@ func (o *ordering[T, R]) complete(nodes []*node[T, R], b *Batcher[T, R]) {
 		clear(o.slots[k:])
 		o.slots, o.head = o.slots[:k], 0
 	}
-	b.stats.requests(&t, now)
 }

@@ -1,3 +1,5 @@
+//lint:file-ignore ST1005 Triton's error messages are matched word for word by clients and conformance tests.
+
 package batcher
 
 import (

@@ -16,7 +16,7 @@ import (
 // The end-to-end cases of spec §1.3–§1.9 (qa/L0_batcher, qa/L0_model_queue), with Triton's 10 s delays
 // scaled down to D. "fast" means answered well before D; "delayed" means answered only once D has passed.
 
-const D = 300 * time.Millisecond
+const D = 400 * time.Millisecond
 
 type expect int
 
@@ -133,13 +133,25 @@ func runCase(t *testing.T, c e2eCase) {
 		// Keep queue order = step order: the next request goes in only once this one is accounted for.
 		waitFor(t, fmt.Sprintf("request %d accounted for", i), func() bool { return seen() >= i+1 })
 	}
+	got := make([]outcome, len(c.steps))
+	for i := range c.steps {
+		got[i] = get(t, outs[i])
+	}
 	for i, s := range c.steps {
-		o := get(t, outs[i])
+		o := got[i]
 		took := o.took()
+		// "fast" is measured from the last submission before the answer: a request held until others
+		// arrive (HoldUntil, a later priority-1 request) cannot be answered before they are sent.
+		lastSent := o.sent
+		for _, p := range got {
+			if p.sent.After(lastSent) && p.sent.Before(o.at) {
+				lastSent = p.sent
+			}
+		}
 		switch s.want {
 		case fast:
-			if o.err != nil || o.res != i*10 || took >= D/2 {
-				t.Errorf("request %d: res %d err %v after %v; want fast success", i, o.res, o.err, took)
+			if o.err != nil || o.res != i*10 || o.at.Sub(lastSent) >= D/2 {
+				t.Errorf("request %d: res %d err %v after %v (%v after the last submission); want fast success", i, o.res, o.err, took, o.at.Sub(lastSent))
 			}
 		case delayed:
 			if o.err != nil || o.res != i*10 || took < D-10*time.Millisecond {
@@ -262,8 +274,9 @@ func TestDeadlineWhileInstancesBusy(t *testing.T) {
 		}
 		lateness := o.took() - timeouts[i]*time.Millisecond
 		late = append(late, lateness)
-		// Triton checks every 500 ms; generous bound for a loaded CI machine, typical lateness is sub-ms.
-		if lateness < 0 || lateness > 50*time.Millisecond {
+		// Triton checks every 500 ms. The bound is generous for a loaded 2-core CI machine (a scheduling
+		// stall delays every goroutine); the typical lateness, logged below, is well under 1 ms.
+		if lateness < 0 || lateness > 250*time.Millisecond {
 			t.Errorf("request %d rejected %v after its deadline", i, lateness)
 		}
 	}
@@ -272,6 +285,30 @@ func TestDeadlineWhileInstancesBusy(t *testing.T) {
 	if o := get(t, busy); o.err != nil {
 		t.Fatal(o.err)
 	}
+}
+
+// The mechanism behind the test above, checked without timing: while every instance is busy the
+// dispatcher's timer is armed at the nearest queue deadline, and an earlier deadline re-arms it.
+func TestTimerArmedAtNearestDeadline(t *testing.T) {
+	m := &fakeModel{gate: make(chan struct{}), started: make(chan int, 4)}
+	b := mustNew(t, Config{MaxBatchSize: 4, Instances: 1, DefaultQueuePolicy: QueuePolicy{DefaultTimeout: time.Hour, AllowTimeoutOverride: true}}, m)
+	submitAsync(context.Background(), b, Item[req]{Value: req{id: 0}, Size: 4})
+	<-m.started
+	armed := func(want time.Duration) {
+		t.Helper()
+		waitFor(t, fmt.Sprintf("timer armed at the %v deadline", want), func() bool {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			d := b.q.nearestDeadline()
+			return !d.IsZero() && b.timerAt.Equal(d) && len(b.q.deadlines) > 0 && b.q.deadlines[0].deadline.Sub(b.q.deadlines[0].queued) == want
+		})
+	}
+	submitAsync(context.Background(), b, Item[req]{Value: req{id: 1}, Size: 1, Timeout: 30 * time.Minute})
+	armed(30 * time.Minute)
+	submitAsync(context.Background(), b, Item[req]{Value: req{id: 2}, Size: 1, Timeout: 10 * time.Minute})
+	armed(10 * time.Minute)
+	submitAsync(context.Background(), b, Item[req]{Value: req{id: 3}, Size: 1, Timeout: 20 * time.Minute})
+	armed(10 * time.Minute)
 }
 
 // Beyond Triton: a cancelled request leaves the queue before it runs, and frees its place at once.
