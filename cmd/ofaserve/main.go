@@ -1,0 +1,248 @@
+// Command ofaserve serves the models of a Triton-style model repository over
+// the KServe v2 / Triton inference protocol (HTTP and gRPC), with Prometheus
+// metrics on a third port. Its flags carry tritonserver's names.
+//
+// Every model needs a config.pbtxt: --strict-model-config=false is accepted
+// for compatibility, but ofaserve does not derive configs from model files.
+//
+// SIGINT or SIGTERM starts a graceful shutdown: the listeners close, in-flight
+// and queued requests finish (up to --exit-timeout-secs), then the models
+// unload. A second signal exits at once.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ofaserve/ofaserve/backend"
+	torchbackend "github.com/ofaserve/ofaserve/backend/libtorch"
+	"github.com/ofaserve/ofaserve/libtorch"
+	"github.com/ofaserve/ofaserve/repository"
+	"github.com/ofaserve/ofaserve/server"
+)
+
+// config is the parsed command line.
+type config struct {
+	repo           string
+	httpAddr       string
+	grpcAddr       string
+	metricsAddr    string
+	httpPort       int
+	grpcPort       int
+	metricsPort    int
+	mode           repository.ControlMode
+	pollSecs       int
+	loadModels     []string
+	exitTimeout    time.Duration
+	exitOnError    bool
+	logVerbose     int
+	logFormat      string
+	strict         bool
+	maxInputSize   int64
+	gpuMetrics     bool
+	allowHTTP      bool
+	allowGRPC      bool
+	allowMetrics   bool
+	modeName       string
+	exitTimeoutSec int
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(s string) error { *l = append(*l, s); return nil }
+
+func parseFlags(args []string, stderr io.Writer) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet("ofaserve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.repo, "model-repository", "", "path of the model repository (required)")
+	fs.StringVar(&c.httpAddr, "http-address", "0.0.0.0", "address the HTTP endpoint binds")
+	fs.IntVar(&c.httpPort, "http-port", 8000, "HTTP port (0 picks a free one)")
+	fs.StringVar(&c.grpcAddr, "grpc-address", "0.0.0.0", "address the gRPC endpoint binds")
+	fs.IntVar(&c.grpcPort, "grpc-port", 8001, "gRPC port (0 picks a free one)")
+	fs.StringVar(&c.metricsAddr, "metrics-address", "0.0.0.0", "address the metrics endpoint binds")
+	fs.IntVar(&c.metricsPort, "metrics-port", 8002, "metrics port (0 picks a free one)")
+	fs.BoolVar(&c.allowHTTP, "allow-http", true, "serve HTTP")
+	fs.BoolVar(&c.allowGRPC, "allow-grpc", true, "serve gRPC")
+	fs.BoolVar(&c.allowMetrics, "allow-metrics", true, "serve metrics")
+	fs.BoolVar(&c.gpuMetrics, "allow-gpu-metrics", true, "report GPU gauges when NVML is present")
+	fs.StringVar(&c.modeName, "model-control-mode", "none", "none, explicit or poll")
+	fs.IntVar(&c.pollSecs, "repository-poll-secs", 15, "rescan interval of --model-control-mode=poll")
+	fs.Var((*stringList)(&c.loadModels), "load-model", "model to load at start-up with --model-control-mode=explicit (repeatable; * loads all)")
+	fs.IntVar(&c.exitTimeoutSec, "exit-timeout-secs", 30, "how long a shutdown waits for in-flight and queued requests")
+	fs.BoolVar(&c.exitOnError, "exit-on-error", true, "exit when a model fails to load at start-up")
+	fs.IntVar(&c.logVerbose, "log-verbose", 0, "verbose logging level (>0 logs debug records)")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log record format: text or json")
+	fs.BoolVar(&c.strict, "strict-model-config", true, "require config.pbtxt (false is accepted but configs are still required)")
+	fs.Int64Var(&c.maxInputSize, "http-max-input-size", 64<<20, "largest request body and decoded JSON tensor, in bytes")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if c.repo == "" {
+		return nil, errors.New("--model-repository is required")
+	}
+	mode, err := repository.ParseControlMode(c.modeName)
+	if err != nil {
+		return nil, fmt.Errorf("--model-control-mode: %w", err)
+	}
+	c.mode = mode
+	if len(c.loadModels) > 0 && mode != repository.ModeExplicit {
+		return nil, errors.New("--load-model needs --model-control-mode=explicit")
+	}
+	if c.pollSecs < 1 {
+		return nil, errors.New("--repository-poll-secs must be at least 1")
+	}
+	if c.exitTimeoutSec < 0 {
+		return nil, errors.New("--exit-timeout-secs must not be negative")
+	}
+	c.exitTimeout = time.Duration(c.exitTimeoutSec) * time.Second
+	if c.maxInputSize <= 0 {
+		return nil, errors.New("--http-max-input-size must be positive")
+	}
+	if c.logFormat != "text" && c.logFormat != "json" {
+		return nil, fmt.Errorf("--log-format must be text or json, not %q", c.logFormat)
+	}
+	for _, p := range []int{c.httpPort, c.grpcPort, c.metricsPort} {
+		if p < 0 || p > 65535 {
+			return nil, fmt.Errorf("port %d out of range", p)
+		}
+	}
+	return c, nil
+}
+
+func newLogger(c *config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	if c.logVerbose > 0 {
+		opts.Level = slog.LevelDebug
+	}
+	if c.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// loaders are the model kinds this binary serves.
+func loaders() map[string]backend.Loader {
+	return map[string]backend.Loader{
+		repository.BackendPytorch: torchbackend.Load,
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, stop, os.Args[1:], os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "ofaserve:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// run serves until ctx is done, then shuts down gracefully. release, called
+// once shutdown starts, restores default signal handling so that a second
+// signal kills the process.
+func run(ctx context.Context, release func(), args []string, logOut io.Writer) error {
+	c, err := parseFlags(args, logOut)
+	if err != nil {
+		return err
+	}
+	log := newLogger(c, logOut)
+	if !c.strict {
+		log.Warn("--strict-model-config=false: ofaserve does not auto-complete configs; every model still needs config.pbtxt")
+	}
+	gpus := libtorch.DeviceCount()
+	repo, err := repository.New(repository.Options{
+		Root: c.repo, Loaders: loaders(), Mode: c.mode,
+		PollInterval: time.Duration(c.pollSecs) * time.Second, StartupModels: c.loadModels,
+		GPUs: gpus, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("starting", "model_repository", c.repo, "model_control_mode", c.mode.String(), "gpus", gpus)
+	closeRepo := func() {
+		cctx, cancel := context.WithTimeout(context.Background(), c.exitTimeout)
+		defer cancel()
+		if err := repo.Close(cctx); err != nil {
+			log.Warn("unloading models", "err", err)
+		}
+	}
+	if err := repo.Start(ctx); err != nil {
+		if c.exitOnError {
+			closeRepo()
+			return fmt.Errorf("models failed to load (--exit-on-error=false serves the others): %w", err)
+		}
+		log.Error("some models failed to load", "err", err)
+	}
+
+	srv, err := server.New(server.Options{MaxInputSize: c.maxInputSize, GPUMetrics: c.gpuMetrics, ConfigJSON: repository.ConfigJSON},
+		server.FromRepository(repo), log)
+	if err != nil {
+		closeRepo()
+		return err
+	}
+	var lns [3]net.Listener
+	for i, l := range []struct {
+		on   bool
+		addr string
+		port int
+		name string
+	}{{c.allowHTTP, c.httpAddr, c.httpPort, "http"}, {c.allowGRPC, c.grpcAddr, c.grpcPort, "grpc"}, {c.allowMetrics, c.metricsAddr, c.metricsPort, "metrics"}} {
+		if !l.on {
+			continue
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort(l.addr, strconv.Itoa(l.port)))
+		if err != nil {
+			for _, prev := range lns {
+				if prev != nil {
+					_ = prev.Close()
+				}
+			}
+			closeRepo()
+			return fmt.Errorf("%s endpoint: %w", l.name, err)
+		}
+		lns[i] = ln
+		log.Info("listening", "endpoint", l.name, "address", ln.Addr().String())
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(context.Background(), lns[0], lns[1], lns[2]) }()
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		release()
+		log.Info("shutting down: finishing in-flight and queued requests", "exit_timeout", c.exitTimeout)
+	case serveErr = <-errc:
+		log.Error("serving failed", "err", serveErr)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), c.exitTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("server shutdown", "err", err)
+	}
+	if serveErr == nil {
+		serveErr = <-errc
+	}
+	if err := repo.Close(sctx); err != nil {
+		log.Warn("unloading models", "err", err)
+	}
+	log.Info("stopped")
+	return serveErr
+}

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ofaserve/ofaserve/repository"
+)
+
+func TestParseFlags(t *testing.T) {
+	c, err := parseFlags([]string{"--model-repository=/m", "--model-control-mode=explicit", "--load-model=a", "--load-model", "b", "--exit-timeout-secs=5"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.mode != repository.ModeExplicit || strings.Join(c.loadModels, ",") != "a,b" || c.exitTimeout != 5*time.Second ||
+		c.httpPort != 8000 || c.grpcPort != 8001 || c.metricsPort != 8002 || c.maxInputSize != 64<<20 {
+		t.Errorf("parsed %+v", c)
+	}
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{nil, "--model-repository is required"},
+		{[]string{"--model-repository=/m", "--model-control-mode=sometimes"}, "invalid model control mode"},
+		{[]string{"--model-repository=/m", "--load-model=a"}, "needs --model-control-mode=explicit"},
+		{[]string{"--model-repository=/m", "--http-port=70000"}, "out of range"},
+		{[]string{"--model-repository=/m", "--no-such-flag"}, "not defined"},
+		{[]string{"--model-repository=/m", "--log-format=xml"}, "--log-format"},
+	} {
+		if _, err := parseFlags(tc.args, io.Discard); err == nil || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%v: got %v, want %q", tc.args, err, tc.msg)
+		}
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// syncBuffer is a log sink safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestServeInferAndShutdown runs the whole binary's wiring in-process on
+// loopback: a TorchScript model exported now, one inference over HTTP, and a
+// graceful shutdown when the context ends.
+func TestServeInferAndShutdown(t *testing.T) {
+	py := os.Getenv("OFASERVE_PYTHON")
+	if py == "" {
+		py = "/usr/bin/python3"
+	}
+	root := t.TempDir()
+	modelDir := filepath.Join(root, "pair", "1")
+	if err := os.MkdirAll(modelDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	export := t.TempDir()
+	if out, err := exec.Command(py, filepath.Join("..", "..", "backend", "libtorch", "testdata", "make_models.py"), export).CombinedOutput(); err != nil {
+		t.Fatalf("export: %v\n%s", err, out)
+	}
+	if err := os.Rename(filepath.Join(export, "pair.pt"), filepath.Join(modelDir, "model.pt")); err != nil {
+		t.Fatal(err)
+	}
+	cfg := `platform: "pytorch_libtorch" max_batch_size: 4
+input [{ name: "INPUT__0" data_type: TYPE_FP32 dims: [4] }, { name: "INPUT__1" data_type: TYPE_FP32 dims: [4] }]
+output [{ name: "OUTPUT__0" data_type: TYPE_FP32 dims: [4] }, { name: "OUTPUT__1" data_type: TYPE_FP32 dims: [1] }]
+dynamic_batching { }`
+	if err := os.WriteFile(filepath.Join(root, "pair", "config.pbtxt"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	httpPort := freePort(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var logs syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, func() {}, []string{"--model-repository=" + root, "--http-address=127.0.0.1",
+			fmt.Sprintf("--http-port=%d", httpPort), "--grpc-address=127.0.0.1", "--grpc-port=0",
+			"--metrics-address=127.0.0.1", "--metrics-port=0", "--exit-timeout-secs=5", "--allow-gpu-metrics=false"}, &logs)
+	}()
+	base := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(base + "/v2/health/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("server exited: %v\n%s", err, logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server not ready\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	body := `{"inputs":[{"name":"INPUT__0","shape":[1,4],"datatype":"FP32","data":[1,0,0,0]},
+	{"name":"INPUT__1","shape":[1,4],"datatype":"FP32","data":[0,0,0,1]}],"outputs":[{"name":"OUTPUT__0"}]}`
+	resp, err := http.Post(base+"/v2/models/pair/infer", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var out struct {
+		Outputs []struct {
+			Name string    `json:"name"`
+			Data []float64 `json:"data"`
+		} `json:"outputs"`
+	}
+	if err := json.Unmarshal(data, &out); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("infer: %d %s (%v)", resp.StatusCode, data, err)
+	}
+	// a = e0, b = e3: out0 = row 0 of W + b = [-0.5, -0.4, -0.3, -0.2] + [0, 0, 0, 1].
+	want := []float64{-0.5, -0.4, -0.3, 0.8}
+	if len(out.Outputs) != 1 || out.Outputs[0].Name != "OUTPUT__0" || len(out.Outputs[0].Data) != 4 {
+		t.Fatalf("outputs %s", data)
+	}
+	for i, w := range want {
+		if d := out.Outputs[0].Data[i] - w; d > 1e-5 || d < -1e-5 {
+			t.Fatalf("OUTPUT__0 = %v, want %v", out.Outputs[0].Data, want)
+		}
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("shutdown: %v\n%s", err, logs.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("server did not stop")
+	}
+	if !strings.Contains(logs.String(), "shutting down") || !strings.Contains(logs.String(), "model unloaded") {
+		t.Errorf("logs lack the shutdown sequence:\n%s", logs.String())
+	}
+}
