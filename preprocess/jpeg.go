@@ -68,7 +68,7 @@ func parseJPEGHeader(b []byte) (jpegHeader, error) {
 			p++
 		}
 		if p >= len(b) {
-			return h, errors.New("unexpected end of data in the header")
+			return h, errors.New("truncated data in the header")
 		}
 		m := b[p]
 		p++
@@ -79,11 +79,14 @@ func parseJPEGHeader(b []byte) (jpegHeader, error) {
 			return h, errors.New("end of image before any scan")
 		}
 		if p+2 > len(b) {
-			return h, errors.New("unexpected end of data in the header")
+			return h, errors.New("truncated data in the header")
 		}
 		segLen := int(binary.BigEndian.Uint16(b[p:]))
-		if segLen < 2 || p+segLen > len(b) {
-			return h, fmt.Errorf("marker 0x%02X: segment length %d runs past the end of the data", m, segLen)
+		if segLen < 2 {
+			return h, fmt.Errorf("marker 0x%02X: invalid segment length %d", m, segLen)
+		}
+		if p+segLen > len(b) {
+			return h, fmt.Errorf("truncated data: marker 0x%02X segment of %d bytes runs past the end", m, segLen)
 		}
 		seg := b[p+2 : p+segLen]
 		switch {

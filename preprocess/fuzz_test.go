@@ -1,0 +1,87 @@
+package preprocess
+
+import (
+	"bytes"
+	"testing"
+)
+
+// fuzzLimits keep the fuzzer from spending its time on legitimately huge images.
+var fuzzLimits = Limits{MaxBytes: 1 << 20, MaxPixels: 1 << 20}
+
+func FuzzDecodeRGB(f *testing.F) {
+	for _, b := range encoded(f) {
+		f.Add(b)
+	}
+	for _, b := range bombs() {
+		f.Add(b)
+	}
+	// A JPEG with an EXIF orientation, and a PNG with an eXIf chunk.
+	j := encoded(f)["jpeg"]
+	app1 := append([]byte{0xFF, 0xE1, 0, 0}, exifBlock(true, true, entry(true, 0x0112, 3, 1, 6))...)
+	app1[2], app1[3] = byte((len(app1)-2)>>8), byte(len(app1)-2)
+	f.Add(append(append(append([]byte(nil), j[:2]...), app1...), j[2:]...))
+	p := encoded(f)["png"]
+	ex := pngChunk("eXIf", exifBlock(false, false, entry(false, 0x0112, 3, 1, 8)))
+	f.Add(append(append(append([]byte(nil), p[:33]...), ex...), p[33:]...))
+	f.Add([]byte("RIFF\x1a\x00\x00\x00WEBPVP8X\x0a\x00\x00\x00\x08\x00\x00\x00\x00\x00\x00\x00\x00\x00"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		img, err := DecodeRGB(data, fuzzLimits)
+		if err != nil {
+			return
+		}
+		if img.Width <= 0 || img.Height <= 0 || len(img.Pix) != 3*img.Width*img.Height {
+			t.Fatalf("bad image %dx%d with %d bytes", img.Width, img.Height, len(img.Pix))
+		}
+		out, err := Prepare(data, Options{Width: 7, Height: 5, Norm: OFANormalize, Limits: fuzzLimits}, nil)
+		if err != nil || len(out) != 3*7*5 {
+			t.Fatalf("Prepare after a successful decode: %d floats, %v", len(out), err)
+		}
+	})
+}
+
+func FuzzExifOrientation(f *testing.F) {
+	f.Add(exifBlock(false, true, entry(false, 0x0112, 3, 1, 6)))
+	f.Add(exifBlock(true, false, entry(true, 0x010F, 2, 4, 0), entry(true, 0x0112, 4, 1, 3)))
+	f.Add([]byte("MM\x00*\xff\xff\xff\xf0"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		o, present := exifOrientation(b)
+		if !present && o != 0 {
+			t.Fatalf("orientation %d without a tag", o)
+		}
+		xmpOrientation(b)
+	})
+}
+
+func FuzzPNGMeta(f *testing.F) {
+	f.Add(encoded(f)["png"])
+	f.Add(append([]byte("\x89PNG\r\n\x1a\n"), pngChunk("zTXt", []byte("Raw profile type exif\x00\x00x\x9c"))...))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		parsePNGMeta(b)
+		parseGIFMeta(b)
+		webpExif(b)
+		parseJPEGHeader(b)
+	})
+}
+
+// The resampler on arbitrary small sizes: no panic, right size, and a
+// constant image stays constant (the weights are normalised).
+func FuzzResize(f *testing.F) {
+	f.Add(uint8(8), uint8(1), uint8(3), uint8(1), uint8(77))
+	f.Add(uint8(1), uint8(1), uint8(5), uint8(3), uint8(0))
+	f.Add(uint8(200), uint8(3), uint8(1), uint8(250), uint8(255))
+	f.Fuzz(func(t *testing.T, w, h, ow, oh, v uint8) {
+		if w == 0 || h == 0 || ow == 0 || oh == 0 {
+			return
+		}
+		src := &RGB{int(w), int(h), bytes.Repeat([]byte{v}, 3*int(w)*int(h))}
+		out, err := src.Resize(int(ow), int(oh))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, p := range out.Pix {
+			if p != v {
+				t.Fatalf("%dx%d -> %dx%d of constant %d: sample %d = %d", w, h, ow, oh, v, i, p)
+			}
+		}
+	})
+}
