@@ -61,9 +61,14 @@ func serverFlags(t *testing.T) map[string]string {
 				return true
 			}
 			name, args := sel.Sel.Name, call.Args
-			if strings.HasSuffix(name, "Var") && kinds[strings.TrimSuffix(name, "Var")] && len(args) >= 3 {
+			switch {
+			case name == "Var" && len(args) == 3: // fs.Var(value, name, usage): no literal default
+				args = []ast.Expr{args[1], &ast.BasicLit{Kind: token.STRING, Value: `""`}}
+			case name == "Func" && len(args) == 3: // fs.Func(name, usage, fn)
+				args = []ast.Expr{args[0], &ast.BasicLit{Kind: token.STRING, Value: `""`}}
+			case strings.HasSuffix(name, "Var") && kinds[strings.TrimSuffix(name, "Var")] && len(args) >= 3:
 				args = args[1:]
-			} else if !kinds[name] || len(args) < 2 {
+			case !kinds[name] || len(args) < 2:
 				return true
 			}
 			lit, ok := args[0].(*ast.BasicLit)
