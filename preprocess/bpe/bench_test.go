@@ -3,6 +3,7 @@ package bpe
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -91,4 +92,17 @@ func BenchmarkLoadFairseq(b *testing.B) {
 	for b.Loop() {
 		loadForBench(b, 0)
 	}
+}
+
+// BenchmarkEncodeLongWord is the worst case per byte: one 16 KiB
+// pre-token, merged by the heap method and never cached.
+func BenchmarkEncodeLongWord(b *testing.B) {
+	tok := loadForBench(b, 0)
+	text := strings.Repeat("abcdefghijklmnopqrstuvwxyz", 16<<10/26)
+	b.SetBytes(int64(len(text)))
+	ids := tok.Encode(text)
+	for b.Loop() {
+		ids = tok.AppendEncode(ids[:0], text)
+	}
+	b.ReportMetric(float64(len(ids))*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
 }

@@ -21,7 +21,7 @@ import (
 func PreCaption(s string, maxWords int) string {
 	s = pyLower(s)
 	s = strings.TrimLeft(s, ",.!?*#:;~")
-	s = strings.NewReplacer("-", " ", "/", " ").Replace(s)
+	s = strings.Map(dashSlashToSpace, s)
 	s = strings.ReplaceAll(s, "<person>", "person")
 	s = collapseSpaces(s)
 	s = strings.TrimRight(s, "\n")
@@ -39,14 +39,27 @@ func PreCaption(s string, maxWords int) string {
 	return s
 }
 
+func dashSlashToSpace(r rune) rune {
+	if r == '-' || r == '/' {
+		return ' '
+	}
+	return r
+}
+
 // isPySpace is Python re's \s for str patterns (str.isspace): White_Space
 // plus the information separators U+001C..U+001F.
 func isPySpace(r rune) bool {
+	if r < utf8.RuneSelf {
+		return r == ' ' || ('\t' <= r && r <= '\r') || (0x1C <= r && r <= 0x1F)
+	}
 	return unicode.IsSpace(r) || (0x1C <= r && r <= 0x1F)
 }
 
 // collapseSpaces replaces each run of 2+ isPySpace runes with one ' '.
 func collapseSpaces(s string) string {
+	if !hasSpaceRun(s) {
+		return s
+	}
 	var b strings.Builder
 	b.Grow(len(s))
 	for i := 0; i < len(s); {
@@ -74,9 +87,25 @@ func collapseSpaces(s string) string {
 	return b.String()
 }
 
+// hasSpaceRun reports whether s holds two adjacent isPySpace runes.
+func hasSpaceRun(s string) bool {
+	prev := false
+	for _, r := range s {
+		sp := isPySpace(r)
+		if sp && prev {
+			return true
+		}
+		prev = sp
+	}
+	return false
+}
+
 // pyLower is Python's str.lower: the full lowercase mapping, whose only
 // unconditional multi-rune entry is U+0130, plus the Final_Sigma rule.
 func pyLower(s string) string {
+	if isLowerASCII(s) {
+		return s
+	}
 	var b strings.Builder
 	b.Grow(len(s) + len(s)/8)
 	for i, r := range s {
@@ -99,6 +128,15 @@ func pyLower(s string) string {
 		}
 	}
 	return b.String()
+}
+
+func isLowerASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= utf8.RuneSelf || ('A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	return true
 }
 
 // finalSigma reports whether the Σ at s[i] ends a word: a cased letter
