@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"unicode"
 )
@@ -20,13 +21,27 @@ type pyIDs struct {
 	OFA  [][]int32 `json:"ofa"`
 }
 
-func pythonReference(t *testing.T, texts []string) pyIDs {
+var (
+	pyMu    sync.Mutex
+	pyCache pyIDs
+)
+
+// pythonReference returns the Python reference's ids of testCorpus(),
+// computed once per test binary.
+func pythonReference(t *testing.T) pyIDs {
 	t.Helper()
+	pyMu.Lock()
+	defer pyMu.Unlock()
+	if pyCache.GPT2 != nil {
+		return pyCache
+	}
+	texts := testCorpus()
 	var out pyIDs
 	runJSON(t, texts, &out, pythonBin(), filepath.Join("testdata", "ofa_bpe_ref.py"), "encode", "--bpe-dir", bpeDir(t))
 	if len(out.GPT2) != len(texts) || len(out.OFA) != len(texts) {
 		t.Fatalf("python reference returned %d/%d results for %d texts", len(out.GPT2), len(out.OFA), len(texts))
 	}
+	pyCache = out
 	return out
 }
 
@@ -47,7 +62,7 @@ func TestMatchesPythonReference(t *testing.T) {
 	if len(texts) < 200 {
 		t.Fatalf("corpus has %d strings, want at least 200", len(texts))
 	}
-	ref := pythonReference(t, texts)
+	ref := pythonReference(t)
 	gpt2, ofa := gpt2Tokenizer(t), ofaTokenizer(t)
 	for i, s := range texts {
 		if got := gpt2.Encode(s); !slices.Equal(got, ref.GPT2[i]) {
@@ -117,7 +132,7 @@ func TestHFBartVocabMatchesFairseq(t *testing.T) {
 			t.Errorf("ID(%q): HF %d,%v fairseq %d,%v", name, a, okA, b, okB)
 		}
 	}
-	ref := pythonReference(t, testCorpus())
+	ref := pythonReference(t)
 	for i, s := range testCorpus() {
 		if got := hf.Encode(s); !slices.Equal(got, ref.OFA[i]) {
 			t.Errorf("HF BART ids of %q:\n got %v\nwant %v", s, got, ref.OFA[i])
