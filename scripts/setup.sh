@@ -35,6 +35,11 @@ go mod download
 
 # npm: an independent GPT-2 BPE implementation used as a tokenizer reference in tests.
 if [ -f preprocess/bpe/testdata/package.json ] && [ ! -d preprocess/bpe/testdata/node_modules/gpt-3-encoder ]; then
+  if ! command -v npm >/dev/null; then # Debian splits npm out of nodejs
+    echo "setup: installing nodejs and npm"
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
   echo "setup: npm install (tokenizer reference)"
   (cd preprocess/bpe/testdata && npm install --silent --no-audit --no-fund >/dev/null)
 fi
