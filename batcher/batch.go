@@ -60,6 +60,9 @@ func (b *Batcher[T, R]) runBatch(in *instance[T, R]) {
 		}
 		b.stats.requests(&t, end) // before the answers: a caller that got its answer sees it counted
 		for _, n := range bt.nodes {
+			if b.hooks.answered != nil {
+				b.hooks.answered(n.value)
+			}
 			n.done <- struct{}{}
 		}
 	}
@@ -130,6 +133,9 @@ func (o *ordering[T, R]) complete(nodes []*node[T, R], b *Batcher[T, R]) {
 	}
 	b.stats.requests(&t, now) // before the answers: a caller that got its answer sees it counted
 	for i := start; i < o.head; i++ {
+		if b.hooks.answered != nil {
+			b.hooks.answered(o.slots[i].value)
+		}
 		o.slots[i].done <- struct{}{}
 		o.slots[i] = nil
 	}

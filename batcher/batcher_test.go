@@ -16,7 +16,7 @@ import (
 // The end-to-end cases of spec §1.3–§1.9 (qa/L0_batcher, qa/L0_model_queue), with Triton's 10 s delays
 // scaled down to D. "fast" means answered well before D; "delayed" means answered only once D has passed.
 
-const D = 400 * time.Millisecond
+const D = time.Second
 
 type expect int
 
@@ -98,7 +98,7 @@ func TestTritonCases(t *testing.T) {
 		{name: "policy_delay", cfg: policy(Delay), steps: []step{bs(1, delayed), {size: 2, gap: 100 * time.Millisecond, want: fast}, bs(2, fast)}, want: map[int]int{4: 1, 1: 1}},
 		{name: "policy_reject", cfg: policy(Reject), steps: []step{bs(1, rejected), {size: 2, gap: 100 * time.Millisecond, want: fast}, bs(2, fast)}, want: map[int]int{4: 1}},
 		// test_max_queue_size: a bs 8 runs for D; 10 bs 1 arrive; the queue holds 8 of them.
-		{name: "max_queue_size", slow: D,
+		{name: "max_queue_size", slow: D / 2,
 			cfg:   Config{MaxBatchSize: 8, PreferredBatchSizes: []int{4, 8}, MaxQueueDelay: D, Instances: 1, DefaultQueuePolicy: QueuePolicy{MaxQueueSize: 8}},
 			steps: append([]step{{size: 8, want: ok}}, append(ones(8, delayed), bs(1, full), bs(1, full))...), want: map[int]int{8: 2}},
 	}
@@ -219,7 +219,8 @@ func TestDelayZeroBatchesWhatArrivedMeanwhile(t *testing.T) {
 // test_timeout_override: a request's timeout may lower the default, never raise it, and is ignored when
 // the default is 0 or overriding is not allowed.
 func TestTimeoutOverride(t *testing.T) {
-	const def = 200 * time.Millisecond
+	const def = time.Second
+	const lower = 100 * time.Millisecond
 	long := 10 * time.Second
 	cases := []struct {
 		name     string
@@ -227,20 +228,21 @@ func TestTimeoutOverride(t *testing.T) {
 		timeout  time.Duration
 		min, max time.Duration // window for the rejection; max 0 = must not be rejected
 	}{
-		{"lower is honoured", QueuePolicy{DefaultTimeout: def, AllowTimeoutOverride: true}, 50 * time.Millisecond, 50 * time.Millisecond, 150 * time.Millisecond},
-		{"higher is not honoured", QueuePolicy{DefaultTimeout: def, AllowTimeoutOverride: true}, long, def, def + 500*time.Millisecond},
-		{"override not allowed", QueuePolicy{DefaultTimeout: def}, 50 * time.Millisecond, def, def + 500*time.Millisecond},
-		{"no default: request timeout ignored", QueuePolicy{AllowTimeoutOverride: true}, 50 * time.Millisecond, 0, 0},
+		{"lower is honoured", QueuePolicy{DefaultTimeout: def, AllowTimeoutOverride: true}, lower, lower, def - 200*time.Millisecond},
+		{"higher is not honoured", QueuePolicy{DefaultTimeout: def, AllowTimeoutOverride: true}, long, def, def + 2*time.Second},
+		{"override not allowed", QueuePolicy{DefaultTimeout: def}, lower, def, def + 2*time.Second},
+		{"no default: request timeout ignored", QueuePolicy{AllowTimeoutOverride: true}, lower, 0, 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			m := &fakeModel{}
-			// Preferred 4 and a 600 ms delay keep a lone bs 1 queued.
-			b := mustNew(t, Config{MaxBatchSize: 4, PreferredBatchSizes: []int{4}, MaxQueueDelay: 600 * time.Millisecond, Instances: 1, DefaultQueuePolicy: c.policy}, m)
+			// Preferred 4 and a 1.5 s delay keep a lone bs 1 queued past the default timeout.
+			const delay = 1500 * time.Millisecond
+			b := mustNew(t, Config{MaxBatchSize: 4, PreferredBatchSizes: []int{4}, MaxQueueDelay: delay, Instances: 1, DefaultQueuePolicy: c.policy}, m)
 			o := get(t, submitAsync(context.Background(), b, Item[req]{Value: req{id: 1, size: 1}, Size: 1, Timeout: c.timeout}))
 			if c.max == 0 {
-				if o.err != nil || o.took() < 600*time.Millisecond-10*time.Millisecond {
+				if o.err != nil || o.took() < delay-10*time.Millisecond {
 					t.Fatalf("err %v after %v; want success after the queue delay", o.err, o.took())
 				}
 				return
@@ -276,7 +278,7 @@ func TestDeadlineWhileInstancesBusy(t *testing.T) {
 		late = append(late, lateness)
 		// Triton checks every 500 ms. The bound is generous for a loaded 2-core CI machine (a scheduling
 		// stall delays every goroutine); the typical lateness, logged below, is well under 1 ms.
-		if lateness < 0 || lateness > 250*time.Millisecond {
+		if lateness < 0 || lateness > 400*time.Millisecond {
 			t.Errorf("request %d rejected %v after its deadline", i, lateness)
 		}
 	}
@@ -353,7 +355,14 @@ func TestPreserveOrdering(t *testing.T) {
 		t.Run(fmt.Sprint("preserve=", preserve), func(t *testing.T) {
 			t.Parallel()
 			m := &fakeModel{slow: []time.Duration{100 * time.Millisecond, 400 * time.Millisecond}}
-			b := mustNew(t, Config{MaxBatchSize: 4, PreferredBatchSizes: []int{4}, MaxQueueDelay: D, Instances: 2, PreserveOrdering: preserve, HoldUntil: 12}, m)
+			var mu sync.Mutex
+			var order []int // request ids in the order their answers were released
+			cfg := Config{MaxBatchSize: 4, PreferredBatchSizes: []int{4}, MaxQueueDelay: D, Instances: 2, PreserveOrdering: preserve, HoldUntil: 12}
+			b, err := newBatcher(cfg, m.exec, hooks[req]{answered: func(r req) { mu.Lock(); order = append(order, r.id); mu.Unlock() }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Stop(context.Background())
 			var chans []<-chan outcome
 			for i := 0; i < 12; i++ {
 				chans = append(chans, submitAsync(context.Background(), b, Item[req]{Value: req{id: i, size: 1}, Size: 1}))
@@ -361,25 +370,19 @@ func TestPreserveOrdering(t *testing.T) {
 					waitPending(t, b, i+1) // queue order = submission order
 				}
 			}
-			var at []time.Time
 			for i, ch := range chans {
 				o := get(t, ch)
 				if o.err != nil || o.res != i*10 {
 					t.Fatalf("request %d: %d %v", i, o.res, o.err)
 				}
-				at = append(at, o.at)
 			}
 			if got := m.sizes(); !maps.Equal(got, map[int]int{4: 3}) {
 				t.Fatalf("batches %v, want {4:3}", got)
 			}
-			// Responses released together reach their goroutines in any order within microseconds; an
-			// out-of-order batch is 100 ms or more early.
-			inOrder := true
-			for i := 1; i < len(at); i++ {
-				inOrder = inOrder && at[i].After(at[i-1].Add(-50*time.Millisecond))
-			}
-			if inOrder != preserve {
-				t.Fatalf("responses in order = %v, want %v (times %v)", inOrder, preserve, at)
+			mu.Lock()
+			defer mu.Unlock()
+			if inOrder := slices.IsSorted(order); inOrder != preserve {
+				t.Fatalf("answers released in order %v: sorted = %v, want %v", order, inOrder, preserve)
 			}
 		})
 	}

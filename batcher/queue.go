@@ -1,6 +1,9 @@
 package batcher
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // This file is "forming a batch": the priority queue of waiting requests and the walk over it that decides
 // how much of its head leaves as the next batch (spec §1.3). Everything here runs under Batcher.mu.
@@ -76,6 +79,7 @@ func (l *list[T, R]) remove(n *node[T, R]) {
 type level[T, R any] struct {
 	prio    uint64
 	policy  QueuePolicy
+	keep    bool // the default level or one with its own policy; others are dropped when they empty
 	main    list[T, R]
 	delayed list[T, R]
 }
@@ -90,7 +94,7 @@ type queue[T, R any] struct {
 }
 
 // levelFor returns the level for priority p, creating it on first use.
-func (q *queue[T, R]) levelFor(p uint64, policy QueuePolicy) *level[T, R] {
+func (q *queue[T, R]) levelFor(p uint64, policy QueuePolicy, keep bool) *level[T, R] {
 	i := 0
 	for ; i < len(q.levels); i++ {
 		if q.levels[i].prio == p {
@@ -100,7 +104,7 @@ func (q *queue[T, R]) levelFor(p uint64, policy QueuePolicy) *level[T, R] {
 			break
 		}
 	}
-	l := &level[T, R]{prio: p, policy: policy}
+	l := &level[T, R]{prio: p, policy: policy, keep: keep}
 	q.levels = append(q.levels, nil)
 	copy(q.levels[i+1:], q.levels[i:])
 	q.levels[i] = l
@@ -118,11 +122,38 @@ func (q *queue[T, R]) push(n *node[T, R]) {
 
 // remove takes n out of its list and out of the deadline heap.
 func (q *queue[T, R]) remove(n *node[T, R]) {
-	n.list.remove(n)
 	if n.heapIdx >= 0 {
 		q.heapRemove(n.heapIdx)
 	}
+	q.unlink(n)
+}
+
+// unlink takes n out of its list, and drops its level if that empties a level created on demand (so that
+// clients sending many distinct priorities cannot grow the queue's level list).
+func (q *queue[T, R]) unlink(n *node[T, R]) {
+	n.list.remove(n)
 	q.count--
+	if l := n.lvl; !l.keep && l.size() == 0 {
+		for i, x := range q.levels {
+			if x == l {
+				q.levels = slices.Delete(q.levels, i, i+1) // zeroes the freed tail slot
+				break
+			}
+		}
+	}
+}
+
+// first is the request at the head of the queue, nil when it is empty.
+func (q *queue[T, R]) first() *node[T, R] {
+	for _, l := range q.levels {
+		if l.main.head != nil {
+			return l.main.head
+		}
+		if l.delayed.head != nil {
+			return l.delayed.head
+		}
+	}
+	return nil
 }
 
 // nearestDeadline is the earliest queue deadline, zero when none.
@@ -144,8 +175,7 @@ func (q *queue[T, R]) expire(now time.Time, reject func(*node[T, R])) {
 			n.lvl.delayed.pushBack(n)
 			continue
 		}
-		n.list.remove(n)
-		q.count--
+		q.unlink(n)
 		reject(n)
 	}
 }

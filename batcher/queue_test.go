@@ -22,7 +22,7 @@ type qreq struct {
 func formAll(s *shape, p payload, reqs []qreq, now time.Time) (batches []int, waiting int, wakeAt time.Time) {
 	var q queue[int, int]
 	for i, r := range reqs {
-		lvl := q.levelFor(r.prio, QueuePolicy{})
+		lvl := q.levelFor(r.prio, QueuePolicy{}, true)
 		n := &node[int, int]{value: i, units: max(1, r.size), key: r.key, queued: now.Add(-r.age), lvl: lvl, heapIdx: -1}
 		q.push(n)
 		if r.delay {
@@ -163,7 +163,7 @@ func TestFormWakeAtIsOldestPlusDelay(t *testing.T) {
 
 func TestDeadlineHeap(t *testing.T) {
 	var q queue[int, int]
-	lvl := q.levelFor(0, QueuePolicy{})
+	lvl := q.levelFor(0, QueuePolicy{}, true)
 	base := time.Unix(0, 0)
 	var nodes []*node[int, int]
 	for i, ms := range []int{50, 10, 40, 30, 20, 60} {
@@ -179,5 +179,29 @@ func TestDeadlineHeap(t *testing.T) {
 	}
 	if q.count != 0 || len(q.deadlines) != 0 {
 		t.Fatalf("queue not empty: count %d heap %d", q.count, len(q.deadlines))
+	}
+}
+
+func TestOnDemandLevelsAreDropped(t *testing.T) {
+	var q queue[int, int]
+	keep := q.levelFor(2, QueuePolicy{}, true)
+	var nodes []*node[int, int]
+	for p := uint64(1); p <= 5; p++ {
+		l := keep
+		if p != 2 {
+			l = q.levelFor(p, QueuePolicy{}, false)
+		}
+		n := &node[int, int]{units: 1, lvl: l, heapIdx: -1}
+		q.push(n)
+		nodes = append(nodes, n)
+	}
+	if len(q.levels) != 5 {
+		t.Fatalf("%d levels, want 5", len(q.levels))
+	}
+	for _, n := range nodes {
+		q.remove(n)
+	}
+	if len(q.levels) != 1 || q.levels[0] != keep {
+		t.Fatalf("levels left %d, want only the kept one", len(q.levels))
 	}
 }

@@ -18,6 +18,7 @@ type Batcher[T, R any] struct {
 	shape shape
 	exec  ExecFunc[T, R]
 	now   func() time.Time
+	hooks hooks[T]
 
 	mu       sync.Mutex
 	q        queue[T, R]
@@ -50,10 +51,15 @@ type instance[T, R any] struct {
 
 // New validates cfg and starts the batcher's goroutines (one dispatcher, one per instance).
 func New[T, R any](cfg Config, exec ExecFunc[T, R]) (*Batcher[T, R], error) {
-	return newBatcher(cfg, exec, time.Now)
+	return newBatcher(cfg, exec, hooks[T]{})
 }
 
-func newBatcher[T, R any](cfg Config, exec ExecFunc[T, R], now func() time.Time) (*Batcher[T, R], error) {
+// hooks lets tests observe the batcher from inside.
+type hooks[T any] struct {
+	answered func(T) // called for each executed request just before its answer is released
+}
+
+func newBatcher[T, R any](cfg Config, exec ExecFunc[T, R], h hooks[T]) (*Batcher[T, R], error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("batcher: %w", err)
 	}
@@ -73,7 +79,7 @@ func newBatcher[T, R any](cfg Config, exec ExecFunc[T, R], now func() time.Time)
 		}
 	}
 	b := &Batcher[T, R]{
-		cfg: cfg, shape: s, exec: exec, now: now,
+		cfg: cfg, shape: s, exec: exec, now: time.Now, hooks: h,
 		hold:     cfg.HoldUntil,
 		wake:     make(chan struct{}, 1),
 		finished: make(chan struct{}),
@@ -190,7 +196,7 @@ func (b *Batcher[T, R]) level(p uint64) *level[T, R] {
 	if !ok {
 		pol = b.cfg.DefaultQueuePolicy
 	}
-	return b.q.levelFor(p, pol)
+	return b.q.levelFor(p, pol, ok || p == b.cfg.DefaultPriorityLevel)
 }
 
 func (b *Batcher[T, R]) nudge() {
@@ -357,13 +363,9 @@ func (b *Batcher[T, R]) Stop(ctx context.Context) error {
 	b.mu.Lock()
 	b.hardStop = true
 	now := b.now()
-	for _, l := range b.q.levels {
-		for _, lst := range [2]*list[T, R]{&l.main, &l.delayed} {
-			for n := lst.head; n != nil; n = lst.head {
-				b.q.remove(n)
-				b.answer(n, ErrStopped, FailOther, now)
-			}
-		}
+	for n := b.q.first(); n != nil; n = b.q.first() {
+		b.q.remove(n)
+		b.answer(n, ErrStopped, FailOther, now)
 	}
 	b.nudge()
 	b.mu.Unlock()
