@@ -107,8 +107,34 @@ func clip8(acc int32) uint8 {
 	return uint8(v)
 }
 
+// padded returns the coefficients laid out for the horizontal pass's fast
+// path: every output reads exactly stride source pixels from min[i], the real
+// taps placed at their offset and zeros around them (adding p*0 changes no
+// sum, so the result is identical). Needs inSize >= stride.
+func (c *axisCoeffs) padded(inSize int) axisCoeffs {
+	p := axisCoeffs{min: make([]int, len(c.min)), n: make([]int, len(c.n)), k: make([]int32, len(c.k)), stride: c.stride}
+	for i := range c.min {
+		s := c.min[i]
+		if s > inSize-c.stride {
+			s = inSize - c.stride
+		}
+		off := c.min[i] - s
+		copy(p.k[i*c.stride+off:], c.k[i*c.stride:i*c.stride+c.n[i]])
+		p.min[i], p.n[i] = s, c.stride
+	}
+	return p
+}
+
 // horizontalRow resamples one packed-RGB row.
 func horizontalRow(dst, src []uint8, c *axisCoeffs) {
+	switch {
+	case c.stride == 5 && c.n[0] == 5:
+		horizontalRowN(dst, src, c, 5)
+		return
+	case c.stride == 7 && c.n[0] == 7:
+		horizontalRowN(dst, src, c, 7)
+		return
+	}
 	for xx := range c.min {
 		n := c.n[xx]
 		k := c.k[xx*c.stride : xx*c.stride+n]
@@ -120,6 +146,33 @@ func horizontalRow(dst, src []uint8, c *axisCoeffs) {
 			g += int32(q[1]) * kv
 			b += int32(q[2]) * kv
 		}
+		d := dst[3*xx : 3*xx+3 : 3*xx+3]
+		d[0], d[1], d[2] = clip8(r), clip8(g), clip8(b)
+	}
+}
+
+// horizontalRowN is the unrolled fast path over padded coefficients with
+// exactly n (5 or 7: upscaling, and downscaling by up to 1.5) taps each.
+func horizontalRowN(dst, src []uint8, c *axisCoeffs, n int) {
+	const half = int32(1 << (precisionBits - 1))
+	for xx, m := range c.min {
+		if n == 5 {
+			k := c.k[xx*5 : xx*5+5 : xx*5+5]
+			p := src[3*m : 3*m+15 : 3*m+15]
+			k0, k1, k2, k3, k4 := k[0], k[1], k[2], k[3], k[4]
+			r := half + int32(p[0])*k0 + int32(p[3])*k1 + int32(p[6])*k2 + int32(p[9])*k3 + int32(p[12])*k4
+			g := half + int32(p[1])*k0 + int32(p[4])*k1 + int32(p[7])*k2 + int32(p[10])*k3 + int32(p[13])*k4
+			b := half + int32(p[2])*k0 + int32(p[5])*k1 + int32(p[8])*k2 + int32(p[11])*k3 + int32(p[14])*k4
+			d := dst[3*xx : 3*xx+3 : 3*xx+3]
+			d[0], d[1], d[2] = clip8(r), clip8(g), clip8(b)
+			continue
+		}
+		k := c.k[xx*7 : xx*7+7 : xx*7+7]
+		p := src[3*m : 3*m+21 : 3*m+21]
+		k0, k1, k2, k3, k4, k5, k6 := k[0], k[1], k[2], k[3], k[4], k[5], k[6]
+		r := half + int32(p[0])*k0 + int32(p[3])*k1 + int32(p[6])*k2 + int32(p[9])*k3 + int32(p[12])*k4 + int32(p[15])*k5 + int32(p[18])*k6
+		g := half + int32(p[1])*k0 + int32(p[4])*k1 + int32(p[7])*k2 + int32(p[10])*k3 + int32(p[13])*k4 + int32(p[16])*k5 + int32(p[19])*k6
+		b := half + int32(p[2])*k0 + int32(p[5])*k1 + int32(p[8])*k2 + int32(p[11])*k3 + int32(p[14])*k4 + int32(p[17])*k5 + int32(p[20])*k6
 		d := dst[3*xx : 3*xx+3 : 3*xx+3]
 		d[0], d[1], d[2] = clip8(r), clip8(g), clip8(b)
 	}
@@ -154,6 +207,9 @@ func resample(src RGB, w, h int, tmp *[]uint8, acc *[]int32, row *[]uint8, emit 
 	var ch, cv axisCoeffs
 	if needH {
 		ch = precompute(src.Width, w)
+		if (ch.stride == 5 || ch.stride == 7) && src.Width >= ch.stride {
+			ch = ch.padded(src.Width)
+		}
 	}
 	if needV {
 		cv = precompute(src.Height, h)
