@@ -27,7 +27,6 @@ package libtorch
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -214,29 +213,8 @@ func torchDType(dt string) (torch.DType, bool) {
 	return 0, false
 }
 
-// instanceDevices lists one device per instance, groups in config order;
-// a GPU group's instances are interleaved across its GPUs.
-func instanceDevices(cfg *modelconfig.ModelConfig) []string {
-	var devs []string
-	for _, g := range cfg.GetInstanceGroup() {
-		count := max(1, int(g.GetCount()))
-		if g.GetKind() == modelconfig.ModelInstanceGroup_KIND_GPU && len(g.GetGpus()) > 0 {
-			for range count {
-				for _, gpu := range g.GetGpus() {
-					devs = append(devs, "cuda:"+strconv.Itoa(int(gpu)))
-				}
-			}
-			continue
-		}
-		for range count {
-			devs = append(devs, "cpu")
-		}
-	}
-	if len(devs) == 0 {
-		devs = []string{"cpu"}
-	}
-	return devs
-}
+// instanceDevices lists one device per instance (backend.InstanceDevices).
+func instanceDevices(cfg *modelconfig.ModelConfig) []string { return backend.InstanceDevices(cfg) }
 
 // bind assigns forward positions to the config's inputs and outputs and
 // checks them against the module's arity.
@@ -403,31 +381,9 @@ func (m *Model) Infer(ctx context.Context, req *backend.Request) (*backend.Respo
 		Value: p, Size: p.batch, Priority: req.Priority, Timeout: req.Timeout, ShapeKey: key, Start: req.Start,
 	})
 	if err != nil {
-		return nil, mapError(err)
+		return nil, backend.SubmitError(err)
 	}
 	return &backend.Response{Outputs: res.outputs}, nil
-}
-
-// mapError turns a batcher error into a coded one.
-func mapError(err error) error {
-	var be *backend.Error
-	switch {
-	case errors.As(err, &be):
-		return &backend.Error{Code: be.Code, Msg: be.Msg, Err: err}
-	case errors.Is(err, batcher.ErrQueueFull):
-		return &backend.Error{Code: backend.CodeUnavailable, Msg: batcher.ErrQueueFull.Error(), Err: err}
-	case errors.Is(err, batcher.ErrTimeout):
-		return &backend.Error{Code: backend.CodeUnavailable, Msg: batcher.ErrTimeout.Error(), Err: err}
-	case errors.Is(err, batcher.ErrStopped):
-		return &backend.Error{Code: backend.CodeUnavailable, Msg: batcher.ErrStopped.Error(), Err: err}
-	case errors.Is(err, batcher.ErrBatchSize):
-		return &backend.Error{Code: backend.CodeInvalidArg, Msg: err.Error(), Err: err}
-	case errors.Is(err, context.Canceled):
-		return &backend.Error{Code: backend.CodeCancelled, Msg: "request cancelled", Err: err}
-	case errors.Is(err, context.DeadlineExceeded):
-		return &backend.Error{Code: backend.CodeUnavailable, Msg: "request deadline exceeded", Err: err}
-	}
-	return &backend.Error{Code: backend.CodeInternal, Msg: err.Error(), Err: err}
 }
 
 // Stats returns the batcher's statistics.
