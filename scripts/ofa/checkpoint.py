@@ -252,10 +252,11 @@ def read_configuration(model_dir: str, log: Callable[[str], None] = print) -> Ta
 
 
 def read_state_dict(path: str) -> Dict[str, torch.Tensor]:
-    try:
-        obj = torch.load(path, map_location="cpu")
+    try:  # weights_only: a checkpoint is data, never code to unpickle
+        obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for corrupt files
-        raise CheckpointError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from e
+        raise CheckpointError(f"cannot read checkpoint {path} (expected a torch.save'd state_dict): "
+                              f"{type(e).__name__}: {e}") from e
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"checkpoint {path} holds a {type(obj).__name__}, not a state_dict")
     return dict(obj)
