@@ -27,6 +27,7 @@ import (
 
 	"github.com/ofaserve/ofaserve/backend"
 	torchbackend "github.com/ofaserve/ofaserve/backend/libtorch"
+	"github.com/ofaserve/ofaserve/backend/ofa"
 	"github.com/ofaserve/ofaserve/libtorch"
 	"github.com/ofaserve/ofaserve/repository"
 	"github.com/ofaserve/ofaserve/server"
@@ -141,6 +142,7 @@ func newLogger(c *config, w io.Writer) *slog.Logger {
 func loaders() map[string]backend.Loader {
 	return map[string]backend.Loader{
 		repository.BackendPytorch: torchbackend.Load,
+		"ofa":                     ofa.Load,
 	}
 }
 

@@ -1,0 +1,348 @@
+// Package ofa is the model kind "ofa" (config.pbtxt backend: "ofa"): OFA
+// visual entailment served from an encoded image and text, the model
+// ofa_entailment that scripts/export_ofa.py writes. It owns the glue between
+// the protocol and the TorchScript module; the pieces it glues are
+// preprocess (PIL-exact image tensors), preprocess/bpe and preprocess/prompt
+// (OFA's prompt ids), batcher and libtorch.
+//
+// Inputs (all BYTES, shape [n] or [n,1], the same n for all, 1 ≤ n ≤
+// max_batch_size): IMAGE, the encoded image file; HYPOTHESIS; optional
+// PREMISE (an empty PREMISE element means "no premise" and selects the
+// hypothesis-only template). Each IMAGE element is read by one rule: if,
+// after trimming ASCII whitespace, it is entirely base64 text (standard or
+// URL-safe alphabet, padding optional, line breaks allowed, optionally
+// behind a "data:<type>;base64," prefix), it is base64-decoded; otherwise
+// it is taken as the file's bytes. So JSON clients send base64 text (the
+// tutorial's curl request), binary-extension and /predict clients send the
+// file itself (an encoded image always holds bytes outside the base64
+// alphabet within its first bytes), and either works in either transport.
+//
+// Outputs (only those requested, all when none are named), per image:
+// RESULT, BYTES [n,1]: JSON {"label": L, "confidence": p(L), "all_scores":
+// {"entailment": p, "contradiction": p, "neutral": p}} — all_scores maps
+// every label (ofa_meta.json "labels", in the module's output order) to its
+// probability; LABEL, BYTES [n,1]: the label; SCORES, FP32 [n,3]: the
+// probabilities softmax(logits) in the labels' order (entailment,
+// contradiction, neutral) — probabilities, not logits, so SCORES, RESULT
+// and ModelScope's "scores" agree. The softmax is computed in float64 and
+// rounded to float32; the numbers in RESULT are those float32 values.
+//
+// Work split: Infer validates the request and, in the caller's goroutine,
+// decodes, resizes and normalizes every image and builds every prompt's ids;
+// any bad element is refused there with a 400 naming the input and the
+// element ("IMAGE[0]: image: ..."), so nothing invalid is ever queued or can
+// spoil a batch. The prepared request (batch units n) goes to the dynamic
+// batcher. All requests are compatible (empty shape key): the executor
+// stacks the batch's images into one [B,3,H,W] tensor and right-pads the
+// ids with pad_id to the batch's longest row ([B,L]), runs one forward and
+// splits the [B,3] logits back. Image and id buffers are pooled.
+//
+// Config parameters (all optional): metadata_file (default ofa_meta.json,
+// in the version folder), max_image_bytes and max_image_pixels
+// (preprocess.Limits; defaults preprocess.DefaultMaxBytes and
+// DefaultMaxPixels), max_text_bytes (per premise or hypothesis element;
+// default prompt.DefaultMaxInputBytes).
+package ofa
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"sync"
+
+	"github.com/ofaserve/ofaserve/backend"
+	"github.com/ofaserve/ofaserve/batcher"
+	torch "github.com/ofaserve/ofaserve/libtorch"
+	"github.com/ofaserve/ofaserve/preprocess"
+	"github.com/ofaserve/ofaserve/preprocess/bpe"
+	"github.com/ofaserve/ofaserve/preprocess/prompt"
+	"github.com/ofaserve/ofaserve/repository/modelconfig"
+)
+
+// Names of the model's inputs and outputs.
+const (
+	InputImage      = "IMAGE"
+	InputHypothesis = "HYPOTHESIS"
+	InputPremise    = "PREMISE"
+	OutputResult    = "RESULT"
+	OutputLabel     = "LABEL"
+	OutputScores    = "SCORES"
+)
+
+// numLabels is the module's output width: entailment, contradiction, neutral.
+const numLabels = 3
+
+type outKind int
+
+const (
+	outResult outKind = iota
+	outLabel
+	outScores
+)
+
+// outSpec is one output the config declares.
+type outSpec struct {
+	name     string
+	kind     outKind
+	datatype string
+}
+
+// Model is a loaded ofa model version. It implements backend.Model.
+type Model struct {
+	name     string
+	maxBatch int // most images per request (and per batch)
+	h, w     int
+	chw      int // floats per image
+	popts    preprocess.Options
+	prompts  *prompt.Builder
+	padID    int64
+	labels   [numLabels]string
+	labelsJS [numLabels][]byte // labels as JSON strings
+	premise  bool              // the config declares PREMISE
+	outputs  []outSpec         // config order
+
+	modules []*torch.Module
+	scratch []instanceScratch
+	b       *batcher.Batcher[*prepared, *result]
+
+	images  sync.Pool // *[]float32: a request's images, n*chw
+	decoded sync.Pool // *[]byte: base64 scratch
+}
+
+// instanceScratch is one instance's reusable batch buffers.
+type instanceScratch struct {
+	images  []float32
+	ids     []int64
+	results []*result
+}
+
+// prepared is a validated request with its model inputs built.
+type prepared struct {
+	n       int
+	images  *[]float32 // n*chw floats; owned by the batcher once submitted
+	ids     [][]int64  // n rows of [bos]+ids+[eos]
+	outputs []int      // requested outputs (config indices), config order
+}
+
+// result is one request's outputs.
+type result struct {
+	outputs []backend.Tensor
+}
+
+// Load loads an ofa model version: ofa_meta.json, the tokenizer files and
+// one TorchScript module per instance, all from the version folder. It is a
+// backend.Loader.
+func Load(ctx context.Context, spec backend.LoadSpec) (backend.Model, error) {
+	cfg := spec.Config
+	params := cfg.GetParameters()
+	metaFile := DefaultMetadataFile
+	if p, ok := params["metadata_file"]; ok && p.GetStringValue() != "" {
+		metaFile = p.GetStringValue()
+	}
+	md, err := readMeta(filepath.Join(spec.VersionDir, metaFile))
+	if err != nil {
+		return nil, fmt.Errorf("ofa metadata: %w", err)
+	}
+	m := &Model{
+		name:     spec.Name,
+		maxBatch: max(1, int(cfg.GetMaxBatchSize())),
+		h:        md.ImageSize[0],
+		w:        md.ImageSize[1],
+		padID:    *md.PadID,
+	}
+	m.chw = 3 * m.h * m.w
+	if err := m.checkConfig(cfg); err != nil {
+		return nil, err
+	}
+	copy(m.labels[:], md.Labels)
+	for i, l := range m.labels {
+		m.labelsJS[i], _ = json.Marshal(l)
+	}
+	m.popts = preprocess.Options{Width: m.w, Height: m.h}
+	copy(m.popts.Norm.Mean[:], md.Mean)
+	copy(m.popts.Norm.Std[:], md.Std)
+	for c, s := range md.Std {
+		if s == 0 || s != s {
+			return nil, fmt.Errorf("ofa metadata: std[%d] is %v", c, s)
+		}
+	}
+	maxText := 0
+	for key, dst := range map[string]*int{"max_image_bytes": &m.popts.Limits.MaxBytes, "max_text_bytes": &maxText} {
+		if v, ok, err := intParam(params, key); err != nil {
+			return nil, err
+		} else if ok {
+			*dst = int(v)
+		}
+	}
+	if v, ok, err := intParam(params, "max_image_pixels"); err != nil {
+		return nil, err
+	} else if ok {
+		m.popts.Limits.MaxPixels = v
+	}
+
+	tok, err := bpe.LoadHF(filepath.Join(spec.VersionDir, md.VocabFile), filepath.Join(spec.VersionDir, md.MergesFile),
+		bpe.Options{Added: bpe.OFAAddedTokens()})
+	if err != nil {
+		return nil, fmt.Errorf("ofa tokenizer: %w", err)
+	}
+	if md.VocabSize > 0 && tok.VocabSize() != md.VocabSize {
+		return nil, fmt.Errorf("ofa tokenizer: %s has %d tokens with OFA's added ones, ofa_meta.json says vocab_size %d", md.VocabFile, tok.VocabSize(), md.VocabSize)
+	}
+	for _, s := range []struct {
+		tok string
+		id  int64
+	}{{"<s>", *md.BosID}, {"</s>", *md.EosID}} {
+		if id, ok := tok.ID(s.tok); !ok || int64(id) != s.id {
+			return nil, fmt.Errorf("ofa tokenizer: %s is id %d in %s, but ofa_meta.json says %d", s.tok, id, md.VocabFile, s.id)
+		}
+	}
+	maxWords := md.MaxSrcLength
+	if maxWords == 0 {
+		maxWords = -1
+	}
+	m.prompts, err = prompt.New(tok, prompt.Config{
+		Template:        positional(md.PromptWithoutPremise, "hypothesis"),
+		PremiseTemplate: positional(md.PromptWithPremise, "premise", "hypothesis"),
+		MaxWords:        maxWords,
+		MaxTokens:       md.maxTokens(),
+		MaxInputBytes:   maxText,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ofa prompts: %w", err)
+	}
+
+	file := filepath.Join(spec.VersionDir, md.ModelFile)
+	devices := backend.InstanceDevices(cfg)
+	for _, dev := range devices {
+		if err := ctx.Err(); err != nil {
+			m.closeModules()
+			return nil, err
+		}
+		mod, err := torch.Load(file, torch.Options{Device: dev})
+		if err != nil {
+			m.closeModules()
+			return nil, fmt.Errorf("load %s on %s: %w", file, dev, err)
+		}
+		m.modules = append(m.modules, mod)
+	}
+	if lo, hi := m.modules[0].NumInputs(); lo > 2 || hi < 2 {
+		m.closeModules()
+		return nil, fmt.Errorf("%s: forward must take (patch_images, input_ids), its schema is %s", file, m.modules[0].Schema())
+	}
+	m.scratch = make([]instanceScratch, len(m.modules))
+	m.b, err = batcher.New(backend.BatcherConfig(cfg, len(m.modules)), m.exec)
+	if err != nil {
+		m.closeModules()
+		return nil, err
+	}
+	if spec.Logger != nil {
+		spec.Logger.Info("ofa model ready", "model", spec.Name, "file", file, "instances", devices,
+			"image_size", md.ImageSize, "max_batch_size", cfg.GetMaxBatchSize(), "labels", md.Labels)
+	}
+	return m, nil
+}
+
+// checkConfig requires the config's tensors to be the ones this kind
+// serves: IMAGE and HYPOTHESIS (and optionally PREMISE) as TYPE_STRING
+// dims [1]; any of RESULT, LABEL (TYPE_STRING [1]) and SCORES (TYPE_FP32 [3]).
+func (m *Model) checkConfig(cfg *modelconfig.ModelConfig) error {
+	seen := map[string]bool{}
+	for _, in := range cfg.GetInput() {
+		name := in.GetName()
+		switch name {
+		case InputImage, InputHypothesis:
+			if in.GetOptional() {
+				return fmt.Errorf("input '%s' of an ofa model cannot be optional", name)
+			}
+		case InputPremise:
+			m.premise = true
+		default:
+			return fmt.Errorf("input '%s' is not an ofa input (IMAGE, HYPOTHESIS, PREMISE)", name)
+		}
+		if in.GetDataType() != modelconfig.DataType_TYPE_STRING || !dimsAre(in.GetDims(), 1) {
+			return fmt.Errorf("input '%s' must be TYPE_STRING with dims [1]", name)
+		}
+		seen[name] = true
+	}
+	for _, name := range []string{InputImage, InputHypothesis} {
+		if !seen[name] {
+			return fmt.Errorf("the config must declare input '%s'", name)
+		}
+	}
+	for _, out := range cfg.GetOutput() {
+		o := outSpec{name: out.GetName()}
+		var want modelconfig.DataType
+		var dims int64
+		switch o.name {
+		case OutputResult:
+			o.kind, want, dims = outResult, modelconfig.DataType_TYPE_STRING, 1
+		case OutputLabel:
+			o.kind, want, dims = outLabel, modelconfig.DataType_TYPE_STRING, 1
+		case OutputScores:
+			o.kind, want, dims = outScores, modelconfig.DataType_TYPE_FP32, numLabels
+		default:
+			return fmt.Errorf("output '%s' is not an ofa output (RESULT, LABEL, SCORES)", o.name)
+		}
+		if out.GetDataType() != want || !dimsAre(out.GetDims(), dims) {
+			return fmt.Errorf("output '%s' must be %s with dims [%d]", o.name, want, dims)
+		}
+		o.datatype = backend.Datatype(want)
+		m.outputs = append(m.outputs, o)
+	}
+	if len(m.outputs) == 0 {
+		return fmt.Errorf("the config declares no outputs")
+	}
+	return nil
+}
+
+func dimsAre(dims []int64, d int64) bool { return len(dims) == 1 && dims[0] == d }
+
+// intParam reads an optional integer config parameter.
+func intParam(params map[string]*modelconfig.ModelParameter, key string) (int64, bool, error) {
+	p, ok := params[key]
+	if !ok || p.GetStringValue() == "" {
+		return 0, false, nil
+	}
+	v, err := strconv.ParseInt(p.GetStringValue(), 10, 64)
+	if err != nil {
+		return 0, false, fmt.Errorf("parameter '%s': %q is not an integer", key, p.GetStringValue())
+	}
+	return v, true, nil
+}
+
+// Infer validates and prepares req in the caller's goroutine, queues it and
+// waits for its share of a batch.
+func (m *Model) Infer(ctx context.Context, req *backend.Request) (*backend.Response, error) {
+	p, err := m.prepare(req)
+	if err != nil {
+		return nil, err
+	}
+	res, err := m.b.Submit(ctx, batcher.Item[*prepared]{
+		Value: p, Size: p.n, Priority: req.Priority, Timeout: req.Timeout, Start: req.Start,
+	})
+	if err != nil {
+		return nil, backend.SubmitError(err)
+	}
+	return &backend.Response{Outputs: res.outputs}, nil
+}
+
+// Stats returns the batcher's statistics.
+func (m *Model) Stats() batcher.Stats { return m.b.Stats() }
+
+// Close stops accepting requests, lets queued ones finish (bounded by ctx)
+// and releases the modules.
+func (m *Model) Close(ctx context.Context) error {
+	err := m.b.Stop(ctx)
+	m.closeModules()
+	return err
+}
+
+func (m *Model) closeModules() {
+	for _, mod := range m.modules {
+		_ = mod.Close()
+	}
+}
+
+var _ backend.Model = (*Model)(nil)

@@ -1,0 +1,300 @@
+package ofa
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/ofaserve/ofaserve/backend"
+	"github.com/ofaserve/ofaserve/preprocess"
+)
+
+func bad(format string, args ...any) error {
+	return backend.Errorf(backend.CodeInvalidArg, format, args...)
+}
+
+// prepare validates req and builds its model inputs: every prompt's ids,
+// then every image's tensor. Nothing it refuses reaches the batcher.
+func (m *Model) prepare(req *backend.Request) (*prepared, error) {
+	var image, hyp, prem *backend.Tensor
+	for k := range req.Inputs {
+		t := &req.Inputs[k]
+		var slot **backend.Tensor
+		switch t.Name {
+		case InputImage:
+			slot = &image
+		case InputHypothesis:
+			slot = &hyp
+		case InputPremise:
+			if m.premise {
+				slot = &prem
+			}
+		}
+		if slot == nil {
+			return nil, bad("unexpected inference input '%s' for model '%s'", t.Name, m.name)
+		}
+		if *slot != nil {
+			return nil, bad("input '%s' already exists in request", t.Name)
+		}
+		*slot = t
+	}
+	if image == nil || hyp == nil {
+		var missing []string
+		if image == nil {
+			missing = append(missing, "'"+InputImage+"'")
+		}
+		if hyp == nil {
+			missing = append(missing, "'"+InputHypothesis+"'")
+		}
+		return nil, bad("missing required input(s) [%s] for model '%s'", strings.Join(missing, ", "), m.name)
+	}
+	n := -1
+	var elems [3][][]byte
+	for i, t := range []*backend.Tensor{image, hyp, prem} {
+		if t == nil {
+			continue
+		}
+		if t.Datatype != "BYTES" {
+			return nil, bad("inference input '%s' data-type is '%s', but model '%s' expects 'BYTES'", t.Name, t.Datatype, m.name)
+		}
+		if len(t.Shape) == 0 || len(t.Shape) > 2 || (len(t.Shape) == 2 && t.Shape[1] != 1) {
+			return nil, bad("unexpected shape for input '%s' for model '%s'. Expected [n] or [n,1] with 1 <= n <= %d, got %s", t.Name, m.name, m.maxBatch, shapeString(t.Shape))
+		}
+		rows := t.Shape[0]
+		if rows < 1 || rows > int64(m.maxBatch) {
+			return nil, bad("inference request batch-size must be <= %d and >= 1 for '%s', got %d for input '%s'", m.maxBatch, m.name, rows, t.Name)
+		}
+		if n >= 0 && int(rows) != n {
+			return nil, bad("input '%s' batch size does not match other inputs for '%s'", t.Name, m.name)
+		}
+		n = int(rows)
+		var err error
+		if elems[i], err = splitBytes(t.Data, n); err != nil {
+			return nil, bad("input '%s' for model '%s': %v", t.Name, m.name, err)
+		}
+	}
+	p := &prepared{n: n}
+	if err := m.requestedOutputs(req.Outputs, p); err != nil {
+		return nil, err
+	}
+
+	// Text first: it is cheap and refuses the most common mistakes.
+	p.ids = make([][]int64, n)
+	for i := range n {
+		var premise string
+		if prem != nil {
+			premise = string(elems[2][i])
+		}
+		ids, err := m.prompts.Build(premise, string(elems[1][i]))
+		if err != nil {
+			field := InputHypothesis
+			if strings.HasPrefix(err.Error(), "prompt: premise:") {
+				field = InputPremise
+			}
+			return nil, bad("%s[%d]: %v", field, i, err)
+		}
+		p.ids[i] = ids
+	}
+
+	p.images = m.imageBuffer(n)
+	for i := range n {
+		data, scratch, err := m.imageBytes(elems[0][i])
+		if err == nil {
+			_, err = preprocess.Prepare(data, m.popts, (*p.images)[i*m.chw:(i+1)*m.chw])
+		}
+		if scratch != nil {
+			m.decoded.Put(scratch)
+		}
+		if err != nil {
+			m.images.Put(p.images)
+			return nil, bad("%s[%d]: %v", InputImage, i, err)
+		}
+	}
+	return p, nil
+}
+
+// requestedOutputs resolves req's output names (all when empty) into p.
+func (m *Model) requestedOutputs(names []string, p *prepared) error {
+	if len(names) == 0 {
+		p.outputs = make([]int, len(m.outputs))
+		for i := range p.outputs {
+			p.outputs[i] = i
+		}
+		return nil
+	}
+	want := make([]bool, len(m.outputs))
+	for _, name := range names {
+		o := -1
+		for i := range m.outputs {
+			if m.outputs[i].name == name {
+				o = i
+			}
+		}
+		if o < 0 {
+			return bad("unexpected inference output '%s' for model '%s'", name, m.name)
+		}
+		if want[o] {
+			return bad("output '%s' already exists in request", name)
+		}
+		want[o] = true
+	}
+	for o, w := range want {
+		if w {
+			p.outputs = append(p.outputs, o)
+		}
+	}
+	return nil
+}
+
+// imageBuffer returns a pooled buffer for n images.
+func (m *Model) imageBuffer(n int) *[]float32 {
+	size := n * m.chw
+	if b, ok := m.images.Get().(*[]float32); ok && cap(*b) >= size {
+		*b = (*b)[:size]
+		return b
+	}
+	b := make([]float32, size, max(size, m.chw))
+	return &b
+}
+
+// releaseImages returns a request's image buffer to the pool.
+func (m *Model) releaseImages(p *prepared) {
+	if p.images != nil {
+		m.images.Put(p.images)
+		p.images = nil
+	}
+}
+
+// splitBytes splits a BYTES tensor's data (4-byte little-endian length,
+// then the bytes, per element) into exactly n elements, without copying.
+func splitBytes(data []byte, n int) ([][]byte, error) {
+	out := make([][]byte, 0, n)
+	for len(data) > 0 {
+		if len(data) < 4 {
+			return nil, errors.New("malformed BYTES data: a length prefix is cut short")
+		}
+		l := binary.LittleEndian.Uint32(data)
+		data = data[4:]
+		if uint64(l) > uint64(len(data)) {
+			return nil, fmt.Errorf("malformed BYTES data: element %d declares %d bytes, %d are left", len(out), l, len(data))
+		}
+		if len(out) == n {
+			return nil, fmt.Errorf("holds more than the %d elements its shape declares", n)
+		}
+		out = append(out, data[:l:l])
+		data = data[l:]
+	}
+	if len(out) != n {
+		return nil, fmt.Errorf("holds %d elements but its shape declares %d", len(out), n)
+	}
+	return out, nil
+}
+
+// imageBytes applies the IMAGE rule (see the package doc): base64 text is
+// decoded, anything else is the file itself. scratch, when not nil, is a
+// pooled buffer holding the decoded bytes, to be returned to m.decoded once
+// data is no longer used.
+func (m *Model) imageBytes(elem []byte) (data []byte, scratch *[]byte, err error) {
+	text, ok := base64Text(elem)
+	if !ok {
+		return elem, nil, nil
+	}
+	scratch, _ = m.decoded.Get().(*[]byte)
+	if scratch == nil {
+		scratch = new([]byte)
+	}
+	data, err = decodeBase64(text, scratch)
+	if err != nil {
+		return nil, scratch, err
+	}
+	return data, scratch, nil
+}
+
+// base64Text reports whether elem is base64 text, and returns it without
+// surrounding whitespace and without a "data:...;base64," prefix.
+func base64Text(elem []byte) ([]byte, bool) {
+	b := trimSpace(elem)
+	if len(b) >= 5 && strings.EqualFold(string(b[:5]), "data:") {
+		i := strings.Index(string(b), ";base64,")
+		if i < 0 {
+			return nil, false
+		}
+		b = b[i+len(";base64,"):]
+	}
+	if len(b) == 0 {
+		return nil, false
+	}
+	for _, c := range b {
+		if !isBase64Char(c) && !isSpace(c) {
+			return nil, false
+		}
+	}
+	return b, true
+}
+
+func isBase64Char(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' ||
+		c == '+' || c == '/' || c == '-' || c == '_' || c == '='
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && isSpace(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && isSpace(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// decodeBase64 decodes standard or URL-safe base64 text, padded or not,
+// with whitespace anywhere, into buf (grown as needed).
+func decodeBase64(text []byte, buf *[]byte) ([]byte, error) {
+	// Compact: drop whitespace and the trailing padding.
+	need := len(text) + base64.RawStdEncoding.DecodedLen(len(text))
+	if cap(*buf) < need {
+		*buf = make([]byte, need)
+	}
+	b := (*buf)[:need]
+	clean := b[:0]
+	urlSafe := false
+	for _, c := range text {
+		switch {
+		case isSpace(c):
+			continue
+		case c == '-' || c == '_':
+			urlSafe = true
+		}
+		clean = append(clean, c)
+	}
+	for len(clean) > 0 && clean[len(clean)-1] == '=' {
+		clean = clean[:len(clean)-1]
+	}
+	enc := base64.RawStdEncoding
+	if urlSafe {
+		enc = base64.RawURLEncoding
+	}
+	dst := b[len(text):]
+	n, err := enc.Decode(dst, clean)
+	if err != nil {
+		return nil, fmt.Errorf("image: the element is base64 text but does not decode: %w", err)
+	}
+	return dst[:n], nil
+}
+
+func shapeString(shape []int64) string {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, d := range shape {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprint(&b, d)
+	}
+	b.WriteByte(']')
+	return b.String()
+}
