@@ -156,11 +156,11 @@ func (r *Runner) RunConcurrency(ctx context.Context, n int) (Level, error) {
 	if n < 1 {
 		return Level{}, fmt.Errorf("concurrency must be >= 1, got %d", n)
 	}
-	return r.run(ctx, "concurrency", float64(n), func(ctx context.Context, rec *recorder, seq *atomic.Uint64) {
+	return r.run(ctx, "concurrency", float64(n), func(stop, ctx context.Context, rec *recorder, seq *atomic.Uint64) {
 		var wg sync.WaitGroup
 		for range n {
 			wg.Go(func() {
-				for ctx.Err() == nil && r.Budget.Take() {
+				for stop.Err() == nil && r.Budget.Take() {
 					rec.do(ctx, r.Do, seq.Add(1)-1)
 				}
 			})
@@ -180,13 +180,13 @@ func (r *Runner) RunRate(ctx context.Context, rate float64) (Level, error) {
 		maxOut = 1024
 	}
 	rng := rand.New(rand.NewPCG(r.Seed, uint64(rate*1000)))
-	return r.run(ctx, "request_rate", rate, func(ctx context.Context, rec *recorder, seq *atomic.Uint64) {
+	return r.run(ctx, "request_rate", rate, func(stop, ctx context.Context, rec *recorder, seq *atomic.Uint64) {
 		var wg sync.WaitGroup
 		defer wg.Wait()
 		sem := make(chan struct{}, maxOut)
 		next := rec.since()
 		mean := float64(time.Second) / rate
-		for ctx.Err() == nil {
+		for stop.Err() == nil {
 			gap := mean
 			if r.Poisson {
 				gap = rng.ExpFloat64() * mean
@@ -195,7 +195,7 @@ func (r *Runner) RunRate(ctx context.Context, rate float64) (Level, error) {
 			if d := next - rec.since(); d > 0 {
 				t := time.NewTimer(d)
 				select {
-				case <-ctx.Done():
+				case <-stop.Done():
 					t.Stop()
 					return
 				case <-t.C:
@@ -258,7 +258,10 @@ func (r *Runner) summarize(recs []Record, start, end time.Duration, s0, s1 snap,
 	return w
 }
 
-func (r *Runner) run(ctx context.Context, mode string, value float64, gen func(context.Context, *recorder, *atomic.Uint64)) (Level, error) {
+// run measures one level. gen issues requests until stop ends, sending them
+// with ctx, so that requests in flight when the level ends complete (as
+// perf_analyzer lets them) instead of being cancelled into the next level.
+func (r *Runner) run(ctx context.Context, mode string, value float64, gen func(stop, ctx context.Context, rec *recorder, seq *atomic.Uint64)) (Level, error) {
 	if r.Interval <= 0 || r.MaxTrials < 1 || r.Batch < 1 || r.Budget == nil || r.Do == nil {
 		return Level{}, errors.New("measure: Runner needs Interval > 0, MaxTrials >= 1, Batch >= 1, a Budget and Do")
 	}
@@ -271,7 +274,7 @@ func (r *Runner) run(ctx context.Context, mode string, value float64, gen func(c
 	genCtx, stopGen := context.WithCancel(ctx)
 	var seq atomic.Uint64
 	genDone := make(chan struct{})
-	go func() { defer close(genDone); gen(genCtx, rec, &seq) }()
+	go func() { defer close(genDone); gen(genCtx, ctx, rec, &seq) }()
 	defer func() { stopGen(); <-genDone }()
 
 	useStats := r.Stats != nil
