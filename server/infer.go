@@ -92,7 +92,7 @@ func validateRequest(m Model, req *backend.Request, outs []outputReq) error {
 			}
 			dims = in.Shape[1:]
 		}
-		if !spec.AllowRagged && !dimsMatch(spec.Dims, dims) {
+		if !spec.AllowRagged && !dimsMatch(spec.Dims, dims) && !implicitStringDim(spec, d, mbs, dims) {
 			full := spec.Dims
 			note := ""
 			if mbs > 0 {
@@ -175,6 +175,15 @@ func validateRequest(m Model, req *backend.Request, outs []outputReq) error {
 		}
 	}
 	return nil
+}
+
+// implicitStringDim is ofaserve's one relaxation of Triton's shape check: a
+// BYTES input declared with dims [1] in a batching model may leave that 1
+// off, so shape [n] reads as [n,1] (one string per batch item). The OFA
+// tutorial's request sends its strings with shape [1] to such a model; the
+// model kind receives the shape as sent.
+func implicitStringDim(spec *backend.TensorSpec, d dtype, mbs int, dims []int64) bool {
+	return d == dtBytes && mbs > 0 && len(dims) == 0 && len(spec.Dims) == 1 && spec.Dims[0] == 1
 }
 
 func dimsMatch(spec, got []int64) bool {

@@ -153,4 +153,3 @@ func statsPB(all []modelStats) *pb.ModelStatisticsResponse {
 	}
 	return resp
 }
-

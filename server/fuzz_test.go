@@ -1,0 +1,79 @@
+package server
+
+import (
+	"strings"
+	"testing"
+)
+
+// FuzzDecodeJSONInfer feeds arbitrary bytes to the JSON request decoder and
+// to the validation behind it: it may refuse them, never panic, and what it
+// accepts must have data sizes that agree with shapes and datatypes.
+func FuzzDecodeJSONInfer(f *testing.F) {
+	f.Add([]byte(simpleReq))
+	f.Add([]byte(`{"inputs":[{"name":"INPUT0","shape":[1],"datatype":"BYTES","data":["a\"\\u00e9"]}]}`))
+	f.Add([]byte(`{"inputs":[{"name":"INPUT0","shape":[2,2],"datatype":"BOOL","data":[[true,false],[false,true]]}]}`))
+	f.Add([]byte(`{"inputs":[{"name":"INPUT0","shape":[1,16],"datatype":"FP32","data":` + strings.Repeat("[", 99) + "1" + strings.Repeat("]", 99) + `}]}`))
+	f.Add([]byte(`{"parameters":{"priority":1,"timeout":10,"binary_data_output":true,"x":1.5},"inputs":[{"name":"I","shape":[0],"datatype":"UINT64","data":[]}],"outputs":[{"name":"O","parameters":{"classification":3,"binary_data":true}}]}`))
+	f.Add([]byte(`{"inputs":[{"name":"INPUT0","shape":[18446744073709551615,2],"datatype":"INT8","data":[1,-1e5]}]}`))
+	m := simpleModel()
+	f.Fuzz(func(t *testing.T, body []byte) {
+		hi, err := decodeHTTPInfer(body, nil, false, "simple", 1<<20)
+		if err != nil {
+			return
+		}
+		for _, in := range hi.req.Inputs {
+			d := parseDtype(in.Datatype)
+			n, ok := elementCount(in.Shape)
+			if !ok {
+				t.Fatalf("accepted an overflowing shape %v", in.Shape)
+			}
+			if d == dtBytes {
+				if c, ok := bytesElements(in.Data); !ok || c != n {
+					t.Fatalf("BYTES input %q: %d well-formed elements for shape %v", in.Name, c, in.Shape)
+				}
+			} else if int64(len(in.Data)) != n*int64(d.size()) {
+				t.Fatalf("input %q: %d bytes for %v %s", in.Name, len(in.Data), in.Shape, d)
+			}
+		}
+		_ = validateRequest(m, &hi.req, hi.outs)
+	})
+}
+
+// FuzzBinaryFraming feeds arbitrary header lengths and bodies to the
+// binary-extension framing (Inference-Header-Content-Length, raw requests).
+func FuzzBinaryFraming(f *testing.F) {
+	hdr := `{"inputs":[{"name":"INPUT0","shape":[1,16],"datatype":"FP32","parameters":{"binary_data_size":64}}],"outputs":[{"name":"OUTPUT0","parameters":{"binary_data":true}}]}`
+	f.Add(hdr, append([]byte(hdr), make([]byte, 64)...), "identity_fp32")
+	f.Add("0", make([]byte, 64), "identity_fp32")
+	f.Add("0", []byte("427"), "strings")
+	f.Add("0", make([]byte, 12), "multi")
+	f.Add("-5", []byte("{}"), "simple")
+	f.Add("99999999999", []byte("{}"), "simple")
+	f.Add("2", []byte(`{}junk`), "simple")
+	repo := testRepo()
+	s, err := New(Options{MaxInputSize: 1 << 20}, repo, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, hl string, body []byte, model string) {
+		if hl != "0" && len(hl) > 0 && hl[0] == '{' {
+			hl = "0"
+		}
+		m, err := repo.Model(model, -1)
+		if err != nil {
+			m, _ = repo.Model("identity_fp32", -1)
+		}
+		hi, err := s.decodeInfer(m, hl, body)
+		if err != nil {
+			return
+		}
+		total := 0
+		for _, in := range hi.req.Inputs {
+			total += len(in.Data)
+		}
+		if hl == "0" && parseDtype(hi.req.Inputs[0].Datatype) != dtBytes && total != len(body) {
+			t.Fatalf("raw request: %d data bytes from a %d-byte body", total, len(body))
+		}
+		_ = validateRequest(m, &hi.req, hi.outs)
+	})
+}

@@ -1,0 +1,48 @@
+package server
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestMetrics(t *testing.T) {
+	h := newTestServer(t, testRepo(), Options{GPUMetrics: true}).MetricsHandler()
+	r := do(t, h, "GET", "/metrics", nil)
+	if r.code != 200 || !strings.HasPrefix(r.header.Get("Content-Type"), "text/plain") {
+		t.Fatalf("metrics = %d %v", r.code, r.header)
+	}
+	text := string(r.body)
+	for _, want := range []string{
+		`nv_inference_request_success{model="simple",version="1"} 6`,
+		`nv_inference_request_failure{model="simple",reason="REJECTED",version="1"} 2`,
+		`nv_inference_request_failure{model="simple",reason="CANCELED",version="1"} 0`,
+		`nv_inference_request_failure{model="simple",reason="BACKEND",version="1"} 0`,
+		`nv_inference_request_failure{model="simple",reason="OTHER",version="1"} 0`,
+		`nv_inference_count{model="simple",version="1"} 6`,
+		`nv_inference_exec_count{model="simple",version="1"} 2`,
+		`nv_inference_pending_request_count{model="simple",version="1"} 3`,
+		`nv_inference_request_duration_us{model="simple",version="1"} 600`,
+		`nv_inference_queue_duration_us{model="simple",version="1"} 60`,
+		`nv_inference_compute_infer_duration_us{model="simple",version="1"} 300`,
+		`nv_inference_compute_input_duration_us{model="simple",version="1"} 0`,
+		`nv_inference_compute_output_duration_us{model="simple",version="1"} 0`,
+		"# TYPE nv_inference_pending_request_count gauge",
+		"# TYPE nv_inference_count counter",
+	} {
+		if !strings.Contains(text, want+"\n") {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if strings.Contains(text, `version="2"`) {
+		t.Error("a version that is not ready is exported")
+	}
+	if r := do(t, h, "GET", "/metrics/", nil); r.code != 200 {
+		t.Errorf("/metrics/ = %d", r.code)
+	}
+	if r := do(t, h, "POST", "/metrics", nil); r.code != 405 {
+		t.Errorf("POST /metrics = %d", r.code)
+	}
+	if r := do(t, h, "GET", "/other", nil); r.code != 404 {
+		t.Errorf("GET /other = %d", r.code)
+	}
+}
