@@ -50,6 +50,7 @@ func (s *Server) newRouter() *gin.Engine {
 	r.POST("/v2/repository/models/:model/unload", s.repoUnload)
 	r.POST("/v2/repository/:repo/models/:model/load", s.repoNamed)
 	r.POST("/v2/repository/:repo/models/:model/unload", s.repoNamed)
+	r.POST("/predict", s.predict)
 	return r
 }
 
