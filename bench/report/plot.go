@@ -11,11 +11,13 @@ import (
 	"gonum.org/v1/plot/vg"
 )
 
-// Point is one level on a curve.
-type Point struct{ Throughput, P99ms float64 }
+// Point is one level on a curve: its load (concurrency or request rate),
+// throughput and p99 latency.
+type Point struct{ Load, Throughput, P99ms float64 }
 
 // Curves groups the levels of results by label (results with the same
-// label are merged into one curve) and sorts each curve by throughput.
+// label are merged into one curve) and orders each curve by load, so the
+// line follows the sweep even where noise makes throughput fall.
 // Levels without completed requests are left out.
 func Curves(results []*Result) (labels []string, curves map[string][]Point) {
 	curves = map[string][]Point{}
@@ -31,11 +33,11 @@ func Curves(results []*Result) (labels []string, curves map[string][]Point) {
 			if l.Result.Requests == 0 {
 				continue
 			}
-			curves[lbl] = append(curves[lbl], Point{l.Result.Throughput, float64(l.Result.P99) / 1e6})
+			curves[lbl] = append(curves[lbl], Point{l.Value, l.Result.Throughput, float64(l.Result.P99) / 1e6})
 		}
 	}
 	for _, pts := range curves {
-		sort.Slice(pts, func(i, j int) bool { return pts[i].Throughput < pts[j].Throughput })
+		sort.SliceStable(pts, func(i, j int) bool { return pts[i].Load < pts[j].Load })
 	}
 	return labels, curves
 }

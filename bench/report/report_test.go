@@ -99,9 +99,10 @@ func TestJSONRoundTripAndPlot(t *testing.T) {
 	if len(labels) != 2 || len(curves["dynamic"]) != 3 || len(curves["mbs1"]) != 1 {
 		t.Fatalf("labels %v curves %v", labels, curves)
 	}
+	// Ordered by load (1, 2, 4), not by throughput (100, 180, 150).
 	d := curves["dynamic"]
-	if d[0].Throughput != 100 || d[1].Throughput != 150 || d[2].Throughput != 180 || d[1].P99ms != 30 {
-		t.Errorf("merged curve not sorted by throughput: %v", d)
+	if d[0].Throughput != 100 || d[1].Throughput != 180 || d[2].Throughput != 150 || d[2].P99ms != 30 || d[2].Load != 4 {
+		t.Errorf("merged curve not ordered by load: %v", d)
 	}
 	png := filepath.Join(dir, "p.png")
 	if err := PlotPNG(png, "t", rs); err != nil {
