@@ -100,7 +100,7 @@ func TestTritonCases(t *testing.T) {
 		// test_max_queue_size: a bs 8 runs for D; 10 bs 1 arrive; the queue holds 8 of them.
 		{name: "max_queue_size", slow: D / 2,
 			cfg:   Config{MaxBatchSize: 8, PreferredBatchSizes: []int{4, 8}, MaxQueueDelay: D, Instances: 1, DefaultQueuePolicy: QueuePolicy{MaxQueueSize: 8}},
-			steps: append([]step{{size: 8, want: ok}}, append(ones(8, delayed), bs(1, full), bs(1, full))...), want: map[int]int{8: 2}},
+			steps: append([]step{{size: 8, want: ok}}, append(ones(8, ok), bs(1, full), bs(1, full))...), want: map[int]int{8: 2}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

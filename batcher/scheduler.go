@@ -101,6 +101,11 @@ func newBatcher[T, R any](cfg Config, exec ExecFunc[T, R], h hooks[T]) (*Batcher
 
 // Submit queues it and waits for its result, its rejection, or ctx (a cancelled ctx removes the request
 // from the queue if it has not started).
+//
+// A full queue returns ErrQueueFull at once, an expired REJECT timeout ErrTimeout, a stopping batcher
+// ErrStopped, a request larger than max_batch_size ErrBatchSize. If ctx ends while the request's batch
+// is executing, Submit returns the ctx error at once; the batch runs on and the request counts as
+// executed in Stats.
 func (b *Batcher[T, R]) Submit(ctx context.Context, it Item[T]) (R, error) {
 	var zero R
 	units := max(1, it.Size)
