@@ -139,20 +139,34 @@ func acceptEncoding(h string) string {
 	return best
 }
 
+// Compressors are pooled: a fresh gzip or zlib writer allocates hundreds of
+// kilobytes of state.
+var (
+	gzipPool = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
+	zlibPool = sync.Pool{New: func() any { return zlib.NewWriter(nil) }}
+)
+
+type resetWriter interface {
+	io.WriteCloser
+	Reset(io.Writer)
+}
+
 // compress returns body compressed with enc into a new buffer, or nil if
 // compression failed (the response then goes out uncompressed).
 func compress(enc string, body []byte) *bytes.Buffer {
-	out := getBuf()
-	var w io.WriteCloser
+	var pool *sync.Pool
 	switch enc {
 	case "gzip":
-		w = gzip.NewWriter(out)
+		pool = &gzipPool
 	case "deflate":
-		w = zlib.NewWriter(out)
+		pool = &zlibPool
 	default:
-		putBuf(out)
 		return nil
 	}
+	w := pool.Get().(resetWriter)
+	defer pool.Put(w)
+	out := getBuf()
+	w.Reset(out)
 	if _, err := w.Write(body); err != nil {
 		putBuf(out)
 		return nil
