@@ -159,12 +159,13 @@ func (m *Module) Forward(ctx context.Context, inputs []Tensor) ([]Tensor, error)
 	if len(cin) > 0 {
 		in = &cin[0]
 	}
-	var res *C.ofa_result
-	if e := C.ofa_forward(m.h, in, C.int32_t(len(cin)), &res); e != nil {
-		return nil, fmt.Errorf("libtorch: forward %s: %s", m.path, takeError(e))
+	r := C.ofa_forward(m.h, in, C.int32_t(len(cin)))
+	if r.error != nil {
+		return nil, fmt.Errorf("libtorch: forward %s: %s", m.path, takeError(r.error))
 	}
-	defer C.ofa_result_free(res)
-	return copyOutputs(unsafe.Slice(res.outputs, int(res.n))), nil
+	outs := copyOutputs(unsafe.Slice(r.result.outputs, int(r.result.n)))
+	C.ofa_result_free(r.result)
+	return outs, nil
 }
 
 // copyOutputs copies the shim's outputs into Go memory: one allocation for all data, one for all shapes.

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -362,8 +363,9 @@ func FuzzForward(f *testing.F) {
 }
 
 // BenchmarkForward measures one Go -> shim -> forward -> Go call on the tiny fixture (f32[8,16] ->
-// f32[8,4]) on the device under test. scripts/bench_shim_overhead.sh compares it with the same module
-// called directly from C++ (build/ofatorch_bench_direct).
+// f32[8,4]) on the device under test. Besides ns/op it reports cpu-ns/op, the process's user+system
+// time per call, which a busy machine disturbs less. scripts/bench_shim_overhead.sh compares both with
+// the same module called directly from C++ (build/ofatorch_bench_direct).
 func BenchmarkForward(b *testing.B) {
 	m := fixtureModule(b, "tiny", Options{})
 	x := Tensor{DType: Float32, Shape: []int64{8, 16}, Data: make([]byte, 8*16*4)}
@@ -379,9 +381,21 @@ func BenchmarkForward(b *testing.B) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0, n := processCPU(b), 0
 	for b.Loop() {
 		if _, err := m.Forward(ctx, in); err != nil {
 			b.Fatal(err)
 		}
+		n++
 	}
+	b.ReportMetric(float64(processCPU(b)-cpu0)/float64(n), "cpu-ns/op")
+}
+
+// processCPU returns the user+system CPU time of the whole process in nanoseconds.
+func processCPU(b *testing.B) int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
 }

@@ -191,11 +191,12 @@ void ofa_module_arity(const ofa_module* m, int32_t* min_inputs, int32_t* max_inp
   *max_inputs = m->max_inputs;
 }
 
-char* ofa_forward(ofa_module* m, const ofa_tensor_in* inputs, int32_t n, ofa_result** out) {
-  if (m == nullptr || out == nullptr || (n > 0 && inputs == nullptr)) {
-    return ofa::make_error("ofa_forward: NULL argument");
+ofa_forward_ret ofa_forward(ofa_module* m, const ofa_tensor_in* inputs, int32_t n) {
+  ofa_forward_ret ret{nullptr, nullptr};
+  if (m == nullptr || (n > 0 && inputs == nullptr)) {
+    ret.error = ofa::make_error("ofa_forward: NULL argument");
+    return ret;
   }
-  *out = nullptr;
   try {
     if (n < m->min_inputs || n > m->max_inputs) {
       std::string names;
@@ -203,8 +204,9 @@ char* ofa_forward(ofa_module* m, const ofa_tensor_in* inputs, int32_t n, ofa_res
       std::string want = m->min_inputs == m->max_inputs
                              ? std::to_string(m->max_inputs)
                              : std::to_string(m->min_inputs) + " to " + std::to_string(m->max_inputs);
-      return ofa::make_error("wrong number of inputs: forward takes " + want + " (" + names + "), got " +
-                             std::to_string(n));
+      ret.error = ofa::make_error("wrong number of inputs: forward takes " + want + " (" + names + "), got " +
+                                  std::to_string(n));
+      return ret;
     }
     c10::InferenceMode im;
     // Goroutines move between OS threads: set the device and stream for this call, on this thread.
@@ -221,17 +223,18 @@ char* ofa_forward(ofa_module* m, const ofa_tensor_in* inputs, int32_t n, ofa_res
     try {
       result = m->module.forward(std::move(args));
     } catch (const std::exception& e) {
-      return ofa::make_error("forward raised: " + ofa::describe(e));
+      ret.error = ofa::make_error("forward raised: " + ofa::describe(e));
+      return ret;
     }
     std::vector<at::Tensor> outs;
     ofa::flatten(result, &outs);
-    *out = ofa::make_result(std::move(outs), m->precision);
-    return nullptr;
+    ret.result = ofa::make_result(std::move(outs), m->precision);
   } catch (const std::exception& e) {
-    return ofa::make_error(ofa::describe(e));
+    ret.error = ofa::make_error(ofa::describe(e));
   } catch (...) {
-    return ofa::make_error("forward: unknown C++ exception");
+    ret.error = ofa::make_error("forward: unknown C++ exception");
   }
+  return ret;
 }
 
 }  // extern "C"

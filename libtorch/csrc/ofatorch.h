@@ -83,8 +83,15 @@ OFA_API const char* ofa_module_schema(const ofa_module* m);
 /* Number of inputs forward requires at least and accepts at most (self not counted). */
 OFA_API void ofa_module_arity(const ofa_module* m, int32_t* min_inputs, int32_t* max_inputs);
 
-/* Runs forward on n inputs. On success *out holds the outputs (free with ofa_result_free). */
-OFA_API char* ofa_forward(ofa_module* m, const ofa_tensor_in* inputs, int32_t n, ofa_result** out);
+/* What ofa_forward returns: exactly one of result (free with ofa_result_free) and error (free with
+ * ofa_free) is non-NULL. Returned by value so that callers need no out-parameter. */
+typedef struct {
+  ofa_result* result;
+  char* error;
+} ofa_forward_ret;
+
+/* Runs forward on n inputs. */
+OFA_API ofa_forward_ret ofa_forward(ofa_module* m, const ofa_tensor_in* inputs, int32_t n);
 
 OFA_API void ofa_result_free(ofa_result* r);
 

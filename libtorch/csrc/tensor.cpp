@@ -133,7 +133,8 @@ ofa_result* make_result(std::vector<at::Tensor> outputs, at::ScalarType cast_bac
                                   ", which has no ofaserve dtype; convert it inside the module");
     }
     // Blocking copy on the current (module's) stream, so the data is ready when we return.
-    r->tensors.push_back(t.to(at::kCPU).contiguous());
+    if (!t.is_cpu()) t = t.to(at::kCPU);
+    r->tensors.push_back(t.contiguous());
   }
   r->outs.resize(r->tensors.size());
   for (size_t i = 0; i < r->tensors.size(); i++) {

@@ -64,9 +64,10 @@ static void check_multi(ofa_module* m, const char* what) {
   float* want = read_file("multi/b2_out0.bin", &os);
   int64_t xshape[2] = {2, 4}, ishape[2] = {2, 3};
   ofa_tensor_in in[2] = {{OFA_FLOAT32, 2, xshape, x, xs}, {OFA_INT64, 2, ishape, ids, is}};
-  ofa_result* r = NULL;
-  char* err = ofa_forward(m, in, 2, &r);
-  CHECK(err == NULL, "%s: forward failed: %s", what, err ? err : "");
+  ofa_forward_ret ret = ofa_forward(m, in, 2);
+  ofa_result* r = ret.result;
+  char* err = ret.error;
+  CHECK(err == NULL && r != NULL, "%s: forward failed: %s", what, err ? err : "");
   if (err == NULL) {
     CHECK(r->n == 1, "%s: %d outputs, want 1", what, r->n);
     const ofa_tensor_out* o = &r->outputs[0];
@@ -110,14 +111,13 @@ int main(int argc, char** argv) {
   int64_t shape[2] = {2, 4};
   float x[8] = {0};
   ofa_tensor_in one[1] = {{OFA_FLOAT32, 2, shape, x, sizeof x}};
-  ofa_result* r = NULL;
-  expect_error(ofa_forward(m, one, 1, &r), "wrong number of inputs", "one input of two");
+  expect_error(ofa_forward(m, one, 1).error, "wrong number of inputs", "one input of two");
   int64_t ishape[2] = {2, 3};
   float fids[6] = {0};
   ofa_tensor_in wrong_dtype[2] = {{OFA_FLOAT32, 2, shape, x, sizeof x}, {OFA_FLOAT32, 2, ishape, fids, sizeof fids}};
-  expect_error(ofa_forward(m, wrong_dtype, 2, &r), "forward raised", "float ids");
+  expect_error(ofa_forward(m, wrong_dtype, 2).error, "forward raised", "float ids");
   ofa_tensor_in short_data[2] = {{OFA_FLOAT32, 2, shape, x, 4}, {OFA_INT64, 2, ishape, fids, 48}};
-  expect_error(ofa_forward(m, short_data, 2, &r), "needs 32 bytes, got 4", "short buffer");
+  expect_error(ofa_forward(m, short_data, 2).error, "needs 32 bytes, got 4", "short buffer");
   check_multi(m, "multi forward after errors");
   ofa_unload(m);
 
@@ -126,11 +126,12 @@ int main(int argc, char** argv) {
   if (err == NULL) {
     float neg[8] = {-1, -1, -1, -1, -1, -1, -1, -1};
     ofa_tensor_in in[1] = {{OFA_FLOAT32, 2, shape, neg, sizeof neg}};
-    expect_error(ofa_forward(m, in, 1, &r), "negative input", "module raises");
+    expect_error(ofa_forward(m, in, 1).error, "negative input", "module raises");
     ofa_tensor_in pos[1] = {{OFA_FLOAT32, 2, shape, x, sizeof x}};
-    err = ofa_forward(m, pos, 1, &r);
-    CHECK(err == NULL, "raises.pt on good input: %s", err ? err : "");
-    if (err == NULL) ofa_result_free(r);
+    ofa_forward_ret ret = ofa_forward(m, pos, 1);
+    CHECK(ret.error == NULL && ret.result != NULL, "raises.pt on good input: %s", ret.error ? ret.error : "");
+    ofa_result_free(ret.result);
+    ofa_free(ret.error);
     ofa_unload(m);
   }
 
