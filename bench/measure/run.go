@@ -87,6 +87,8 @@ type Level struct {
 	Trials  int      `json:"trials"`
 	Result  Window   `json:"result"`
 	Windows []Window `json:"windows"`
+	// ErrorSamples holds the first error message seen for each status.
+	ErrorSamples map[string]string `json:"error_samples,omitempty"`
 	// Truncated is set when the run's request or time budget ended this
 	// level early.
 	Truncated bool `json:"truncated,omitempty"`
@@ -109,6 +111,8 @@ type recorder struct {
 	epoch time.Time
 	sent  atomic.Int64
 	fails atomic.Int64
+	// samples: first error message per status, under mu.
+	samples map[string]string
 }
 
 func (r *recorder) since() time.Duration { return time.Since(r.epoch) }
@@ -147,6 +151,16 @@ func (r *recorder) do(ctx context.Context, do DoFunc, seq uint64) {
 	}
 	if o.Status != "" {
 		r.fails.Add(1)
+		if o.Err != nil {
+			r.mu.Lock()
+			if _, ok := r.samples[o.Status]; !ok {
+				if r.samples == nil {
+					r.samples = map[string]string{}
+				}
+				r.samples[o.Status] = o.Err.Error()
+			}
+			r.mu.Unlock()
+		}
 	}
 	r.add(Record{Start: start, End: r.since(), Send: o.Send, Recv: o.Recv, Status: o.Status})
 }
@@ -332,6 +346,11 @@ func (r *Runner) run(ctx context.Context, mode string, value float64, gen func(s
 			rec.prune(lvl.Windows[n-2].Start)
 		}
 	}
+	stopGen()
+	<-genDone
+	rec.mu.Lock()
+	lvl.ErrorSamples = rec.samples
+	rec.mu.Unlock()
 	if len(lvl.Windows) == 0 {
 		lvl.Truncated = true
 		return lvl, ctx.Err()

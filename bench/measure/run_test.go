@@ -2,6 +2,7 @@ package measure_test
 
 import (
 	"context"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -157,6 +158,9 @@ func TestEndToEndAgainstFakeServer(t *testing.T) {
 		}
 		if res.Errors["HTTP 503"] == 0 {
 			t.Errorf("errors %v, want some HTTP 503", res.Errors)
+		}
+		if msg := lvl.ErrorSamples["HTTP 503"]; !strings.Contains(msg, "queue full") {
+			t.Errorf("error sample %q should carry the server's message", msg)
 		}
 		if res.Inferences != 2*res.Requests {
 			t.Errorf("inferences %d for %d requests of batch 2", res.Inferences, res.Requests)

@@ -368,6 +368,12 @@ func printLevel(w io.Writer, l measure.Level, pct float64) {
 	if len(r.Errors) > 0 {
 		fmt.Fprintf(w, "  errors: %v\n", r.Errors)
 	}
+	for st, msg := range l.ErrorSamples {
+		if len(msg) > 300 {
+			msg = msg[:300] + "..."
+		}
+		fmt.Fprintf(w, "  first %s: %s\n", st, msg)
+	}
 }
 
 func writeOutputs(f *benchFlags, res *report.Result) error {
