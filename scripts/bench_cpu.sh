@@ -13,7 +13,7 @@
 #   openloop  ofaserve dynamic at 70% of its measured saturation, Poisson arrivals -> openloop70.*
 #   all       every step above, then the plot and summary.txt (ratios)         -> latency_vs_throughput.png
 # Needs bin/ofaserve and bin/ofabench (`make build`) and /usr/bin/python3 with torch. Servers listen on
-# 127.0.0.1 only. Env: CONFIG (tiny), IMAGE_SIZE (64), INTERVAL_MS (3000), TRIALS (4), STAB (25),
+# 127.0.0.1 only. Env: CONFIG (tiny), IMAGE_SIZE (64), INTERVAL_MS (4000), TRIALS (3), STAB (25),
 # CONC (1:16:4x), BARE_SECS (6s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,8 +22,8 @@ OUT="${2:-out/bench-cpu}"
 PY="${OFASERVE_PYTHON:-/usr/bin/python3}"
 CONFIG="${CONFIG:-tiny}"
 IMAGE_SIZE="${IMAGE_SIZE:-64}"
-INTERVAL_MS="${INTERVAL_MS:-3000}"
-TRIALS="${TRIALS:-4}"
+INTERVAL_MS="${INTERVAL_MS:-4000}"
+TRIALS="${TRIALS:-3}"
 STAB="${STAB:-25}"
 CONC="${CONC:-1:16:4x}"
 BARE_SECS="${BARE_SECS:-6s}"
@@ -90,7 +90,7 @@ bench() { # LABEL ofabench-args...
   local label="$1"; shift
   say "ofabench: $label"
   timeout 300 bin/ofabench --label "$label" --measurement-interval "$INTERVAL_MS" --max-trials "$TRIALS" \
-    --stability-percentage "$STAB" --max-duration 4m -f "$OUT/$label.csv" --json "$OUT/$label.json" "$@" \
+    --stability-percentage "$STAB" --warmup-requests 8 --max-duration 4m -f "$OUT/$label.csv" --json "$OUT/$label.json" "$@" \
     2> >(tee "$LOG/$label.ofabench.log" >&2)
 }
 

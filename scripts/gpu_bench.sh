@@ -178,7 +178,7 @@ for p in $PRECISIONS; do
     note "ofaserve $p" "FAIL: not ready (see $LOG/ofaserve-$p.log)"
   else
     L="$(seq_len "$OUT/${p}_bare.json")"
-    common=(--measurement-interval "$INTERVAL_MS" --max-trials 3 --stability-percentage 20 --max-duration "$(cap 90)s")
+    common=(--warmup-requests 10 --measurement-interval "$INTERVAL_MS" --max-trials 3 --stability-percentage 20 --max-duration "$(cap 90)s")
     if run "ofabench-raw-$p" 100 bin/ofabench -m ofa_entailment_raw -u "127.0.0.1:$PORT" --input-tensor-format binary \
          --shape "INPUT_IDS:$L" --concurrency-range "$CONC" --label "ofaserve raw $p" \
          -f "$OUT/${p}_dynamic.csv" --json "$OUT/${p}_dynamic.json" "${common[@]}"; then

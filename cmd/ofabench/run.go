@@ -38,7 +38,7 @@ type benchFlags struct {
 	csvPath, jsonPath, plotPath, label        string
 	verboseCSV, progress, allowRemote         bool
 	noServerStats                             bool
-	maxOutstanding                            int
+	maxOutstanding, warmup                    int
 	seed                                      uint64
 }
 
@@ -76,6 +76,7 @@ func parseBenchFlags(args []string) (*benchFlags, error) {
 	fs.BoolVar(&f.noServerStats, "no-server-stats", false, "do not read the statistics endpoint")
 	fs.IntVar(&f.maxOutstanding, "max-outstanding", 1024, "open loop: most requests in flight")
 	fs.Uint64Var(&f.seed, "seed", 1, "seed for random data and Poisson arrivals")
+	fs.IntVar(&f.warmup, "warmup-requests", 0, "requests sent one at a time before the first level, not measured")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -233,6 +234,10 @@ func runBench(ctx context.Context, args []string) error {
 		return fmt.Errorf("encoding requests: %w", err)
 	}
 
+	if err := warmUp(ctx, do, f.warmup); err != nil {
+		return err
+	}
+
 	mode, rng := "concurrency", f.concRange
 	if f.rateRange != "" {
 		mode, rng = "request_rate", f.rateRange
@@ -301,6 +306,21 @@ func runBench(ctx context.Context, args []string) error {
 		return errors.Join(errors.New("no level completed a measurement window"), runErr)
 	}
 	return runErr
+}
+
+// warmUp sends n requests one at a time (TorchScript's first calls compile
+// and profile) and fails if the last one fails.
+func warmUp(ctx context.Context, do measure.DoFunc, n int) error {
+	var last kserve.Outcome
+	for i := range n {
+		if last = do(ctx, uint64(i)); last.Status == "" {
+			last.Err = nil
+		}
+	}
+	if n > 0 && last.Status != "" {
+		return fmt.Errorf("warm-up request failed (%s): %w", last.Status, last.Err)
+	}
+	return nil
 }
 
 func buildWorkload(f *benchFlags, meta kserve.ModelMetadata, batching bool) ([]kserve.Request, string, error) {
