@@ -20,6 +20,9 @@ package libtorch
 /*
 #cgo CFLAGS: -I${SRCDIR}/csrc
 #cgo LDFLAGS: -L${SRCDIR}/../build -lofatorch -Wl,-rpath,${SRCDIR}/../build
+#cgo noescape ofa_forward
+#cgo nocallback ofa_forward
+#cgo nocallback ofa_result_free
 #include <stdlib.h>
 #include "ofatorch.h"
 */
@@ -139,7 +142,13 @@ func (m *Module) Forward(ctx context.Context, inputs []Tensor) ([]Tensor, error)
 	}
 	var pin runtime.Pinner
 	defer pin.Unpin()
-	cin := make([]C.ofa_tensor_in, len(inputs))
+	// The descriptors stay on the stack for the usual few inputs (ofa_forward keeps no pointer to them).
+	var small [4]C.ofa_tensor_in
+	cin := small[:0]
+	if len(inputs) > len(small) {
+		cin = make([]C.ofa_tensor_in, 0, len(inputs))
+	}
+	cin = cin[:len(inputs)]
 	for i := range inputs {
 		t := &inputs[i]
 		c := &cin[i]
