@@ -1,0 +1,187 @@
+// Package ofa_test runs ofaserve end to end for the OFA model kind: it
+// builds the real binary, serves a freshly exported (random-init, micro)
+// ofa_entailment on loopback ports, and checks what clients get over HTTP
+// (KServe v2 JSON and binary extension, /predict, the tutorial's curl
+// request) and gRPC against the Python reference pipeline (PIL + the
+// exporter's eager module) run on the same photos and prompts.
+package ofa_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ofaserve/ofaserve/backend/ofa/ofatest"
+)
+
+// env is what TestMain set up.
+var env struct {
+	base     string // http://127.0.0.1:port
+	grpcAddr string
+	cases    []refCase
+	images   map[string][]byte // file name -> bytes
+	stderr   *bytes.Buffer
+}
+
+// refCase is one line of cases.json (testdata/make_cases.py).
+type refCase struct {
+	Image         string    `json:"image"`
+	Hypothesis    string    `json:"hypothesis"`
+	Premise       *string   `json:"premise"`
+	Probabilities []float64 `json:"probabilities"`
+	Label         string    `json:"label"`
+}
+
+// queueDelay is the test config's max_queue_delay: long enough that
+// concurrent requests reliably meet in one batch on a loaded 2-core machine.
+const queueDelay = 50 * time.Millisecond
+
+func TestMain(m *testing.M) {
+	code, err := setup(m)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "test/ofa:", err)
+		if env.stderr != nil && env.stderr.Len() > 0 {
+			fmt.Fprintf(os.Stderr, "ofaserve stderr:\n%s\n", env.stderr.String())
+		}
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
+
+func setup(m *testing.M) (int, error) {
+	root, err := ofatest.RepoRoot()
+	if err != nil {
+		return 0, err
+	}
+	if _, err := os.Stat(filepath.Join(root, "build", "libofatorch.so")); err != nil {
+		return 0, fmt.Errorf("build/libofatorch.so is missing: run `make shim` (%w)", err)
+	}
+	tmp, err := os.MkdirTemp("", "ofaserve-e2e-*")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(tmp)
+
+	// The binary, the model and the reference cases.
+	bin := filepath.Join(tmp, "ofaserve")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/ofaserve")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("go build ./cmd/ofaserve: %w\n%s", err, out)
+	}
+	exported, err := ofatest.Export()
+	if err != nil {
+		return 0, err
+	}
+	repo := filepath.Join(tmp, "repo")
+	modelDir, err := ofatest.CopyRepo(exported, repo, "ofa_entailment")
+	if err != nil {
+		return 0, err
+	}
+	cfgFile := filepath.Join(modelDir, "config.pbtxt")
+	cfg, err := os.ReadFile(cfgFile)
+	if err != nil {
+		return 0, err
+	}
+	delay := "max_queue_delay_microseconds: " + strconv.Itoa(int(queueDelay/time.Microsecond))
+	patched := strings.Replace(string(cfg), "max_queue_delay_microseconds: 2000", delay, 1)
+	if patched == string(cfg) {
+		return 0, fmt.Errorf("%s: no max_queue_delay_microseconds: 2000 to raise", cfgFile)
+	}
+	if err := os.WriteFile(cfgFile, []byte(patched), 0o644); err != nil {
+		return 0, err
+	}
+	casesDir := filepath.Join(tmp, "cases")
+	mk := exec.Command(ofatest.Python(), filepath.Join("testdata", "make_cases.py"), exported, casesDir)
+	if out, err := mk.CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("make_cases.py: %w\n%s", err, out)
+	}
+	data, err := os.ReadFile(filepath.Join(casesDir, "cases.json"))
+	if err != nil {
+		return 0, err
+	}
+	if err := json.Unmarshal(data, &env.cases); err != nil || len(env.cases) < 16 {
+		return 0, fmt.Errorf("cases.json: %v (%d cases, want >= 16)", err, len(env.cases))
+	}
+	env.images = map[string][]byte{}
+	for _, c := range env.cases {
+		if env.images[c.Image] == nil {
+			if env.images[c.Image], err = os.ReadFile(filepath.Join(casesDir, c.Image)); err != nil {
+				return 0, err
+			}
+		}
+	}
+
+	// The server, on loopback ports.
+	ports, err := freePorts(3)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv := exec.CommandContext(ctx, bin, "--model-repository="+repo,
+		"--http-address=127.0.0.1", "--http-port="+strconv.Itoa(ports[0]),
+		"--grpc-address=127.0.0.1", "--grpc-port="+strconv.Itoa(ports[1]),
+		"--metrics-address=127.0.0.1", "--metrics-port="+strconv.Itoa(ports[2]),
+		"--exit-timeout-secs=5")
+	env.stderr = &bytes.Buffer{}
+	srv.Stdout, srv.Stderr = env.stderr, env.stderr
+	srv.Cancel = func() error { return srv.Process.Signal(os.Interrupt) }
+	srv.WaitDelay = 10 * time.Second
+	if err := srv.Start(); err != nil {
+		return 0, err
+	}
+	defer func() { cancel(); _ = srv.Wait() }()
+	env.base = "http://127.0.0.1:" + strconv.Itoa(ports[0])
+	env.grpcAddr = "127.0.0.1:" + strconv.Itoa(ports[1])
+	if err := waitReady(env.base+"/v2/models/ofa_entailment/ready", 90*time.Second); err != nil {
+		return 0, err
+	}
+	return m.Run(), nil
+}
+
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	var lns []net.Listener
+	defer func() {
+		for _, l := range lns {
+			l.Close()
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		lns = append(lns, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+func waitReady(url string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("ofaserve not ready at %s after %v", url, limit)
+}
