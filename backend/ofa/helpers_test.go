@@ -20,6 +20,7 @@ import (
 
 	"github.com/ofaserve/ofaserve/backend"
 	"github.com/ofaserve/ofaserve/backend/ofa/ofatest"
+	torch "github.com/ofaserve/ofaserve/libtorch"
 	"github.com/ofaserve/ofaserve/repository"
 )
 
@@ -61,7 +62,7 @@ func load(t testing.TB, pbtxt string) (*Model, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := repository.Normalize("config.pbtxt", "ofa_entailment", cfg, 0); err != nil {
+	if err := repository.Normalize("config.pbtxt", "ofa_entailment", cfg, torch.DeviceCount()); err != nil {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(testRepo, "ofa_entailment")

@@ -33,7 +33,18 @@ func closeTo(a [3]float32, b []float64, eps float64) bool {
 // the longest row) and single requests give the Python reference's
 // probabilities; RESULT and LABEL agree with SCORES.
 func TestMatchesReference(t *testing.T) {
-	m := mustLoad(t, exportedConfig(t))
+	t.Run("cpu", func(t *testing.T) { testMatchesReference(t, exportedConfig(t)) })
+	// On a GPU box (scripts/gpu_check.sh) the same checks run on the device.
+	dev := os.Getenv("OFASERVE_TEST_DEVICE")
+	if gpu, ok := strings.CutPrefix(dev, "cuda:"); ok {
+		t.Run(dev, func(t *testing.T) {
+			testMatchesReference(t, exportedConfig(t, "count: 1 kind: KIND_CPU", "count: 1 kind: KIND_GPU gpus: [ "+gpu+" ]"))
+		})
+	}
+}
+
+func testMatchesReference(t *testing.T, pbtxt string) {
+	m := mustLoad(t, pbtxt)
 	imgs := testImages(t)
 	dir := t.TempDir()
 	names := []string{"rgb.png", "photo.jpg", "gray.png"}
