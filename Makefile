@@ -13,7 +13,7 @@ GPU_TEST_PKGS ?= libtorch
 MODEL_REPO ?= models
 HTTP_PORT  ?= 8000
 
-.PHONY: all setup shim build models run test lint test-cpp test-go test-race test-py proto bench bench-shim gpu-tests clean
+.PHONY: all setup shim build models run test lint test-cpp test-go test-race test-py test-fuzz proto bench bench-shim gpu-tests clean
 
 all: build
 
@@ -54,7 +54,13 @@ test-race: build
 test-py:
 	$(PY) -m pytest -q scripts
 
-test: setup build lint test-cpp test-go test-race test-py
+# The server's decoders of outside bytes, fuzzed briefly (FUZZTIME=5m for a longer run by hand).
+FUZZTIME ?= 10s
+test-fuzz:
+	go test -run '^$$' -fuzz '^FuzzDecodeJSONInfer$$' -fuzztime $(FUZZTIME) ./server/
+	go test -run '^$$' -fuzz '^FuzzBinaryFraming$$' -fuzztime $(FUZZTIME) ./server/
+
+test: setup build lint test-cpp test-go test-race test-py test-fuzz
 
 proto:
 	@scripts/gen_proto.sh
