@@ -180,14 +180,6 @@ func f32bytes(v []float32) []byte {
 	return b
 }
 
-func f32s(b []byte) []float32 {
-	out := make([]float32, len(b)/4)
-	for i := range out {
-		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-	}
-	return out
-}
-
 // simpleModel is Triton's "simple": OUTPUT0 = INPUT0 + INPUT1 and
 // OUTPUT1 = INPUT0 - INPUT1 over INT32 [16], max_batch_size 8.
 func simpleModel() *fakeModel {
