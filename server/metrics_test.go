@@ -1,6 +1,7 @@
 package server
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -44,5 +45,20 @@ func TestMetrics(t *testing.T) {
 	}
 	if r := do(t, h, "GET", "/other", nil); r.code != 404 {
 		t.Errorf("GET /other = %d", r.code)
+	}
+}
+
+// TestGPUMetrics needs a GPU: OFASERVE_TEST_DEVICE=cuda:N. Without one the
+// GPU gauges are simply absent, which TestMetrics already exercises.
+func TestGPUMetrics(t *testing.T) {
+	if !strings.HasPrefix(os.Getenv("OFASERVE_TEST_DEVICE"), "cuda") {
+		t.Skip("OFASERVE_TEST_DEVICE is not a cuda device")
+	}
+	h := newTestServer(t, testRepo(), Options{GPUMetrics: true}).MetricsHandler()
+	text := string(do(t, h, "GET", "/metrics", nil).body)
+	for _, fam := range []string{"nv_gpu_utilization{gpu_uuid=\"GPU-", "nv_gpu_memory_total_bytes{", "nv_gpu_memory_used_bytes{", "nv_gpu_power_usage{"} {
+		if !strings.Contains(text, fam) {
+			t.Errorf("metrics lack %s", fam)
+		}
 	}
 }
