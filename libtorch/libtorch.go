@@ -13,8 +13,9 @@
 //
 // Linking: the cgo flags point at ../build and record it as an rpath, so tests and `go build` work from a
 // checkout after `make shim`. Deployed binaries also search $ORIGIN and $ORIGIN/../lib when built with
-// CGO_LDFLAGS='-Wl,-rpath,$ORIGIN -Wl,-rpath,$ORIGIN/../lib' (cgo directives cannot carry a '$'); otherwise
-// set LD_LIBRARY_PATH to the folder holding libofatorch.so.
+// CGO_LDFLAGS='-Wl,-rpath,$ORIGIN -Wl,-rpath,$ORIGIN/../lib' (the Makefile exports it; cgo directives
+// cannot carry a '$'), so libofatorch.so may sit beside the binary or in ../lib; LD_LIBRARY_PATH, searched
+// first, overrides all of these (scripts/gpu_check.sh relies on that).
 package libtorch
 
 /*
