@@ -11,8 +11,9 @@ PREMISE -> RESULT, LABEL, SCORES) and, per request, does what a careful user wou
 * one call of the same TorchScript ``model.pt`` under ``torch.inference_mode()``, no batching across
   requests (a request with batch B runs one forward of B rows); softmax over the 3 answer logits.
 
-It is written to be fair, not slow: the module is loaded once, intra-op threads default to the core count,
-inter-op threads to 1, and connections are kept alive. It has no queue, no dynamic batching and no
+It is written to be fair, not slow: the module is loaded once, connections are kept alive, and each request
+runs on its own thread with one intra-op thread (parallelism across requests; on a busy 2-core box a forward
+with 2 OpenMP threads measured 20-50x slower than with 1, docs/PERFORMANCE.md), inter-op threads 1. It has no queue, no dynamic batching and no
 statistics endpoint - that is the point of the comparison (docs/PERFORMANCE.md).
 
 Usage: /usr/bin/python3 scripts/python_baseline_server.py --model-repository REPO [--port 8010]
@@ -265,7 +266,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--model", default="ofa_entailment")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8010)
-    ap.add_argument("--torch-threads", type=int, default=os.cpu_count() or 1, help="intra-op threads (default: cores)")
+    ap.add_argument("--torch-threads", type=int, default=1,
+                    help="intra-op threads per forward (default 1: requests run in parallel on their own threads; "
+                         "more threads per request oversubscribe the cores once several requests are in flight)")
     args = ap.parse_args(argv)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print("python_baseline_server: refusing to listen beyond loopback", file=sys.stderr)
