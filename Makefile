@@ -8,7 +8,7 @@ export OFASERVE_PYTHON := $(PY)
 # Binaries find libofatorch.so beside them or in ../lib when deployed (cgo directives cannot carry '$').
 export CGO_LDFLAGS := -Wl,-rpath,$$ORIGIN -Wl,-rpath,$$ORIGIN/../lib
 # Packages whose test binaries scripts/gpu_check.sh runs on a GPU box (OFASERVE_TEST_DEVICE=cuda:0).
-GPU_TEST_PKGS ?= libtorch
+GPU_TEST_PKGS ?= libtorch backend/libtorch backend/ofa server
 
 MODEL_REPO ?= models
 HTTP_PORT  ?= 8000
