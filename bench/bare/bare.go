@@ -42,19 +42,28 @@ type Meta struct {
 
 // ReadMeta reads ofa_meta.json.
 func ReadMeta(path string) (Meta, error) {
-	var m Meta
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return m, fmt.Errorf("reading OFA metadata: %w", err)
+		return Meta{}, fmt.Errorf("reading OFA metadata: %w", err)
 	}
+	m, err := ParseMeta(b)
+	if err != nil {
+		return m, fmt.Errorf("OFA metadata %s: %w", path, err)
+	}
+	return m, nil
+}
+
+// ParseMeta decodes and checks the contents of ofa_meta.json.
+func ParseMeta(b []byte) (Meta, error) {
+	var m Meta
 	if err := json.Unmarshal(b, &m); err != nil {
-		return m, fmt.Errorf("reading OFA metadata %s: %w", path, err)
+		return m, err
 	}
 	if len(m.ImageSize) != 2 || m.ImageSize[0] <= 0 || m.ImageSize[1] <= 0 || m.ImageSize[0] > 4096 || m.ImageSize[1] > 4096 {
-		return m, fmt.Errorf("OFA metadata %s: bad image_size %v", path, m.ImageSize)
+		return m, fmt.Errorf("bad image_size %v", m.ImageSize)
 	}
 	if m.PromptWithoutPremise == "" || m.PromptWithPremise == "" {
-		return m, fmt.Errorf("OFA metadata %s: missing prompt templates", path)
+		return m, errors.New("missing prompt templates")
 	}
 	return m, nil
 }

@@ -96,3 +96,18 @@ func TestRun(t *testing.T) {
 		t.Errorf("error %v, want boom", err)
 	}
 }
+
+func FuzzParseMeta(f *testing.F) {
+	f.Add([]byte(metaJSON))
+	f.Add([]byte(`{"image_size":[1e9,2]}`))
+	f.Add([]byte(`{"image_size":[2,2],"prompt_with_premise":"a","prompt_without_premise":"b"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := ParseMeta(b)
+		if err != nil {
+			return
+		}
+		if m.ImageSize[0] <= 0 || m.ImageSize[0] > 4096 || m.ImageSize[1] <= 0 || m.ImageSize[1] > 4096 {
+			t.Fatalf("accepted image_size %v", m.ImageSize)
+		}
+	})
+}
