@@ -72,9 +72,14 @@ def _log(quiet: bool) -> Any:
     return log
 
 
-def raw_config_pbtxt(h: int, w: int, max_batch: int, device: str) -> str:
-    kind = "instance_group [ { count: 1 kind: KIND_GPU gpus: [ 0 ] } ]" if device == "cuda" else \
+def instance_group(device: str) -> str:
+    """The one instance both models run: on GPU 0 for a --device cuda export, else on the CPU."""
+    return "instance_group [ { count: 1 kind: KIND_GPU gpus: [ 0 ] } ]" if device == "cuda" else \
         "instance_group [ { count: 1 kind: KIND_CPU } ]"
+
+
+def raw_config_pbtxt(h: int, w: int, max_batch: int, device: str) -> str:
+    kind = instance_group(device)
     return f"""name: "{RAW_NAME}"
 platform: "pytorch_libtorch"
 max_batch_size: {max_batch}
@@ -90,7 +95,7 @@ dynamic_batching {{ max_queue_delay_microseconds: 2000 }}
 """
 
 
-def ofa_config_pbtxt(max_batch: int) -> str:
+def ofa_config_pbtxt(max_batch: int, device: str = "cpu") -> str:
     return f"""name: "{OFA_NAME}"
 backend: "ofa"
 max_batch_size: {max_batch}
@@ -105,7 +110,7 @@ output [
   {{ name: "SCORES" data_type: TYPE_FP32 dims: [ 3 ] }}
 ]
 dynamic_batching {{ max_queue_delay_microseconds: 2000 }}
-instance_group [ {{ count: 1 kind: KIND_CPU }} ]
+{instance_group(device)}
 parameters {{ key: "metadata_file" value: {{ string_value: "{META_FILE}" }} }}
 """
 
@@ -286,7 +291,7 @@ def export(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         with open(os.path.join(raw_dir, "config.pbtxt"), "w") as f:
             f.write(raw_config_pbtxt(h, w, args.max_batch_size, args.device))
         with open(os.path.join(ofa_dir, "config.pbtxt"), "w") as f:
-            f.write(ofa_config_pbtxt(args.max_batch_size))
+            f.write(ofa_config_pbtxt(args.max_batch_size, args.device))
         meta = build_meta(model, ts, ans, args, source, len(bpe.vocab))
         meta["model_sha256"] = _sha256(model_pt)
         with open(os.path.join(ofa_ver, META_FILE), "w") as f:

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from ofa.config import preset, to_hf_config
-from ofa.export import export, main
+from ofa.export import export, main, ofa_config_pbtxt, raw_config_pbtxt
 from ofa.modeling import init_weights, build_model
 from ofa.reference import Reference
 from ofa.vocab import default_bpe_dir
@@ -63,11 +63,19 @@ def test_layout_and_configs(repo: str) -> None:
     for line in ('name: "ofa_entailment"', 'backend: "ofa"', '{ name: "IMAGE" data_type: TYPE_STRING dims: [ 1 ] }',
                  '{ name: "PREMISE" data_type: TYPE_STRING dims: [ 1 ] optional: true }',
                  '{ name: "SCORES" data_type: TYPE_FP32 dims: [ 3 ] }',
-                 'parameters { key: "metadata_file" value: { string_value: "ofa_meta.json" } }'):
+                 'parameters { key: "metadata_file" value: { string_value: "ofa_meta.json" } }',
+                 "instance_group [ { count: 1 kind: KIND_CPU } ]"):
         assert line in ofa
     a = os.path.join(repo, "ofa_entailment_raw/1/model.pt")
     b = os.path.join(repo, "ofa_entailment/1/model.pt")
     assert open(a, "rb").read() == open(b, "rb").read()
+
+
+def test_cuda_export_puts_both_models_on_gpu0() -> None:
+    # A --device cuda export serves ofa_entailment on the GPU too, not only the raw model (issue 8).
+    for cfg in (raw_config_pbtxt(64, 64, 16, "cuda"), ofa_config_pbtxt(16, "cuda")):
+        assert "instance_group [ { count: 1 kind: KIND_GPU gpus: [ 0 ] } ]" in cfg
+        assert "KIND_CPU" not in cfg
 
 
 def test_meta(repo: str) -> None:
