@@ -5,7 +5,7 @@
 #   1. builds the shim against the wheel's libtorch into build-gpu/ (skipped when build-gpu/libofatorch.so
 #      exists, e.g. after scripts/gpu_check.sh, which builds it the same way);
 #   2. exports OFA `large` with seeded random weights at 480 px, fp32 and bf16, on cuda;
-#   3. the bare model: `ofabench bare` at batch 1 and 16, fp32 and bf16, on cuda:0;
+#   3. the bare model: `ofabench bare` at batch 1 and 16 on each export (parameters as saved), on cuda:0;
 #   4. ofaserve on cuda:0 (instance_group KIND_GPU) per precision: a closed-loop sweep on
 #      ofa_entailment_raw (binary tensors), and on ofa_entailment (images + hypotheses) when it loads;
 #   5. bench_summary.py tables and a PNG of p99 latency vs throughput.
@@ -135,11 +135,9 @@ for p in $PRECISIONS; do
     if [ "$DEVICE" != cpu ]; then
       sed -i "s/kind: KIND_CPU }/kind: KIND_GPU gpus: [ ${DEVICE#cuda:} ] }/" "$cfg"
     fi
-    # A bf16/fp16 module takes float32 requests: the libtorch backend converts on the device.
-    if [ "$p" != fp32 ] && ! grep -q '"precision"' "$cfg"; then
-      prec=bfloat16; [ "$p" = fp16 ] && prec=float16
-      echo "parameters { key: \"precision\" value: { string_value: \"$prec\" } }" >>"$cfg"
-    fi
+    # No "precision" parameter: the exporter's bf16/fp16 module casts its float32 inputs itself, and
+    # libtorch's Precision conversion of an already exported OFA module breaks it (index_select on a
+    # converted index buffer, seen on CPU with Debian libtorch 1.13).
   done
 done
 
@@ -147,7 +145,7 @@ done
 for p in $PRECISIONS; do
   [ -f "$OUT/repo_$p/ofa_entailment_raw/1/model.pt" ] || [ "$DRY" = 1 ] || continue
   if run "bare-$p" 60 bin/ofabench bare --model "$OUT/repo_$p/ofa_entailment_raw/1/model.pt" \
-       --meta "$OUT/repo_$p/ofa_entailment/1/ofa_meta.json" --device "$DEVICE" --precision "$p" --batch 1,16 \
+       --meta "$OUT/repo_$p/ofa_entailment/1/ofa_meta.json" --device "$DEVICE" --precision fp32 --batch 1,16 \
        --duration 5s --warmup 5 --hypotheses "$OUT/hypotheses.txt" --label "bare $CONFIG $p" --json "$OUT/${p}_bare.json"; then
     note "bare $p" "$(grep -h '^Batch' "$LOG/bare-$p.log" 2>/dev/null | cut -d, -f1,3 | paste -sd';' -)"
   else
