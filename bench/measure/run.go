@@ -294,6 +294,11 @@ func (r *Runner) run(ctx context.Context, mode string, value float64, gen func(s
 	useStats := r.Stats != nil
 	var starts, ends []snap
 	for trial := 0; trial < r.MaxTrials; trial++ {
+		// The next window may be merged with the two before it: keep their
+		// records, drop older ones (never the ones the final merge needs).
+		if n := len(lvl.Windows); n >= 2 {
+			rec.prune(lvl.Windows[n-2].Start)
+		}
 		s0 := r.stats(ctx)
 		t0 := rec.since()
 		deadline := time.NewTimer(r.Interval)
@@ -341,9 +346,6 @@ func (r *Runner) run(ctx context.Context, mode string, value float64, gen func(s
 		if stop {
 			lvl.Truncated = true
 			break
-		}
-		if n := len(lvl.Windows); n >= 2 {
-			rec.prune(lvl.Windows[n-2].Start)
 		}
 	}
 	stopGen()

@@ -176,3 +176,38 @@ func TestEndToEndAgainstFakeServer(t *testing.T) {
 		}
 	}
 }
+
+// When no window is stable the result merges the last three windows: it must
+// hold (at least) every request those windows counted, whatever the number
+// of trials.
+func TestUnstableResultMergesLastThreeWindows(t *testing.T) {
+	var n atomic.Int64
+	do := func(ctx context.Context, _ uint64) kserve.Outcome {
+		// Alternate fast and slow phases so no three windows agree at 0.1%.
+		if n.Add(1)%50 < 25 {
+			time.Sleep(time.Millisecond)
+		} else {
+			time.Sleep(3 * time.Millisecond)
+		}
+		return kserve.Outcome{}
+	}
+	for _, trials := range []int{3, 4, 5} {
+		s := settings()
+		s.StabilityPct, s.MaxTrials, s.Interval = 0.1, trials, 50*time.Millisecond
+		r := &measure.Runner{Settings: s, Do: do, Budget: measure.NewBudget(0)}
+		lvl, err := r.RunConcurrency(context.Background(), 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lvl.Stable || len(lvl.Windows) != trials {
+			t.Fatalf("trials=%d: stable=%v windows=%d", trials, lvl.Stable, len(lvl.Windows))
+		}
+		sum := 0
+		for _, w := range lvl.Windows[trials-3:] {
+			sum += w.Requests
+		}
+		if lvl.Result.Requests < sum {
+			t.Errorf("trials=%d: merged result has %d requests, the last three windows %d", trials, lvl.Result.Requests, sum)
+		}
+	}
+}
