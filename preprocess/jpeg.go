@@ -1,7 +1,8 @@
 package preprocess
 
 /*
-#cgo LDFLAGS: -lturbojpeg
+// libturbojpeg is linked statically so the server binary carries its JPEG decoder to GPU boxes that lack it.
+#cgo LDFLAGS: -l:libturbojpeg.a
 #include <stdio.h>
 #include <stdlib.h>
 #include <turbojpeg.h>
