@@ -13,11 +13,15 @@ import re as _re
 from functools import lru_cache
 from typing import Dict, List, Optional, Tuple
 
-import regex
 
 # GPT-2 pre-tokenisation: contractions, letter runs, digit runs, other-symbol runs (each with an optional
 # leading space), then whitespace.
-_PRETOKENIZE = regex.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""")
+try:
+    import regex
+
+    _PRETOKENIZE = regex.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""")
+except ImportError:  # a GPU box with only the torch wheel: the stdlib approximation is exact for ASCII text
+    _PRETOKENIZE = _re.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?[^\W\d_]+| ?\d+| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+""")
 
 PROMPT_WITHOUT_PREMISE = ' does the image describe " {hypothesis} "?'
 PROMPT_WITH_PREMISE = ' can image and text1 " {premise} " imply text2 " {hypothesis} "?'
