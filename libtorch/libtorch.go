@@ -23,6 +23,8 @@ package libtorch
 #cgo LDFLAGS: -L${SRCDIR}/../build -lofatorch -Wl,-rpath,${SRCDIR}/../build
 #cgo noescape ofa_forward
 #cgo nocallback ofa_forward
+#cgo noescape ofa_forward_into
+#cgo nocallback ofa_forward_into
 #cgo nocallback ofa_result_free
 #include <stdlib.h>
 #include "ofatorch.h"
@@ -64,6 +66,8 @@ type Module struct {
 
 	mu sync.RWMutex // held shared by Forward, exclusively by Close
 	h  *C.ofa_module
+
+	scratch sync.Pool // *[]Tensor: Forward's output buffers, reused across calls
 }
 
 // Load reads the TorchScript file at path onto opts.Device in eval mode.
@@ -126,30 +130,117 @@ func (m *Module) Schema() string { return m.schema }
 func (m *Module) NumInputs() (min, max int) { return m.min, m.max }
 
 // Forward runs the module's forward method on inputs and returns its outputs: one tensor, or the tensors
-// of a (nested) tuple or list, in order. Numbers returned by forward come back as scalar tensors.
+// of a (nested) tuple or list, in order. Numbers returned by forward come back as scalar tensors. The
+// outputs are new memory owned by the caller; ForwardInto reuses memory instead.
 //
 // ctx is checked once, before the call starts; a running forward pass cannot be interrupted. Errors name
 // the problem: a wrong number of inputs, a buffer that does not match its shape and dtype, or the message
 // of the exception the module raised (wrong dtypes and ranks usually surface this way). After an error
 // the module remains usable.
 func (m *Module) Forward(ctx context.Context, inputs []Tensor) ([]Tensor, error) {
+	// The shim copies into a pooled scratch set (one cgo call), then the outputs are copied out of it into
+	// memory of their own, so a later call cannot overwrite what the caller holds.
+	sc, _ := m.scratch.Get().(*[]Tensor)
+	if sc == nil {
+		sc = new([]Tensor)
+	}
+	outs, err := m.ForwardInto(ctx, inputs, *sc)
+	var res []Tensor
+	if err == nil {
+		res = cloneTensors(outs)
+	}
+	*sc = outs
+	m.scratch.Put(sc)
+	return res, err
+}
+
+// ForwardInto is Forward writing its outputs into memory the caller lends: it reuses the backing array of
+// outs and the Data and Shape capacity of its elements (up to cap(outs)), allocating only where an output
+// does not fit, and returns the outputs as a slice of that array. Pass the previous result back in:
+//
+//	outs, err = m.ForwardInto(ctx, inputs, outs)
+//
+// The returned tensors stay valid until outs is passed to ForwardInto again; the caller must not use the
+// Data or Shape memory of outs for anything else meanwhile. With the usual few inputs and outputs (at
+// most four of each, rank at most eight) a call whose outputs fit makes a single cgo call and no
+// allocation. On error it returns outs[:0], keeping the memory for the next call. Errors are Forward's.
+func (m *Module) ForwardInto(ctx context.Context, inputs []Tensor, outs []Tensor) ([]Tensor, error) {
+	outs = outs[:0]
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return outs, err
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if m.h == nil {
-		return nil, ErrClosed
+		return outs, ErrClosed
 	}
+	if len(inputs) > maxInto {
+		return m.forwardPinned(inputs, outs)
+	}
+	// Every argument of ofa_forward_into points to memory without Go pointers (the descriptors are plain
+	// numbers; the data are byte buffers), so cgo's pointer rules hold without pinning; the shim keeps
+	// none of them after the call (cgo noescape: the descriptor arrays stay on this stack).
+	var in, od [maxInto]C.ofa_tensor_desc
+	var ip, op [maxInto]unsafe.Pointer
+	for i := range inputs {
+		t := &inputs[i]
+		if len(t.Shape) > maxDims {
+			return m.forwardPinned(inputs, outs)
+		}
+		d := &in[i]
+		d.dtype = C.int32_t(t.DType)
+		d.ndim = C.int32_t(len(t.Shape))
+		d.nbytes = C.int64_t(len(t.Data))
+		for k, v := range t.Shape {
+			d.shape[k] = C.int64_t(v)
+		}
+		if len(t.Data) > 0 {
+			ip[i] = unsafe.Pointer(unsafe.SliceData(t.Data))
+		}
+	}
+	bufs := outs[:min(cap(outs), maxInto)]
+	for i := range bufs {
+		if c := cap(bufs[i].Data); c > 0 {
+			od[i].nbytes = C.int64_t(c)
+			op[i] = unsafe.Pointer(unsafe.SliceData(bufs[i].Data))
+		}
+	}
+	r := C.ofa_forward_into(m.h, C.int32_t(len(inputs)), &in[0], ip[0], ip[1], ip[2], ip[3],
+		C.int32_t(len(bufs)), &od[0], op[0], op[1], op[2], op[3])
+	if r.error != nil {
+		return outs, fmt.Errorf("libtorch: forward %s: %s", m.path, takeError(r.error))
+	}
+	if r.result != nil { // did not fit: copy from the shim's result, growing buffers for next time
+		outs = copyResult(outs, unsafe.Slice(r.result.outputs, int(r.result.n)))
+		C.ofa_result_free(r.result)
+		return outs, nil
+	}
+	outs = bufs[:int(r.n)]
+	for i := range outs {
+		t, d := &outs[i], &od[i]
+		t.DType = DType(d.dtype)
+		t.Data = t.Data[:int(d.nbytes)]
+		t.Shape = t.Shape[:0]
+		for _, v := range d.shape[:int(d.ndim)] {
+			t.Shape = append(t.Shape, int64(v))
+		}
+	}
+	return outs, nil
+}
+
+// maxInto and maxDims are what ofa_forward_into takes: tensors per call and dimensions per tensor.
+const (
+	maxInto = C.OFA_INTO_MAX_TENSORS
+	maxDims = C.OFA_INTO_MAX_DIMS
+)
+
+// forwardPinned runs forward through ofa_forward, whose input descriptors point to the data and shapes:
+// for more inputs or higher ranks than ofa_forward_into takes. The pointed-to memory is pinned for the
+// call, as cgo requires of Go pointers stored in memory passed to C.
+func (m *Module) forwardPinned(inputs []Tensor, outs []Tensor) ([]Tensor, error) {
 	var pin runtime.Pinner
 	defer pin.Unpin()
-	// The descriptors stay on the stack for the usual few inputs (ofa_forward keeps no pointer to them).
-	var small [4]C.ofa_tensor_in
-	cin := small[:0]
-	if len(inputs) > len(small) {
-		cin = make([]C.ofa_tensor_in, 0, len(inputs))
-	}
-	cin = cin[:len(inputs)]
+	cin := make([]C.ofa_tensor_in, len(inputs))
 	for i := range inputs {
 		t := &inputs[i]
 		c := &cin[i]
@@ -165,39 +256,82 @@ func (m *Module) Forward(ctx context.Context, inputs []Tensor) ([]Tensor, error)
 		}
 		c.nbytes = C.int64_t(len(t.Data))
 	}
-	var in *C.ofa_tensor_in
-	if len(cin) > 0 {
-		in = &cin[0]
-	}
-	r := C.ofa_forward(m.h, in, C.int32_t(len(cin)))
+	r := C.ofa_forward(m.h, unsafe.SliceData(cin), C.int32_t(len(cin)))
 	if r.error != nil {
-		return nil, fmt.Errorf("libtorch: forward %s: %s", m.path, takeError(r.error))
+		return outs, fmt.Errorf("libtorch: forward %s: %s", m.path, takeError(r.error))
 	}
-	outs := copyOutputs(unsafe.Slice(r.result.outputs, int(r.result.n)))
+	outs = copyResult(outs, unsafe.Slice(r.result.outputs, int(r.result.n)))
 	C.ofa_result_free(r.result)
 	return outs, nil
 }
 
-// copyOutputs copies the shim's outputs into Go memory: one allocation for all data, one for all shapes.
-func copyOutputs(outs []C.ofa_tensor_out) []Tensor {
+// copyResult copies the shim's outputs into outs[:len(src)], reusing the Data and Shape capacity of the
+// elements of outs; the outputs that do not fit share one new block for their data and one for their
+// shapes.
+func copyResult(outs []Tensor, src []C.ofa_tensor_out) []Tensor {
+	outs = outs[:0]
+	if cap(outs) < len(src) {
+		outs = append(outs[:cap(outs)], make([]Tensor, len(src)-cap(outs))...)
+	}
+	outs = outs[:len(src)]
 	var nbytes, ndims int
-	for i := range outs {
-		nbytes += int(outs[i].nbytes)
-		ndims += int(outs[i].ndim)
+	for i := range src {
+		if n := int(src[i].nbytes); cap(outs[i].Data) < n {
+			nbytes += n
+		}
+		if nd := int(src[i].ndim); cap(outs[i].Shape) < nd {
+			ndims += nd
+		}
+	}
+	var data []byte
+	var shapes []int64
+	if nbytes > 0 {
+		data = make([]byte, nbytes)
+	}
+	if ndims > 0 {
+		shapes = make([]int64, ndims)
+	}
+	for i := range src {
+		o, t := &src[i], &outs[i]
+		n, nd := int(o.nbytes), int(o.ndim)
+		if cap(t.Data) < n {
+			t.Data, data = data[:n:n], data[n:]
+		}
+		if cap(t.Shape) < nd {
+			t.Shape, shapes = shapes[:nd:nd], shapes[nd:]
+		}
+		t.DType = DType(o.dtype)
+		t.Data = t.Data[:n]
+		t.Shape = t.Shape[:nd]
+		if nd > 0 {
+			copy(t.Shape, unsafe.Slice((*int64)(unsafe.Pointer(o.shape)), nd))
+		}
+		if n > 0 {
+			copy(t.Data, unsafe.Slice((*byte)(o.data), n))
+		}
+	}
+	return outs
+}
+
+// cloneTensors copies ts into new memory: one allocation for the tensors, one for all shapes, one for all
+// data.
+func cloneTensors(ts []Tensor) []Tensor {
+	if len(ts) == 0 {
+		return []Tensor{}
+	}
+	var nbytes, ndims int
+	for i := range ts {
+		nbytes += len(ts[i].Data)
+		ndims += len(ts[i].Shape)
 	}
 	data := make([]byte, nbytes)
 	shapes := make([]int64, ndims)
-	res := make([]Tensor, len(outs))
-	for i := range outs {
-		o := &outs[i]
-		n, nd := int(o.nbytes), int(o.ndim)
-		if nd > 0 {
-			copy(shapes[:nd], unsafe.Slice((*int64)(unsafe.Pointer(o.shape)), nd))
-		}
-		if n > 0 {
-			copy(data[:n], unsafe.Slice((*byte)(o.data), n))
-		}
-		res[i] = Tensor{DType: DType(o.dtype), Shape: shapes[:nd:nd], Data: data[:n:n]}
+	res := make([]Tensor, len(ts))
+	for i := range ts {
+		n, nd := len(ts[i].Data), len(ts[i].Shape)
+		res[i] = Tensor{DType: ts[i].DType, Shape: shapes[:nd:nd], Data: data[:n:n]}
+		copy(res[i].Shape, ts[i].Shape)
+		copy(res[i].Data, ts[i].Data)
 		shapes, data = shapes[nd:], data[n:]
 	}
 	return res

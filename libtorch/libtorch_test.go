@@ -363,10 +363,33 @@ func FuzzForward(f *testing.F) {
 }
 
 // BenchmarkForward measures one Go -> shim -> forward -> Go call on the tiny fixture (f32[8,16] ->
-// f32[8,4]) on the device under test. Besides ns/op it reports cpu-ns/op, the process's user+system
-// time per call, which a busy machine disturbs less. scripts/bench_shim_overhead.sh compares both with
-// the same module called directly from C++ (build/ofatorch_bench_direct).
+// f32[8,4]) on the device under test, with outputs in new memory (Forward). Besides ns/op it reports
+// cpu-ns/op, the process's user+system time per call, which a busy machine disturbs less.
+//
+// Sub-benchmarks: "server" yields to the Go scheduler every 100 calls (runtime.Gosched, a few ns per
+// call), as a server's goroutine does when it waits for its next batch; "tight" never yields. A goroutine
+// that never reaches the scheduler looks to the runtime like one stuck in a 10 ms-long call: sysmon then
+// forces a preemption and hands its P to another thread mid-call every 10 ms, and itself wakes thousands
+// of times a second, which costs the process ~10% CPU in this loop (see the README's Benchmarks section).
 func BenchmarkForward(b *testing.B) {
+	benchForward(b, func(m *Module, ctx context.Context, in []Tensor) error {
+		_, err := m.Forward(ctx, in)
+		return err
+	})
+}
+
+// BenchmarkForwardInto is BenchmarkForward through ForwardInto with the outputs reused from call to call,
+// as backends that consume outputs within the call do (backend/ofa). scripts/bench_shim_overhead.sh
+// compares it with the same module called directly from C++ (build/ofatorch_bench_direct).
+func BenchmarkForwardInto(b *testing.B) {
+	var outs []Tensor
+	benchForward(b, func(m *Module, ctx context.Context, in []Tensor) (err error) {
+		outs, err = m.ForwardInto(ctx, in, outs)
+		return err
+	})
+}
+
+func benchForward(b *testing.B, call func(*Module, context.Context, []Tensor) error) {
 	m := fixtureModule(b, "tiny", Options{})
 	x := Tensor{DType: Float32, Shape: []int64{8, 16}, Data: make([]byte, 8*16*4)}
 	for i := 0; i < 8*16; i++ {
@@ -375,20 +398,29 @@ func BenchmarkForward(b *testing.B) {
 	in := []Tensor{x}
 	ctx := context.Background()
 	for i := 0; i < 200; i++ { // let the profiling executor settle, as the C++ baseline does
-		if _, err := m.Forward(ctx, in); err != nil {
+		if err := call(m, ctx, in); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu0, n := processCPU(b), 0
-	for b.Loop() {
-		if _, err := m.Forward(ctx, in); err != nil {
-			b.Fatal(err)
-		}
-		n++
+	for _, bc := range []struct {
+		name  string
+		yield int // calls between runtime.Gosched, 0 for never
+	}{{"server", 100}, {"tight", 0}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			cpu0, n := processCPU(b), 0
+			for b.Loop() {
+				if err := call(m, ctx, in); err != nil {
+					b.Fatal(err)
+				}
+				n++
+				if bc.yield > 0 && n%bc.yield == 0 {
+					runtime.Gosched()
+				}
+			}
+			b.ReportMetric(float64(processCPU(b)-cpu0)/float64(n), "cpu-ns/op")
+		})
 	}
-	b.ReportMetric(float64(processCPU(b)-cpu0)/float64(n), "cpu-ns/op")
 }
 
 // processCPU returns the user+system CPU time of the whole process in nanoseconds.

@@ -5,6 +5,7 @@
 #include <torch/script.h>
 
 #include <exception>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -23,16 +24,25 @@ bool to_scalar_type(int32_t code, at::ScalarType* out);
 // Returns -1 for an ATen type the ABI does not carry.
 int32_t from_scalar_type(at::ScalarType t);
 
-// Builds the device tensor for input index from a host buffer (copied; pinned staging on CUDA).
-// name is the schema's argument name, used in errors.
-at::Tensor input_tensor(const ofa_tensor_in& in, int index, const std::string& name, const c10::Device& device);
+// An error whose message is complete: the C entry points return what() as it is.
+struct Failure : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Builds the device tensor for input index from a host buffer of nbytes bytes (copied; pinned staging on
+// CUDA). name is the schema's argument name, used in errors (built only when there is one).
+at::Tensor input_tensor(int32_t dtype, int32_t ndim, const int64_t* shape, const void* data, int64_t nbytes,
+                        int index, const std::string& name, const c10::Device& device);
 
 // Flattens forward's result (a tensor, or tuples/lists of them, recursively) in order.
 void flatten(const c10::IValue& v, std::vector<at::Tensor>* out);
 
-// Copies outputs to contiguous host tensors and describes them; cast_back (if not Undefined) is a reduced
-// precision that is returned as float32.
-ofa_result* make_result(std::vector<at::Tensor> outputs, at::ScalarType cast_back);
+// Turns outputs into contiguous host tensors of ofaserve dtypes, in place; cast_back (if not Undefined) is
+// a reduced precision that is returned as float32. Throws for an undefined tensor or an unsupported dtype.
+void to_host(std::vector<at::Tensor>* outputs, at::ScalarType cast_back);
+
+// Wraps host tensors made by to_host in an ofa_result that describes them.
+ofa_result* make_result(std::vector<at::Tensor> outputs);
 
 }  // namespace ofa
 

@@ -130,6 +130,43 @@ std::string describe(const std::exception& e) {
   return strip_traceback(trim_space(msg));
 }
 
+// Runs m's forward on n inputs, input(i, name) building the i-th on m's device, and returns its outputs
+// flattened, as contiguous host tensors (to_host). Sets InferenceMode and the module's stream for the
+// call. Throws Failure for a wrong input count or an exception raised by forward, and other exceptions
+// for bad inputs or outputs.
+template <typename MakeInput>
+std::vector<at::Tensor> run_forward(ofa_module* m, int32_t n, MakeInput input) {
+  if (n < m->min_inputs || n > m->max_inputs) {
+    std::string names;
+    for (const auto& a : m->arg_names) names += (names.empty() ? "" : ", ") + a;
+    std::string want = m->min_inputs == m->max_inputs
+                           ? std::to_string(m->max_inputs)
+                           : std::to_string(m->min_inputs) + " to " + std::to_string(m->max_inputs);
+    throw Failure("wrong number of inputs: forward takes " + want + " (" + names + "), got " + std::to_string(n));
+  }
+  c10::InferenceMode im;
+  // Goroutines move between OS threads: set the device and stream for this call, on this thread.
+  std::optional<c10::StreamGuard> stream_guard;
+  if (m->stream) stream_guard.emplace(*m->stream);
+  std::vector<c10::IValue> args;
+  args.reserve(static_cast<size_t>(n));
+  for (int32_t i = 0; i < n; i++) {
+    at::Tensor t = input(i, m->arg_names[static_cast<size_t>(i)]);
+    if (m->precision != at::ScalarType::Undefined && t.scalar_type() == at::kFloat) t = t.to(m->precision);
+    args.emplace_back(std::move(t));
+  }
+  c10::IValue result;
+  try {
+    result = m->module.forward(std::move(args));
+  } catch (const std::exception& e) {
+    throw Failure("forward raised: " + describe(e));
+  }
+  std::vector<at::Tensor> outs;
+  flatten(result, &outs);
+  to_host(&outs, m->precision);
+  return outs;
+}
+
 }  // namespace ofa
 
 extern "C" {
@@ -198,42 +235,74 @@ ofa_forward_ret ofa_forward(ofa_module* m, const ofa_tensor_in* inputs, int32_t 
     return ret;
   }
   try {
-    if (n < m->min_inputs || n > m->max_inputs) {
-      std::string names;
-      for (const auto& a : m->arg_names) names += (names.empty() ? "" : ", ") + a;
-      std::string want = m->min_inputs == m->max_inputs
-                             ? std::to_string(m->max_inputs)
-                             : std::to_string(m->min_inputs) + " to " + std::to_string(m->max_inputs);
-      ret.error = ofa::make_error("wrong number of inputs: forward takes " + want + " (" + names + "), got " +
-                                  std::to_string(n));
-      return ret;
-    }
-    c10::InferenceMode im;
-    // Goroutines move between OS threads: set the device and stream for this call, on this thread.
-    std::optional<c10::StreamGuard> stream_guard;
-    if (m->stream) stream_guard.emplace(*m->stream);
-    std::vector<c10::IValue> args;
-    args.reserve(static_cast<size_t>(n));
-    for (int32_t i = 0; i < n; i++) {
-      at::Tensor t = ofa::input_tensor(inputs[i], i, m->arg_names[static_cast<size_t>(i)], m->device);
-      if (m->precision != at::ScalarType::Undefined && t.scalar_type() == at::kFloat) t = t.to(m->precision);
-      args.emplace_back(std::move(t));
-    }
-    c10::IValue result;
-    try {
-      result = m->module.forward(std::move(args));
-    } catch (const std::exception& e) {
-      ret.error = ofa::make_error("forward raised: " + ofa::describe(e));
-      return ret;
-    }
-    std::vector<at::Tensor> outs;
-    ofa::flatten(result, &outs);
-    ret.result = ofa::make_result(std::move(outs), m->precision);
+    std::vector<at::Tensor> outs = ofa::run_forward(m, n, [&](int32_t i, const std::string& name) {
+      const ofa_tensor_in& in = inputs[i];
+      return ofa::input_tensor(in.dtype, in.ndim, in.shape, in.data, in.nbytes, i, name, m->device);
+    });
+    ret.result = ofa::make_result(std::move(outs));
+  } catch (const ofa::Failure& e) {
+    ret.error = ofa::make_error(e.what());
   } catch (const std::exception& e) {
     ret.error = ofa::make_error(ofa::describe(e));
   } catch (...) {
     ret.error = ofa::make_error("forward: unknown C++ exception");
   }
+  return ret;
+}
+
+ofa_forward_into_ret ofa_forward_into(ofa_module* m, int32_t n_in, const ofa_tensor_desc* in, const void* in0,
+                                      const void* in1, const void* in2, const void* in3, int32_t n_out,
+                                      ofa_tensor_desc* outs, void* out0, void* out1, void* out2, void* out3) {
+  ofa_forward_into_ret ret{0, nullptr, nullptr};
+  if (m == nullptr || (n_in > 0 && in == nullptr) || (n_out > 0 && outs == nullptr)) {
+    ret.error = ofa::make_error("ofa_forward_into: NULL argument");
+    return ret;
+  }
+  if (n_in < 0 || n_in > OFA_INTO_MAX_TENSORS || n_out < 0 || n_out > OFA_INTO_MAX_TENSORS) {
+    ret.error = ofa::make_error("ofa_forward_into: at most " + std::to_string(OFA_INTO_MAX_TENSORS) +
+                                " inputs and output buffers (use ofa_forward), got " + std::to_string(n_in) +
+                                " and " + std::to_string(n_out));
+    return ret;
+  }
+  const void* const in_data[OFA_INTO_MAX_TENSORS] = {in0, in1, in2, in3};
+  void* const out_data[OFA_INTO_MAX_TENSORS] = {out0, out1, out2, out3};
+  try {
+    std::vector<at::Tensor> res = ofa::run_forward(m, n_in, [&](int32_t i, const std::string& name) {
+      const ofa_tensor_desc& d = in[i];
+      if (d.ndim > OFA_INTO_MAX_DIMS) {  // the shape array holds no more
+        throw std::invalid_argument("input " + std::to_string(i) + ": rank " + std::to_string(d.ndim) +
+                                    " above " + std::to_string(OFA_INTO_MAX_DIMS) + " (use ofa_forward)");
+      }
+      return ofa::input_tensor(d.dtype, d.ndim, d.shape, in_data[i], d.nbytes, i, name, m->device);
+    });
+    ret.n = static_cast<int32_t>(res.size());
+    bool fits = res.size() <= static_cast<size_t>(n_out);
+    for (size_t i = 0; fits && i < res.size(); i++) {
+      const at::Tensor& t = res[i];
+      int64_t nbytes = static_cast<int64_t>(t.nbytes());
+      fits = t.dim() <= OFA_INTO_MAX_DIMS && nbytes <= outs[i].nbytes && (nbytes == 0 || out_data[i] != nullptr);
+    }
+    if (!fits) {
+      ret.result = ofa::make_result(std::move(res));
+      return ret;
+    }
+    for (size_t i = 0; i < res.size(); i++) {
+      const at::Tensor& t = res[i];
+      ofa_tensor_desc& d = outs[i];
+      d.dtype = ofa::from_scalar_type(t.scalar_type());
+      d.ndim = static_cast<int32_t>(t.dim());
+      d.nbytes = static_cast<int64_t>(t.nbytes());
+      for (int32_t k = 0; k < d.ndim; k++) d.shape[k] = t.size(k);
+      if (d.nbytes > 0) std::memcpy(out_data[i], t.data_ptr(), static_cast<size_t>(d.nbytes));
+    }
+  } catch (const ofa::Failure& e) {
+    ret.error = ofa::make_error(e.what());
+  } catch (const std::exception& e) {
+    ret.error = ofa::make_error(ofa::describe(e));
+  } catch (...) {
+    ret.error = ofa::make_error("forward: unknown C++ exception");
+  }
+  if (ret.error != nullptr) ret.n = 0;
   return ret;
 }
 

@@ -95,6 +95,46 @@ OFA_API ofa_forward_ret ofa_forward(ofa_module* m, const ofa_tensor_in* inputs, 
 
 OFA_API void ofa_result_free(ofa_result* r);
 
+/* ---- The one-call path: forward with inputs and outputs described in pointer-free structs. ----
+ *
+ * ofa_forward_into does what ofa_forward does, but takes the data pointers as plain arguments and copies
+ * the outputs straight into caller-owned buffers, so that a caller whose memory is managed by a garbage
+ * collector (Go) needs no pinning and, in the steady state, a single call per forward. It covers up to
+ * OFA_INTO_MAX_TENSORS inputs and outputs of rank up to OFA_INTO_MAX_DIMS; anything larger goes through
+ * the result (see below) or through ofa_forward. */
+#define OFA_INTO_MAX_TENSORS 4
+#define OFA_INTO_MAX_DIMS 8
+
+/* Describes one tensor. For an input: dtype, ndim, shape and nbytes (the size of its data). For an output
+ * buffer: on entry nbytes is the buffer's capacity; on return dtype, ndim, shape and nbytes describe the
+ * output written into it. */
+typedef struct {
+  int32_t dtype;
+  int32_t ndim;
+  int64_t nbytes;
+  int64_t shape[OFA_INTO_MAX_DIMS];
+} ofa_tensor_desc;
+
+/* What ofa_forward_into returns. On error, only error is set (free with ofa_free). On success, n is the
+ * number of outputs forward produced and either
+ *  - result is NULL: every output was copied into its buffer and described in outs[0..n), or
+ *  - result is non-NULL (free with ofa_result_free): the outputs did not all fit (more than n_out outputs,
+ *    a buffer too small, a rank above OFA_INTO_MAX_DIMS); nothing was copied and the result holds all of
+ *    them, exactly as ofa_forward returns them. The caller copies from it and may grow its buffers. */
+typedef struct {
+  int32_t n;
+  ofa_result* result;
+  char* error;
+} ofa_forward_into_ret;
+
+/* Runs forward on n_in (<= OFA_INTO_MAX_TENSORS) inputs described by in[0..n_in), whose data are in0..in3
+ * (unused ones may be NULL), and copies the outputs into out0..out3, described by outs[0..n_out)
+ * (n_out <= OFA_INTO_MAX_TENSORS). The shim keeps no pointer to any argument after the call. */
+OFA_API ofa_forward_into_ret ofa_forward_into(ofa_module* m, int32_t n_in, const ofa_tensor_desc* in,
+                                              const void* in0, const void* in1, const void* in2,
+                                              const void* in3, int32_t n_out, ofa_tensor_desc* outs,
+                                              void* out0, void* out1, void* out2, void* out3);
+
 /* Device facts. */
 OFA_API int32_t ofa_cuda_available(void);
 OFA_API int32_t ofa_device_count(void);

@@ -1,4 +1,6 @@
 // tensor.cpp: moving tensors across the C ABI (host buffers in, contiguous host copies out) and dtypes.
+#include <ATen/EmptyTensor.h>
+
 #include <cstring>
 #include <limits>
 #include <sstream>
@@ -63,40 +65,48 @@ int32_t from_scalar_type(at::ScalarType t) {
   return -1;
 }
 
-at::Tensor input_tensor(const ofa_tensor_in& in, int index, const std::string& name, const c10::Device& device) {
-  std::string what = "input " + std::to_string(index) + (name.empty() ? "" : " (" + name + ")");
+at::Tensor input_tensor(int32_t dtype, int32_t ndim, const int64_t* shape, const void* data, int64_t nbytes,
+                        int index, const std::string& name, const c10::Device& device) {
+  // The error prefix is built only on the error path: this runs on every forward.
+  auto what = [&]() { return "input " + std::to_string(index) + (name.empty() ? "" : " (" + name + ")"); };
   at::ScalarType st;
-  if (!to_scalar_type(in.dtype, &st)) {
-    throw std::invalid_argument(what + ": unknown dtype code " + std::to_string(in.dtype));
+  if (!to_scalar_type(dtype, &st)) {
+    throw std::invalid_argument(what() + ": unknown dtype code " + std::to_string(dtype));
   }
-  if (in.ndim < 0 || in.ndim > 64 || (in.ndim > 0 && in.shape == nullptr)) {
-    throw std::invalid_argument(what + ": invalid rank " + std::to_string(in.ndim));
+  if (ndim < 0 || ndim > 64 || (ndim > 0 && shape == nullptr)) {
+    throw std::invalid_argument(what() + ": invalid rank " + std::to_string(ndim));
   }
   int64_t numel = 1;
-  for (int32_t i = 0; i < in.ndim; i++) {
-    int64_t d = in.shape[i];
-    if (d < 0) throw std::invalid_argument(what + ": negative dimension in shape " + shape_string(in.shape, in.ndim));
+  for (int32_t i = 0; i < ndim; i++) {
+    int64_t d = shape[i];
+    if (d < 0) throw std::invalid_argument(what() + ": negative dimension in shape " + shape_string(shape, ndim));
     if (d != 0 && numel > std::numeric_limits<int64_t>::max() / d) {
-      throw std::invalid_argument(what + ": shape " + shape_string(in.shape, in.ndim) + " is too large");
+      throw std::invalid_argument(what() + ": shape " + shape_string(shape, ndim) + " is too large");
     }
     numel *= d;
   }
-  int64_t want = numel * static_cast<int64_t>(c10::elementSize(st));
-  if (want != in.nbytes) {
-    throw std::invalid_argument(what + ": shape " + shape_string(in.shape, in.ndim) + " of " + dtype_name(st) + " needs " + std::to_string(want) +
-                                " bytes, got " + std::to_string(in.nbytes));
+  const int64_t elem = static_cast<int64_t>(c10::elementSize(st));
+  if (numel > std::numeric_limits<int64_t>::max() / elem) {
+    throw std::invalid_argument(what() + ": shape " + shape_string(shape, ndim) + " is too large");
   }
-  if (want > 0 && in.data == nullptr) throw std::invalid_argument(what + ": no data");
-  c10::IntArrayRef sizes(in.shape, static_cast<size_t>(in.ndim));
+  int64_t want = numel * elem;
+  if (want != nbytes) {
+    throw std::invalid_argument(what() + ": shape " + shape_string(shape, ndim) + " of " + dtype_name(st) +
+                                " needs " + std::to_string(want) + " bytes, got " + std::to_string(nbytes));
+  }
+  if (want > 0 && data == nullptr) throw std::invalid_argument(what() + ": no data");
+  c10::IntArrayRef sizes(shape, static_cast<size_t>(ndim));
   if (device.is_cpu()) {
-    // A private copy: the module may write to its inputs, and outputs may alias them.
-    at::Tensor t = at::empty(sizes, at::TensorOptions().dtype(st));
-    if (want > 0) std::memcpy(t.data_ptr(), in.data, static_cast<size_t>(want));
+    // A private copy: the module may write to its inputs or keep them, and outputs may alias them. The
+    // allocation goes straight to the CPU allocator (what at::empty ends up calling) without a trip
+    // through the dispatcher; under InferenceMode the tensor is an inference tensor either way.
+    at::Tensor t(at::detail::empty_cpu(sizes, st));
+    if (want > 0) std::memcpy(t.data_ptr(), data, static_cast<size_t>(want));
     return t;
   }
   // Stage in pinned memory so the host-to-device copy is asynchronous on the module's stream.
   at::Tensor host = at::empty(sizes, at::TensorOptions().dtype(st).pinned_memory(true));
-  if (want > 0) std::memcpy(host.data_ptr(), in.data, static_cast<size_t>(want));
+  if (want > 0) std::memcpy(host.data_ptr(), data, static_cast<size_t>(want));
   return host.to(device, /*non_blocking=*/true);
 }
 
@@ -120,11 +130,9 @@ void flatten(const c10::IValue& v, std::vector<at::Tensor>* out) {
   }
 }
 
-ofa_result* make_result(std::vector<at::Tensor> outputs, at::ScalarType cast_back) {
-  auto r = std::make_unique<Result>();
-  r->tensors.reserve(outputs.size());
-  for (size_t i = 0; i < outputs.size(); i++) {
-    at::Tensor t = outputs[i];
+void to_host(std::vector<at::Tensor>* outputs, at::ScalarType cast_back) {
+  for (size_t i = 0; i < outputs->size(); i++) {
+    at::Tensor& t = (*outputs)[i];
     if (!t.defined()) throw std::invalid_argument("output " + std::to_string(i) + " is an undefined tensor");
     if (cast_back != at::ScalarType::Undefined && t.scalar_type() == cast_back) t = t.to(at::kFloat);
     if (from_scalar_type(t.scalar_type()) < 0) {
@@ -134,8 +142,13 @@ ofa_result* make_result(std::vector<at::Tensor> outputs, at::ScalarType cast_bac
     }
     // Blocking copy on the current (module's) stream, so the data is ready when we return.
     if (!t.is_cpu()) t = t.to(at::kCPU);
-    r->tensors.push_back(t.contiguous());
+    if (!t.is_contiguous()) t = t.contiguous();
   }
+}
+
+ofa_result* make_result(std::vector<at::Tensor> outputs) {
+  auto r = std::make_unique<Result>();
+  r->tensors = std::move(outputs);
   r->outs.resize(r->tensors.size());
   for (size_t i = 0; i < r->tensors.size(); i++) {
     const at::Tensor& t = r->tensors[i];
