@@ -82,7 +82,8 @@ def main(argv: List[str]) -> int:
         r = lvl1[0]["result"]
         over = r["avg_latency_ns"] - bare[1]["mean_forward_ns"]
         srv = r.get("server") or {}
-        print(f"| overhead per request at c=1 (client avg latency - bare batch-1 forward) | {over / 1e3:.0f} us | - |")
+        note = "" if over >= 0 else " (negative: the bare loop ran under heavier machine load; not meaningful)"
+        print(f"| overhead per request at c=1 (client avg latency - bare batch-1 forward) | {over / 1e3:.0f} us{note} | - |")
         if srv:
             print(f"| server-side overhead at c=1 (request - queue - compute) | {srv['overhead_ns'] / 1e3:.0f} us (queue {srv['queue_ns'] / 1e3:.0f} us) | - |")
     ol = levels(doc["openloop70"])
