@@ -16,6 +16,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"unsafe"
 )
 
 // TestParity runs every fixture at batch sizes 1..16 and compares with the outputs Python recorded.
@@ -48,6 +49,142 @@ func TestParity(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestForwardIntoParity runs every fixture through ForwardInto, reusing one output set across batch sizes
+// 16 down to 1 and back up (so buffers are reused, outgrown and regrown), and compares with Python. The
+// dtypes fixture (ten inputs and outputs) takes the pinned fallback path.
+func TestForwardIntoParity(t *testing.T) {
+	idx := loadIndex(t)
+	for name, fm := range idx.Models {
+		t.Run(name, func(t *testing.T) {
+			prec, err := ParseDType(fm.Precision)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := fixtureModule(t, strings.TrimSuffix(fm.File, ".pt"), Options{Precision: prec})
+			var outs []Tensor
+			order := []int{15, 7, 0, 3, 15, 1}
+			for _, ci := range order {
+				c := fm.Cases[ci]
+				outs, err = m.ForwardInto(context.Background(), loadTensors(t, c.Inputs), outs)
+				if err != nil {
+					t.Fatalf("batch %d: %v", c.Batch, err)
+				}
+				if err := compareOutputs(outs, loadTensors(t, c.Outputs)); err != nil {
+					t.Errorf("batch %d: %v", c.Batch, err)
+				}
+			}
+		})
+	}
+}
+
+// TestForwardIntoReuse: once the outputs fit, ForwardInto allocates nothing and returns the same memory;
+// the tensors Forward returns are not overwritten by later calls.
+func TestForwardIntoReuse(t *testing.T) {
+	m := fixtureModule(t, "multi", Options{})
+	in, want := multiCase(t, 4)
+	ctx := context.Background()
+	outs, err := m.ForwardInto(ctx, in, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := unsafe.SliceData(outs[0].Data)
+	allocs := testing.AllocsPerRun(50, func() {
+		if outs, err = m.ForwardInto(ctx, in, outs); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("ForwardInto with outputs that fit: %v allocations per call, want 0", allocs)
+	}
+	if unsafe.SliceData(outs[0].Data) != data {
+		t.Error("ForwardInto did not reuse the output buffer")
+	}
+	if err := compareOutputs(outs, want); err != nil {
+		t.Fatal(err)
+	}
+	// A smaller batch fits in the same buffer; a bigger one grows it.
+	in1, want1 := multiCase(t, 1)
+	if outs, err = m.ForwardInto(ctx, in1, outs); err != nil {
+		t.Fatal(err)
+	}
+	if err := compareOutputs(outs, want1); err != nil {
+		t.Fatal(err)
+	}
+	if unsafe.SliceData(outs[0].Data) != data {
+		t.Error("ForwardInto did not reuse a buffer large enough")
+	}
+	in9, want9 := multiCase(t, 9)
+	if outs, err = m.ForwardInto(ctx, in9, outs); err != nil {
+		t.Fatal(err)
+	}
+	if err := compareOutputs(outs, want9); err != nil {
+		t.Fatal(err)
+	}
+	// Forward's results are the caller's: a later call leaves them alone.
+	first, err := m.Forward(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := m.Forward(ctx, in1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := compareOutputs(first, want); err != nil {
+		t.Errorf("Forward's result changed after later calls: %v", err)
+	}
+	// Errors keep the caller's memory for the next call.
+	kept, err := m.ForwardInto(ctx, in[:1], outs)
+	if err == nil || !strings.Contains(err.Error(), "wrong number of inputs") {
+		t.Fatalf("one input of two: %v", err)
+	}
+	if len(kept) != 0 || cap(kept) != cap(outs) {
+		t.Errorf("after an error: len %d cap %d, want 0 and %d", len(kept), cap(kept), cap(outs))
+	}
+}
+
+// TestForwardHighRank: a rank above what the one-call path describes (8) takes the fallback for inputs
+// and outputs alike; rank 8 stays on the fast path. The raises fixture returns x*2 for any shape.
+func TestForwardHighRank(t *testing.T) {
+	m := fixtureModule(t, "raises", Options{})
+	for _, rank := range []int{0, 1, 8, 9, 12} {
+		shape := make([]int64, rank)
+		for i := range shape {
+			shape[i] = 1
+		}
+		if rank > 0 {
+			shape[rank-1] = 3
+		}
+		x := Tensor{DType: Float32, Shape: shape, Data: make([]byte, 4*(x3(rank)))}
+		for i := 0; i < x3(rank); i++ {
+			binary.LittleEndian.PutUint32(x.Data[4*i:], math.Float32bits(float32(i)+0.5))
+		}
+		want := Tensor{DType: Float32, Shape: shape, Data: make([]byte, len(x.Data))}
+		for i := 0; i < x3(rank); i++ {
+			binary.LittleEndian.PutUint32(want.Data[4*i:], math.Float32bits(2*(float32(i)+0.5)))
+		}
+		var outs []Tensor
+		for i := 0; i < 2; i++ { // once into nothing, once into the buffers of the first call
+			got, err := m.ForwardInto(context.Background(), []Tensor{x}, outs)
+			if err != nil {
+				t.Fatalf("rank %d: %v", rank, err)
+			}
+			if err := compareOutputs(got, []Tensor{want}); err != nil {
+				t.Errorf("rank %d: %v", rank, err)
+			}
+			outs = got
+		}
+	}
+}
+
+// x3 is the element count of the shapes TestForwardHighRank builds: 3 (the last dimension), 1 for a scalar.
+func x3(rank int) int {
+	if rank == 0 {
+		return 1
+	}
+	return 3
 }
 
 // multiInputs returns the multi fixture's inputs at batch b (x f32[b,4], ids i64[b,3]) and its outputs.
@@ -171,6 +308,12 @@ func TestForwardContextAndClose(t *testing.T) {
 	if _, err := m.Forward(context.Background(), in); !errors.Is(err, ErrClosed) {
 		t.Errorf("Forward after Close: %v, want ErrClosed", err)
 	}
+	if _, err := m.ForwardInto(context.Background(), in, nil); !errors.Is(err, ErrClosed) {
+		t.Errorf("ForwardInto after Close: %v, want ErrClosed", err)
+	}
+	if _, err := m.ForwardInto(ctx, in, nil); !errors.Is(err, context.Canceled) {
+		t.Errorf("ForwardInto with a cancelled context: %v, want context.Canceled", err)
+	}
 }
 
 func TestModuleFacts(t *testing.T) {
@@ -264,7 +407,7 @@ func rss(t *testing.T) int64 {
 }
 
 // TestConcurrentNoLeak: 8 goroutines each run 1000 forwards on each of two modules (shared by all
-// goroutines), every result checked; RSS after the loop stays within 10% of RSS after the first 100.
+// goroutines; half of them through Forward, half through ForwardInto), every result checked; RSS after the loop stays within 10% of RSS after the first 100.
 func TestConcurrentNoLeak(t *testing.T) {
 	const goroutines, perModule, warm = 8, 1000, 100
 	idx := loadIndex(t)
@@ -287,10 +430,18 @@ func TestConcurrentNoLeak(t *testing.T) {
 			wg.Add(1)
 			go func(g int) {
 				defer wg.Done()
+				outs := make([][]Tensor, len(mods)) // odd goroutines reuse their outputs (ForwardInto)
 				for i := from; i < to; i++ {
-					for _, w := range mods {
+					for k, w := range mods {
 						c := w.cases[(g*7+i)%len(w.cases)]
-						got, err := w.m.Forward(context.Background(), c[0])
+						var got []Tensor
+						var err error
+						if g%2 == 1 {
+							got, err = w.m.ForwardInto(context.Background(), c[0], outs[k])
+							outs[k] = got
+						} else {
+							got, err = w.m.Forward(context.Background(), c[0])
+						}
 						if err == nil {
 							err = compareOutputs(got, c[1])
 						}

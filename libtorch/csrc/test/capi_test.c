@@ -90,6 +90,67 @@ static void check_multi(ofa_module* m, const char* what) {
   free(want);
 }
 
+/* The one-call path on the multi fixture at batch 2: outputs land in the caller's buffer when it fits;
+ * a buffer one byte short gets the whole result back instead, untouched buffer; limits are errors. */
+static void check_multi_into(ofa_module* m) {
+  long xs, is, os;
+  float* x = read_file("multi/b2_in0.bin", &xs);
+  int64_t* ids = read_file("multi/b2_in1.bin", &is);
+  float* want = read_file("multi/b2_out0.bin", &os);
+  ofa_tensor_desc in[2] = {{OFA_FLOAT32, 2, xs, {2, 4}}, {OFA_INT64, 2, is, {2, 3}}};
+  float buf[64];
+  ofa_tensor_desc out[1];
+  out[0].nbytes = sizeof buf;
+  memset(buf, 0, sizeof buf);
+  ofa_forward_into_ret r = ofa_forward_into(m, 2, in, x, ids, NULL, NULL, 1, out, buf, NULL, NULL, NULL);
+  CHECK(r.error == NULL && r.result == NULL && r.n == 1, "forward_into: error %s, result %p, n %d",
+        r.error ? r.error : "", (void*)r.result, r.n);
+  if (r.error == NULL && r.result == NULL) {
+    CHECK(out[0].dtype == OFA_FLOAT32 && out[0].ndim == 2 && out[0].shape[0] == 2 && out[0].shape[1] == 8 &&
+              out[0].nbytes == os,
+          "forward_into: output dtype %d ndim %d nbytes %lld", out[0].dtype, out[0].ndim, (long long)out[0].nbytes);
+    double maxdiff = 0;
+    for (long i = 0; i < os / 4; i++) {
+      double d = fabs((double)buf[i] - (double)want[i]);
+      if (d > maxdiff) maxdiff = d;
+    }
+    CHECK(maxdiff <= 1e-6, "forward_into: max abs diff %g", maxdiff);
+    printf("ok   forward_into into the caller's buffer (max abs diff %g)\n", maxdiff);
+  }
+  ofa_free(r.error);
+  ofa_result_free(r.result);
+
+  memset(buf, 0, sizeof buf);
+  out[0].nbytes = os - 1;
+  r = ofa_forward_into(m, 2, in, x, ids, NULL, NULL, 1, out, buf, NULL, NULL, NULL);
+  CHECK(r.error == NULL && r.result != NULL && r.n == 1 && r.result->n == 1 && r.result->outputs[0].nbytes == os,
+        "forward_into, buffer too small: error %s, result %p", r.error ? r.error : "", (void*)r.result);
+  CHECK(buf[0] == 0, "forward_into wrote into a buffer that was too small");
+  if (r.result != NULL && r.result->outputs[0].nbytes == os) {
+    const float* got = (const float*)r.result->outputs[0].data;
+    double maxdiff = 0;
+    for (long i = 0; i < os / 4; i++) {
+      double d = fabs((double)got[i] - (double)want[i]);
+      if (d > maxdiff) maxdiff = d;
+    }
+    CHECK(maxdiff <= 1e-6, "forward_into, buffer too small: result max abs diff %g", maxdiff);
+    printf("ok   forward_into returns the result when the buffer is too small\n");
+  }
+  ofa_free(r.error);
+  ofa_result_free(r.result);
+
+  expect_error(ofa_forward_into(m, 5, in, x, ids, NULL, NULL, 1, out, buf, NULL, NULL, NULL).error, "at most 4",
+               "forward_into, five inputs");
+  ofa_tensor_desc deep[2] = {{OFA_FLOAT32, 9, xs, {2, 4}}, {OFA_INT64, 2, is, {2, 3}}};
+  expect_error(ofa_forward_into(m, 2, deep, x, ids, NULL, NULL, 1, out, buf, NULL, NULL, NULL).error, "rank 9",
+               "forward_into, rank 9");
+  expect_error(ofa_forward_into(m, 2, in, x, NULL, NULL, NULL, 1, out, buf, NULL, NULL, NULL).error, "no data",
+               "forward_into, missing data pointer");
+  free(x);
+  free(ids);
+  free(want);
+}
+
 int main(int argc, char** argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: %s <fixtures dir>\n", argv[0]);
@@ -119,6 +180,8 @@ int main(int argc, char** argv) {
   ofa_tensor_in short_data[2] = {{OFA_FLOAT32, 2, shape, x, 4}, {OFA_INT64, 2, ishape, fids, 48}};
   expect_error(ofa_forward(m, short_data, 2).error, "needs 32 bytes, got 4", "short buffer");
   check_multi(m, "multi forward after errors");
+  check_multi_into(m);
+  check_multi(m, "multi forward after forward_into errors");
   ofa_unload(m);
 
   err = ofa_load(path_of("raises.pt"), "cpu", OFA_FLOAT32, &m);
