@@ -116,6 +116,7 @@ type instanceScratch struct {
 	images  []float32
 	ids     []int64
 	results []*result
+	outs    []torch.Tensor // forward's outputs, reused (ForwardInto): split copies what it keeps
 }
 
 // prepared is a validated request with its model inputs built.
