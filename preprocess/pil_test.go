@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/ofaserve/ofaserve/internal/testenv"
 )
 
 // The reference: preprocess/testdata/pil_ref.py run once per test binary by
@@ -46,13 +48,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func python() string {
-	if p := os.Getenv("OFASERVE_PYTHON"); p != "" {
-		return p
-	}
-	return "/usr/bin/python3"
-}
-
 // pilRef returns the reference directory and cases, generating them on first use.
 // A missing interpreter, package or photo fails the test: it never skips.
 func pilRef(t testing.TB) (string, []refCase) {
@@ -64,11 +59,11 @@ func pilRef(t testing.TB) (string, []refCase) {
 			return
 		}
 		refDir = dir
-		cmd := exec.Command(python(), filepath.Join("testdata", "pil_ref.py"), dir)
+		cmd := exec.Command(testenv.Python(), filepath.Join("testdata", "pil_ref.py"), dir)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		if err := cmd.Run(); err != nil {
-			refErr = fmt.Errorf("%s testdata/pil_ref.py: %v\n%s", python(), err, stderr.String())
+			refErr = fmt.Errorf("%s testdata/pil_ref.py: %v\n%s", testenv.Python(), err, stderr.String())
 			return
 		}
 		b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ofaserve/ofaserve/backend"
 	"github.com/ofaserve/ofaserve/backend/ofa/ofatest"
+	"github.com/ofaserve/ofaserve/internal/testenv"
 	torch "github.com/ofaserve/ofaserve/libtorch"
 	"github.com/ofaserve/ofaserve/repository"
 )
@@ -212,7 +213,7 @@ func reference(t testing.TB, cases []refCase) []refResult {
 	if err := os.WriteFile(file, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(ofatest.Python(), filepath.Join("testdata", "reference.py"), testRepo, file)
+	cmd := exec.Command(testenv.Python(), filepath.Join("testdata", "reference.py"), testRepo, file)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -1,21 +1,19 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/ofaserve/ofaserve/internal/testenv"
 	"github.com/ofaserve/ofaserve/repository"
 )
 
@@ -45,49 +43,17 @@ func TestParseFlags(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestServeInferAndShutdown runs the whole binary's wiring in-process on
 // loopback: a TorchScript model exported now, one inference over HTTP, and a
 // graceful shutdown when the context ends.
 func TestServeInferAndShutdown(t *testing.T) {
-	py := os.Getenv("OFASERVE_PYTHON")
-	if py == "" {
-		py = "/usr/bin/python3"
-	}
 	root := t.TempDir()
 	modelDir := filepath.Join(root, "pair", "1")
 	if err := os.MkdirAll(modelDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	export := t.TempDir()
-	if out, err := exec.Command(py, filepath.Join("..", "..", "backend", "libtorch", "testdata", "make_models.py"), export).CombinedOutput(); err != nil {
+	if out, err := exec.Command(testenv.Python(), filepath.Join("..", "..", "backend", "libtorch", "testdata", "make_models.py"), export).CombinedOutput(); err != nil {
 		t.Fatalf("export: %v\n%s", err, out)
 	}
 	if err := os.Rename(filepath.Join(export, "pair.pt"), filepath.Join(modelDir, "model.pt")); err != nil {
@@ -101,10 +67,14 @@ dynamic_batching { }`
 		t.Fatal(err)
 	}
 
-	httpPort := freePort(t)
+	ports, err := testenv.FreePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpPort := ports[0]
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, func() {}, []string{"--model-repository=" + root, "--http-address=127.0.0.1",
@@ -112,24 +82,8 @@ dynamic_batching { }`
 			"--metrics-address=127.0.0.1", "--metrics-port=0", "--exit-timeout-secs=5", "--allow-gpu-metrics=false"}, &logs)
 	}()
 	base := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(base + "/v2/health/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("server exited: %v\n%s", err, logs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server not ready\n%s", logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := testenv.WaitReady(base+"/v2/health/ready", 30*time.Second, done); err != nil {
+		t.Fatalf("%v\n%s", err, logs.String())
 	}
 
 	body := `{"inputs":[{"name":"INPUT__0","shape":[1,4],"datatype":"FP32","data":[1,0,0,0]},

@@ -8,41 +8,18 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/ofaserve/ofaserve/internal/testenv"
 )
 
-// bpeDir is OFA's BPE data: $OFASERVE_BPE_DIR, or shared/ofa-bpe beside the
-// repository root.
+// bpeDir is OFA's BPE data (testenv.BPEDir).
 func bpeDir(t testing.TB) string {
 	t.Helper()
-	if d := os.Getenv("OFASERVE_BPE_DIR"); d != "" {
-		return d
-	}
-	dir, err := os.Getwd()
+	d, err := testenv.BPEDir()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test's directory")
-		}
-		dir = parent
-	}
-	d := filepath.Join(dir, "..", "shared", "ofa-bpe")
-	if _, err := os.Stat(filepath.Join(d, "encoder.json")); err != nil {
-		t.Fatalf("OFA BPE files not found (%v); set OFASERVE_BPE_DIR", err)
-	}
 	return d
-}
-
-func pythonBin() string {
-	if p := os.Getenv("OFASERVE_PYTHON"); p != "" {
-		return p
-	}
-	return "/usr/bin/python3"
 }
 
 // runJSON runs a reference program with in as JSON on stdin and decodes its

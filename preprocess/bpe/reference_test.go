@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"unicode"
+
+	"github.com/ofaserve/ofaserve/internal/testenv"
 )
 
 // The tokenizer must give the ids of two independent implementations:
@@ -37,7 +39,7 @@ func pythonReference(t *testing.T) pyIDs {
 	}
 	texts := testCorpus()
 	var out pyIDs
-	runJSON(t, texts, &out, pythonBin(), filepath.Join("testdata", "ofa_bpe_ref.py"), "encode", "--bpe-dir", bpeDir(t))
+	runJSON(t, texts, &out, testenv.Python(), filepath.Join("testdata", "ofa_bpe_ref.py"), "encode", "--bpe-dir", bpeDir(t))
 	if len(out.GPT2) != len(texts) || len(out.OFA) != len(texts) {
 		t.Fatalf("python reference returned %d/%d results for %d texts", len(out.GPT2), len(out.OFA), len(texts))
 	}
@@ -111,7 +113,7 @@ func TestMatchesGPT3Encoder(t *testing.T) {
 func TestHFBartVocabMatchesFairseq(t *testing.T) {
 	dir := t.TempDir()
 	var vocab map[string]int32
-	runJSON(t, nil, &vocab, pythonBin(), filepath.Join("testdata", "ofa_bpe_ref.py"), "bart-vocab", "--bpe-dir", bpeDir(t))
+	runJSON(t, nil, &vocab, testenv.Python(), filepath.Join("testdata", "ofa_bpe_ref.py"), "bart-vocab", "--bpe-dir", bpeDir(t))
 	if len(vocab) != 50265 {
 		t.Fatalf("BART vocab.json has %d entries, want 50265", len(vocab))
 	}
@@ -143,7 +145,7 @@ func TestHFBartVocabMatchesFairseq(t *testing.T) {
 // Every code point is classified as Python's regex module classifies it.
 func TestClassesMatchPythonRegex(t *testing.T) {
 	var runs [][2]int
-	runJSON(t, nil, &runs, pythonBin(), filepath.Join("testdata", "ofa_bpe_ref.py"), "classes")
+	runJSON(t, nil, &runs, testenv.Python(), filepath.Join("testdata", "ofa_bpe_ref.py"), "classes")
 	var diffs []string
 	for k, run := range runs {
 		end := 0x110000

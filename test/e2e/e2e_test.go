@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,9 +19,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ofaserve/ofaserve/internal/testenv"
+	"github.com/ofaserve/ofaserve/test/e2e/linear"
 )
 
 const modelConfig = `platform: "pytorch_libtorch"
@@ -36,31 +37,7 @@ dynamic_batching { max_queue_delay_microseconds: 100000 }
 // running server.
 var env struct {
 	bin, client, repo string
-	srv               *serverProc
-}
-
-type serverProc struct {
-	cmd                 *exec.Cmd
-	http, grpc, metrics string // host:port
-	logs                *syncBuffer
-	done                chan error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	srv               *testenv.Server
 }
 
 func TestMain(m *testing.M) {
@@ -78,23 +55,13 @@ func setup(m *testing.M) (int, error) {
 		return 0, err
 	}
 	defer os.RemoveAll(tmp)
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
+	if env.bin, err = testenv.Build(tmp, "./cmd/ofaserve"); err != nil {
 		return 0, err
 	}
-	env.bin = filepath.Join(tmp, "ofaserve")
-	env.client = filepath.Join(tmp, "tritonservicego")
-	for out, pkg := range map[string]string{env.bin: "./cmd/ofaserve", env.client: "./test/clients/tritonservicego"} {
-		cmd := exec.Command("go", "build", "-o", out, pkg)
-		cmd.Dir = root
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return 0, fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
-		}
+	if env.client, err = testenv.Build(tmp, "./test/clients/tritonservicego"); err != nil {
+		return 0, err
 	}
-	py := os.Getenv("OFASERVE_PYTHON")
-	if py == "" {
-		py = "/usr/bin/python3"
-	}
+	py := testenv.Python()
 	env.repo = filepath.Join(tmp, "models")
 	for _, name := range []string{"linear", "linear_b"} {
 		dir := filepath.Join(env.repo, name, "1")
@@ -113,8 +80,8 @@ func setup(m *testing.M) (int, error) {
 		return 0, err
 	}
 	code := m.Run()
-	if err := env.srv.stop(); err != nil {
-		fmt.Fprintf(os.Stderr, "ofaserve did not exit cleanly: %v\n%s", err, env.srv.logs.String())
+	if err := env.srv.Stop(stopLimit); err != nil {
+		fmt.Fprintf(os.Stderr, "ofaserve did not exit cleanly: %v\n%s", err, env.srv.Logs.String())
 		if code == 0 {
 			code = 1
 		}
@@ -122,88 +89,15 @@ func setup(m *testing.M) (int, error) {
 	return code, nil
 }
 
-func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port), nil
-}
+// stopLimit is how long a server may take to exit after SIGTERM.
+const stopLimit = 30 * time.Second
 
 // startServer starts ofaserve in explicit mode with "linear" loaded and
 // waits until it is ready.
-func startServer() (*serverProc, error) {
-	var ports [3]string
-	for i := range ports {
-		p, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		ports[i] = p
-	}
-	s := &serverProc{http: "127.0.0.1:" + ports[0], grpc: "127.0.0.1:" + ports[1], metrics: "127.0.0.1:" + ports[2], logs: &syncBuffer{}, done: make(chan error, 1)}
-	s.cmd = exec.Command(env.bin, "--model-repository="+env.repo,
-		"--http-address=127.0.0.1", "--http-port="+ports[0],
-		"--grpc-address=127.0.0.1", "--grpc-port="+ports[1],
-		"--metrics-address=127.0.0.1", "--metrics-port="+ports[2],
+func startServer() (*testenv.Server, error) {
+	return testenv.Start(env.bin, "/v2/health/ready", 60*time.Second, "--model-repository="+env.repo,
 		"--model-control-mode=explicit", "--load-model=linear", "--exit-timeout-secs=10", "--allow-gpu-metrics=false")
-	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
-	if err := s.cmd.Start(); err != nil {
-		return nil, err
-	}
-	go func() { s.done <- s.cmd.Wait() }()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-s.done:
-			return nil, fmt.Errorf("ofaserve exited: %v\n%s", err, s.logs.String())
-		default:
-		}
-		resp, err := http.Get("http://" + s.http + "/v2/health/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return s, nil
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	_ = s.cmd.Process.Kill()
-	return nil, fmt.Errorf("ofaserve not ready within 60s\n%s", s.logs.String())
 }
-
-// stop sends SIGTERM and waits for a clean exit.
-func (s *serverProc) stop() error {
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		return err
-	}
-	select {
-	case err := <-s.done:
-		return err
-	case <-time.After(30 * time.Second):
-		_ = s.cmd.Process.Kill()
-		return fmt.Errorf("no exit 30s after SIGTERM")
-	}
-}
-
-// expected computes the model's outputs for one batch item (see
-// testdata/make_linear.py).
-func expected(x, y []float32) (out0 [4]float64, out1 float64) {
-	for j := range 4 {
-		v := float64(j)
-		for i := range 8 {
-			v += float64(x[i])*float64(i+1)*float64(j+1)/100 + float64(y[i])*float64(i-j)/10
-		}
-		out0[j] = v
-	}
-	for i := range 8 {
-		out1 += float64(x[i]) * float64(y[i])
-	}
-	return out0, out1
-}
-
-func close32(a, b float64) bool { return math.Abs(a-b) <= 1e-4*(1+math.Abs(b)) }
 
 func inputs(seed int) (x, y []float32) {
 	x, y = make([]float32, 8), make([]float32, 8)
@@ -254,7 +148,7 @@ func request(t *testing.T, method, url, body string, hdr ...string) response {
 	return response{resp.StatusCode, resp.Header, b}
 }
 
-func httpURL(path string) string { return "http://" + env.srv.http + path }
+func httpURL(path string) string { return "http://" + env.srv.HTTP + path }
 
 type inferResponse struct {
 	ID           string `json:"id"`
@@ -280,16 +174,16 @@ func checkJSONInfer(t *testing.T, r response, id string, x, y []float32) {
 	if ir.ID != id || ir.ModelName != "linear" || ir.ModelVersion != "1" || len(ir.Outputs) != 2 {
 		t.Fatalf("response %s", r.body)
 	}
-	o0, o1 := expected(x, y)
+	o0, o1 := linear.Expected(x, y)
 	if ir.Outputs[0].Name != "OUTPUT__0" || fmt.Sprint(ir.Outputs[0].Shape) != "[1 4]" || len(ir.Outputs[0].Data) != 4 {
 		t.Fatalf("OUTPUT__0 = %+v", ir.Outputs[0])
 	}
 	for j := range 4 {
-		if !close32(ir.Outputs[0].Data[j], o0[j]) {
+		if !linear.Near(ir.Outputs[0].Data[j], o0[j]) {
 			t.Errorf("%s: OUTPUT__0[%d] = %v, want %v", id, j, ir.Outputs[0].Data[j], o0[j])
 		}
 	}
-	if len(ir.Outputs[1].Data) != 1 || !close32(ir.Outputs[1].Data[0], o1) {
+	if len(ir.Outputs[1].Data) != 1 || !linear.Near(ir.Outputs[1].Data[0], o1) {
 		t.Errorf("%s: OUTPUT__1 = %v, want %v", id, ir.Outputs[1].Data, o1)
 	}
 }
@@ -359,10 +253,10 @@ func TestInferBinary(t *testing.T) {
 	if r.code != 200 || err != nil || len(r.body)-jl != 16 {
 		t.Fatalf("binary infer: %d %v %q", r.code, r.header, r.body)
 	}
-	o0, _ := expected(x, y)
+	o0, _ := linear.Expected(x, y)
 	for j := range 4 {
 		got := math.Float32frombits(binary.LittleEndian.Uint32(r.body[jl+4*j:]))
-		if !close32(float64(got), o0[j]) {
+		if !linear.Near(float64(got), o0[j]) {
 			t.Errorf("binary OUTPUT__0[%d] = %v, want %v", j, got, o0[j])
 		}
 	}
@@ -402,7 +296,7 @@ func TestErrors(t *testing.T) {
 // metric returns the value of one series from the metrics endpoint.
 func metric(t *testing.T, series string) float64 {
 	t.Helper()
-	r := request(t, "GET", "http://"+env.srv.metrics+"/metrics", "")
+	r := request(t, "GET", "http://"+env.srv.Metrics+"/metrics", "")
 	for line := range strings.SplitSeq(string(r.body), "\n") {
 		if rest, ok := strings.CutPrefix(line, series+" "); ok {
 			v, err := strconv.ParseFloat(rest, 64)
@@ -491,23 +385,23 @@ func grpcurl(t *testing.T, args ...string) []byte {
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 func TestGRPCurl(t *testing.T) {
-	list := string(grpcurl(t, env.srv.grpc, "list"))
+	list := string(grpcurl(t, env.srv.GRPC, "list"))
 	for _, svc := range []string{"inference.GRPCInferenceService", "grpc.health.v1.Health"} {
 		if !strings.Contains(list, svc) {
 			t.Errorf("grpcurl list lacks %s:\n%s", svc, list)
 		}
 	}
-	if out := grpcurl(t, env.srv.grpc, "grpc.health.v1.Health/Check"); !bytes.Contains(out, []byte("SERVING")) {
+	if out := grpcurl(t, env.srv.GRPC, "grpc.health.v1.Health/Check"); !bytes.Contains(out, []byte("SERVING")) {
 		t.Errorf("health check = %s", out)
 	}
-	if out := grpcurl(t, "-d", `{"name":"linear"}`, env.srv.grpc, "inference.GRPCInferenceService/ModelReady"); !bytes.Contains(out, []byte(`"ready": true`)) {
+	if out := grpcurl(t, "-d", `{"name":"linear"}`, env.srv.GRPC, "inference.GRPCInferenceService/ModelReady"); !bytes.Contains(out, []byte(`"ready": true`)) {
 		t.Errorf("ModelReady = %s", out)
 	}
 	x, y := inputs(11)
 	req := `{"model_name":"linear","id":"gc","inputs":[` +
 		`{"name":"INPUT__0","datatype":"FP32","shape":[1,8],"contents":{"fp32_contents":` + jsonNums(x) + `}},` +
 		`{"name":"INPUT__1","datatype":"FP32","shape":[1,8],"contents":{"fp32_contents":` + jsonNums(y) + `}}]}`
-	out := grpcurl(t, "-d", req, env.srv.grpc, "inference.GRPCInferenceService/ModelInfer")
+	out := grpcurl(t, "-d", req, env.srv.GRPC, "inference.GRPCInferenceService/ModelInfer")
 	var resp struct {
 		ID                string   `json:"id"`
 		RawOutputContents [][]byte `json:"rawOutputContents"`
@@ -515,16 +409,16 @@ func TestGRPCurl(t *testing.T) {
 	if err := json.Unmarshal(out, &resp); err != nil || resp.ID != "gc" || len(resp.RawOutputContents) != 2 || len(resp.RawOutputContents[0]) != 16 {
 		t.Fatalf("ModelInfer via grpcurl = %s (%v)", out, err)
 	}
-	o0, o1 := expected(x, y)
+	o0, o1 := linear.Expected(x, y)
 	for j := range 4 {
-		if got := math.Float32frombits(binary.LittleEndian.Uint32(resp.RawOutputContents[0][4*j:])); !close32(float64(got), o0[j]) {
+		if got := math.Float32frombits(binary.LittleEndian.Uint32(resp.RawOutputContents[0][4*j:])); !linear.Near(float64(got), o0[j]) {
 			t.Errorf("OUTPUT__0[%d] = %v, want %v", j, got, o0[j])
 		}
 	}
-	if got := math.Float32frombits(binary.LittleEndian.Uint32(resp.RawOutputContents[1])); !close32(float64(got), o1) {
+	if got := math.Float32frombits(binary.LittleEndian.Uint32(resp.RawOutputContents[1])); !linear.Near(float64(got), o1) {
 		t.Errorf("OUTPUT__1 = %v, want %v", got, o1)
 	}
-	if out := grpcurl(t, "-d", `{"name":"linear"}`, env.srv.grpc, "inference.GRPCInferenceService/ModelConfig"); !bytes.Contains(out, []byte(`"maxBatchSize": 16`)) {
+	if out := grpcurl(t, "-d", `{"name":"linear"}`, env.srv.GRPC, "inference.GRPCInferenceService/ModelConfig"); !bytes.Contains(out, []byte(`"maxBatchSize": 16`)) {
 		t.Errorf("ModelConfig = %s", out)
 	}
 }
@@ -532,7 +426,7 @@ func TestGRPCurl(t *testing.T) {
 // TestTritonServiceGo runs the triton-service-go client program (its own
 // binary, so its generated protos never meet ours) over HTTP and gRPC.
 func TestTritonServiceGo(t *testing.T) {
-	out, err := exec.Command(env.client, "-http", env.srv.http, "-grpc", env.srv.grpc, "-model", "linear").CombinedOutput()
+	out, err := exec.Command(env.client, "-http", env.srv.HTTP, "-grpc", env.srv.GRPC, "-model", "linear").CombinedOutput()
 	t.Logf("%s", out)
 	if err != nil {
 		t.Fatalf("triton-service-go client: %v", err)
@@ -550,7 +444,7 @@ func TestGracefulShutdown(t *testing.T) {
 	x, y := inputs(42)
 	res := make(chan response, 1)
 	go func() {
-		resp, err := http.Post("http://"+s.http+"/v2/models/linear/infer", "", strings.NewReader(inferBody("sd", x, y)))
+		resp, err := http.Post("http://"+s.HTTP+"/v2/models/linear/infer", "", strings.NewReader(inferBody("sd", x, y)))
 		if err != nil {
 			res <- response{code: -1, body: []byte(err.Error())}
 			return
@@ -561,7 +455,7 @@ func TestGracefulShutdown(t *testing.T) {
 	}()
 	// Wait until the request is queued (pending in the batcher).
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		r, err := http.Get("http://" + s.metrics + "/metrics")
+		r, err := http.Get("http://" + s.Metrics + "/metrics")
 		if err != nil {
 			continue
 		}
@@ -571,8 +465,8 @@ func TestGracefulShutdown(t *testing.T) {
 			break
 		}
 	}
-	if err := s.stop(); err != nil {
-		t.Errorf("exit after SIGTERM: %v\n%s", err, s.logs.String())
+	if err := s.Stop(stopLimit); err != nil {
+		t.Errorf("exit after SIGTERM: %v\n%s", err, s.Logs.String())
 	}
 	checkJSONInfer(t, <-res, "sd", x, y)
 }

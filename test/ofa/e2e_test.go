@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/ofaserve/ofaserve/internal/testenv"
 	pb "github.com/ofaserve/ofaserve/server/inferencepb"
 )
 
@@ -485,7 +486,7 @@ func TestBadInputBesideGoodRequests(t *testing.T) {
 	if got := after.inferences - before.inferences; got != uint64(2*len(goods)) {
 		t.Errorf("inference_count grew by %d, want %d (bad requests must never be executed)", got, 2*len(goods))
 	}
-	if err := waitReady(env.base+"/v2/health/ready", 5*time.Second); err != nil {
+	if err := testenv.WaitReady(env.base+"/v2/health/ready", 5*time.Second, nil); err != nil {
 		t.Error(err)
 	}
 }

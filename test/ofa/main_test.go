@@ -7,13 +7,8 @@
 package ofa_test
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ofaserve/ofaserve/backend/ofa/ofatest"
+	"github.com/ofaserve/ofaserve/internal/testenv"
 )
 
 // env is what TestMain set up.
@@ -31,7 +27,6 @@ var env struct {
 	grpcAddr string
 	cases    []refCase
 	images   map[string][]byte // file name -> bytes
-	stderr   *bytes.Buffer
 }
 
 // refCase is one line of cases.json (testdata/make_cases.py).
@@ -51,16 +46,13 @@ func TestMain(m *testing.M) {
 	code, err := setup(m)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "test/ofa:", err)
-		if env.stderr != nil && env.stderr.Len() > 0 {
-			fmt.Fprintf(os.Stderr, "ofaserve stderr:\n%s\n", env.stderr.String())
-		}
 		os.Exit(1)
 	}
 	os.Exit(code)
 }
 
 func setup(m *testing.M) (int, error) {
-	root, err := ofatest.RepoRoot()
+	root, err := testenv.RepoRoot()
 	if err != nil {
 		return 0, err
 	}
@@ -74,11 +66,9 @@ func setup(m *testing.M) (int, error) {
 	defer os.RemoveAll(tmp)
 
 	// The binary, the model and the reference cases.
-	bin := filepath.Join(tmp, "ofaserve")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/ofaserve")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("go build ./cmd/ofaserve: %w\n%s", err, out)
+	bin, err := testenv.Build(tmp, "./cmd/ofaserve")
+	if err != nil {
+		return 0, err
 	}
 	exported, err := ofatest.Export()
 	if err != nil {
@@ -103,7 +93,7 @@ func setup(m *testing.M) (int, error) {
 		return 0, err
 	}
 	casesDir := filepath.Join(tmp, "cases")
-	mk := exec.Command(ofatest.Python(), filepath.Join("testdata", "make_cases.py"), exported, casesDir)
+	mk := exec.Command(testenv.Python(), filepath.Join("testdata", "make_cases.py"), exported, casesDir)
 	if out, err := mk.CombinedOutput(); err != nil {
 		return 0, fmt.Errorf("make_cases.py: %w\n%s", err, out)
 	}
@@ -124,64 +114,13 @@ func setup(m *testing.M) (int, error) {
 	}
 
 	// The server, on loopback ports.
-	ports, err := freePorts(3)
+	srv, err := testenv.Start(bin, "/v2/models/ofa_entailment/ready", 90*time.Second,
+		"--model-repository="+repo, "--exit-timeout-secs=5")
 	if err != nil {
 		return 0, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	srv := exec.CommandContext(ctx, bin, "--model-repository="+repo,
-		"--http-address=127.0.0.1", "--http-port="+strconv.Itoa(ports[0]),
-		"--grpc-address=127.0.0.1", "--grpc-port="+strconv.Itoa(ports[1]),
-		"--metrics-address=127.0.0.1", "--metrics-port="+strconv.Itoa(ports[2]),
-		"--exit-timeout-secs=5")
-	env.stderr = &bytes.Buffer{}
-	srv.Stdout, srv.Stderr = env.stderr, env.stderr
-	srv.Cancel = func() error { return srv.Process.Signal(os.Interrupt) }
-	srv.WaitDelay = 10 * time.Second
-	if err := srv.Start(); err != nil {
-		return 0, err
-	}
-	defer func() { cancel(); _ = srv.Wait() }()
-	env.base = "http://127.0.0.1:" + strconv.Itoa(ports[0])
-	env.grpcAddr = "127.0.0.1:" + strconv.Itoa(ports[1])
-	if err := waitReady(env.base+"/v2/models/ofa_entailment/ready", 90*time.Second); err != nil {
-		return 0, err
-	}
+	defer func() { _ = srv.Stop(10 * time.Second) }()
+	env.base = "http://" + srv.HTTP
+	env.grpcAddr = srv.GRPC
 	return m.Run(), nil
-}
-
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	var lns []net.Listener
-	defer func() {
-		for _, l := range lns {
-			l.Close()
-		}
-	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		lns = append(lns, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
-
-func waitReady(url string, limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(url)
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("ofaserve not ready at %s after %v", url, limit)
 }

@@ -1,7 +1,8 @@
 // Package ofatest provides what tests of the ofa model kind need: a small
 // OFA model exported by the repository's own exporter (scripts/export_ofa.py
 // --random-init --config micro: the real architecture at 64×64 px with
-// seeded random weights) and the paths of the repository and its Python.
+// seeded random weights), and a private copy of it to edit. The repository
+// root and the Python interpreter come from internal/testenv.
 //
 // Exports are cached under os.TempDir(), keyed by the exporter's arguments
 // and sources, so test binaries share one export and a changed exporter
@@ -12,53 +13,24 @@ package ofatest
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/ofaserve/ofaserve/internal/testenv"
 )
 
 // ExportArgs are the exporter arguments of the test model.
 var ExportArgs = []string{"--random-init", "--config", "micro", "--seed", "1", "--quiet"}
 
-// Python returns the interpreter that sees Debian's torch and PIL:
-// $OFASERVE_PYTHON, else /usr/bin/python3.
-func Python() string {
-	if p := os.Getenv("OFASERVE_PYTHON"); p != "" {
-		return p
-	}
-	return "/usr/bin/python3"
-}
-
-// RepoRoot returns the root of the ofaserve checkout containing the
-// working directory (the folder whose go.mod declares the module).
-func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for range 64 {
-		data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && strings.Contains(string(data), "module github.com/ofaserve/ofaserve\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			break
-		}
-		dir = parent
-	}
-	return "", errors.New("ofatest: not inside the ofaserve repository")
-}
-
 // Export returns a model repository holding ofa_entailment (backend ofa)
 // and ofa_entailment_raw exported with ExportArgs, exporting it first when
 // the cache has none for the current exporter sources.
 func Export() (string, error) {
-	root, err := RepoRoot()
+	root, err := testenv.RepoRoot()
 	if err != nil {
 		return "", err
 	}
@@ -76,7 +48,7 @@ func Export() (string, error) {
 	}
 	defer os.RemoveAll(tmp)
 	out := filepath.Join(tmp, "repo")
-	cmd := exec.Command(Python(), append([]string{filepath.Join(root, "scripts", "export_ofa.py")}, append(ExportArgs, "--out", out)...)...)
+	cmd := exec.Command(testenv.Python(), append([]string{filepath.Join(root, "scripts", "export_ofa.py")}, append(ExportArgs, "--out", out)...)...)
 	cmd.Dir = root
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("ofatest: export_ofa.py %s: %w\n%s", strings.Join(ExportArgs, " "), err, msg)

@@ -22,6 +22,8 @@ import (
 	"github.com/valyala/fasthttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/ofaserve/ofaserve/test/e2e/linear"
 )
 
 func main() {
@@ -36,34 +38,17 @@ func main() {
 	fmt.Println("OK: triton-service-go got correct answers over HTTP and gRPC")
 }
 
-// expected is the model's answer (test/e2e/testdata/make_linear.py).
-func expected(x, y []float32) (out0 [4]float64, out1 float64) {
-	for j := range 4 {
-		v := float64(j)
-		for i := range 8 {
-			v += float64(x[i])*float64(i+1)*float64(j+1)/100 + float64(y[i])*float64(i-j)/10
-		}
-		out0[j] = v
-	}
-	for i := range 8 {
-		out1 += float64(x[i]) * float64(y[i])
-	}
-	return out0, out1
-}
-
-func near(a, b float64) bool { return math.Abs(a-b) <= 1e-4*(1+math.Abs(b)) }
-
 func check(out0 []float64, out1 float64, x, y []float32) error {
-	w0, w1 := expected(x, y)
+	w0, w1 := linear.Expected(x, y)
 	if len(out0) != 4 {
 		return fmt.Errorf("OUTPUT__0 has %d values", len(out0))
 	}
 	for j := range 4 {
-		if !near(out0[j], w0[j]) {
+		if !linear.Near(out0[j], w0[j]) {
 			return fmt.Errorf("OUTPUT__0[%d] = %v, want %v", j, out0[j], w0[j])
 		}
 	}
-	if !near(out1, w1) {
+	if !linear.Near(out1, w1) {
 		return fmt.Errorf("OUTPUT__1 = %v, want %v", out1, w1)
 	}
 	return nil
