@@ -290,9 +290,10 @@ ofa_forward_into_ret ofa_forward_into(ofa_module* m, int32_t n_in, const ofa_ten
       const at::Tensor& t = res[i];
       ofa_tensor_desc& d = outs[i];
       d.dtype = ofa::from_scalar_type(t.scalar_type());
-      d.ndim = static_cast<int32_t>(t.dim());
+      c10::IntArrayRef sizes = t.sizes();
+      d.ndim = static_cast<int32_t>(sizes.size());
       d.nbytes = static_cast<int64_t>(t.nbytes());
-      for (int32_t k = 0; k < d.ndim; k++) d.shape[k] = t.size(k);
+      for (int32_t k = 0; k < d.ndim; k++) d.shape[k] = sizes[static_cast<size_t>(k)];
       if (d.nbytes > 0) std::memcpy(out_data[i], t.data_ptr(), static_cast<size_t>(d.nbytes));
     }
   } catch (const ofa::Failure& e) {

@@ -44,8 +44,13 @@ int main(int argc, char** argv) {
   ofa_tensor_desc shim_in{}, shim_out{};
   std::function<void()> call;
   if (mode == "direct" || mode == "borrow") {
-    m = torch::jit::load(argv[1]);
-    m.eval();
+    {
+      // Loaded as the shim loads it (ofa_load): under InferenceMode, so that parameters are inference
+      // tensors and the ops on them skip the view and version-counter bookkeeping normal tensors get.
+      c10::InferenceMode im;
+      m = torch::jit::load(argv[1], c10::Device(c10::kCPU));
+      m.eval();
+    }
     const bool borrow = mode == "borrow";
     call = [&, borrow]() {
       c10::InferenceMode im;
