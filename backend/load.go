@@ -3,10 +3,10 @@ package backend
 import (
 	"context"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/ofaserve/ofaserve/batcher"
+	"github.com/ofaserve/ofaserve/protocol/datatype"
 	"github.com/ofaserve/ofaserve/repository/modelconfig"
 )
 
@@ -36,30 +36,11 @@ type Loader func(ctx context.Context, spec LoadSpec) (Model, error)
 // Datatype returns the protocol datatype string of a config data type
 // ("FP32" for TYPE_FP32, "BYTES" for TYPE_STRING), or "" for an invalid one.
 func Datatype(dt modelconfig.DataType) string {
-	if dt == modelconfig.DataType_TYPE_STRING {
-		return "BYTES"
-	}
 	name, ok := modelconfig.DataType_name[int32(dt)]
-	if !ok || dt == modelconfig.DataType_TYPE_INVALID {
-		return ""
+	if t := datatype.FromConfig(name); ok && t != datatype.Invalid {
+		return t.String()
 	}
-	return strings.TrimPrefix(name, "TYPE_")
-}
-
-// DatatypeSize returns the byte size of one element of a protocol datatype,
-// and 0 for BYTES and unknown datatypes.
-func DatatypeSize(dt string) int {
-	switch dt {
-	case "BOOL", "UINT8", "INT8":
-		return 1
-	case "UINT16", "INT16", "FP16", "BF16":
-		return 2
-	case "UINT32", "INT32", "FP32":
-		return 4
-	case "UINT64", "INT64", "FP64":
-		return 8
-	}
-	return 0
+	return ""
 }
 
 // BatcherConfig translates a normalized model config into the batcher's

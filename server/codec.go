@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"math"
 	"strconv"
@@ -9,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ofaserve/ofaserve/backend"
+	"github.com/ofaserve/ofaserve/protocol/datatype"
 )
 
 // jsonRequest is the envelope of a KServe v2 inference request (spec §2.3).
@@ -99,8 +99,8 @@ func decodeHTTPInfer(header, blobs []byte, hasHeaderLen bool, modelName string, 
 		if in.Name == "" {
 			return nil, invalidArg("unable to parse 'inputs': input %d has no 'name'", i)
 		}
-		d := parseDtype(in.Datatype)
-		if d == dtInvalid {
+		d := datatype.Parse(in.Datatype)
+		if d == datatype.Invalid {
 			return nil, invalidArg("invalid datatype '%s' for input '%s'", in.Datatype, in.Name)
 		}
 		binSize := int64(-1)
@@ -265,21 +265,20 @@ func rawRequest(m Model, body []byte) (*httpInfer, error) {
 		return nil, invalidArg("Raw request must only have 1 input (found 1) to be deduced but got %d inputs in '%s' model configuration", len(specs), m.Name())
 	}
 	spec := specs[0]
-	d := specDtype(spec.Datatype)
+	d := datatype.FromConfig(spec.Datatype)
 	shape := make([]int64, 0, len(spec.Dims)+1)
 	if m.MaxBatchSize() > 0 {
 		shape = append(shape, 1)
 	}
 	data := body
-	if d == dtBytes {
+	if d == datatype.Bytes {
 		if len(spec.Dims) != 1 || spec.Dims[0] != 1 {
 			return nil, invalidArg("For BYTE datatype raw input '%s', the model must have input shape [1]", spec.Name)
 		}
-		data = binary.LittleEndian.AppendUint32(make([]byte, 0, 4+len(body)), uint32(len(body)))
-		data = append(data, body...)
+		data = datatype.AppendElement(make([]byte, 0, 4+len(body)), body)
 		shape = append(shape, 1)
 	} else {
-		fixed, variable := int64(d.size()), -1
+		fixed, variable := int64(d.Size()), -1
 		for i, v := range spec.Dims {
 			if v < 0 {
 				if variable >= 0 {

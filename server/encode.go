@@ -4,6 +4,7 @@ import (
 	"strconv"
 
 	"github.com/ofaserve/ofaserve/backend"
+	"github.com/ofaserve/ofaserve/protocol/datatype"
 )
 
 // encodeHTTPResponse appends the JSON inference response (spec §2.4) to
@@ -53,24 +54,27 @@ func encodeHTTPResponse(buf []byte, m Model, id string, resp *backend.Response, 
 			b = append(b, "}}"...)
 			continue
 		}
-		d := parseDtype(t.Datatype)
+		d := datatype.Parse(t.Datatype)
 		b = append(b, `,"data":[`...)
 		switch {
-		case d == dtFP16 || d == dtBF16:
+		case d == datatype.FP16 || d == datatype.BF16:
 			return nil, 0, invalidArg("sending %s data via JSON is not supported. Please use the binary data format for output '%s'", d, t.Name)
-		case d == dtBytes:
+		case d == datatype.Bytes:
 			first := true
-			forEachBytes(t.Data, func(e []byte) {
+			for e, err := range datatype.Elements(t.Data) {
+				if err != nil {
+					break // stop at the first malformed element
+				}
 				if !first {
 					b = append(b, ',')
 				}
 				first = false
 				b = appendJSONBytes(b, e)
-			})
-		case d == dtInvalid:
+			}
+		case d == datatype.Invalid:
 			return nil, 0, backend.Errorf(backend.CodeInternal, "output '%s' has unknown datatype '%s'", t.Name, t.Datatype)
 		default:
-			n := len(t.Data) / d.size()
+			n := len(t.Data) / d.Size()
 			for j := range n {
 				if j > 0 {
 					b = append(b, ',')

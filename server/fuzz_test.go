@@ -3,6 +3,8 @@ package server
 import (
 	"strings"
 	"testing"
+
+	"github.com/ofaserve/ofaserve/protocol/datatype"
 )
 
 // FuzzDecodeJSONInfer feeds arbitrary bytes to the JSON request decoder and
@@ -22,16 +24,16 @@ func FuzzDecodeJSONInfer(f *testing.F) {
 			return
 		}
 		for _, in := range hi.req.Inputs {
-			d := parseDtype(in.Datatype)
+			d := datatype.Parse(in.Datatype)
 			n, ok := elementCount(in.Shape)
 			if !ok {
 				t.Fatalf("accepted an overflowing shape %v", in.Shape)
 			}
-			if d == dtBytes {
+			if d == datatype.Bytes {
 				if c, ok := bytesElements(in.Data); !ok || c != n {
 					t.Fatalf("BYTES input %q: %d well-formed elements for shape %v", in.Name, c, in.Shape)
 				}
-			} else if int64(len(in.Data)) != n*int64(d.size()) {
+			} else if int64(len(in.Data)) != n*int64(d.Size()) {
 				t.Fatalf("input %q: %d bytes for %v %s", in.Name, len(in.Data), in.Shape, d)
 			}
 		}
@@ -71,7 +73,7 @@ func FuzzBinaryFraming(f *testing.F) {
 		for _, in := range hi.req.Inputs {
 			total += len(in.Data)
 		}
-		if hl == "0" && parseDtype(hi.req.Inputs[0].Datatype) != dtBytes && total != len(body) {
+		if hl == "0" && datatype.Parse(hi.req.Inputs[0].Datatype) != datatype.Bytes && total != len(body) {
 			t.Fatalf("raw request: %d data bytes from a %d-byte body", total, len(body))
 		}
 		_ = validateRequest(m, &hi.req, hi.outs)

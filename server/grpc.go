@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/ofaserve/ofaserve/backend"
+	"github.com/ofaserve/ofaserve/protocol/datatype"
 	"github.com/ofaserve/ofaserve/repository"
 	"github.com/ofaserve/ofaserve/repository/modelconfig"
 	pb "github.com/ofaserve/ofaserve/server/inferencepb"
@@ -547,24 +548,24 @@ func applyGRPCParam(req *backend.Request, k string, p *pb.InferParameter) error 
 // field must be the one of the input's datatype.
 func contentsBytes(in *pb.ModelInferRequest_InferInputTensor, model string) ([]byte, error) {
 	c := in.GetContents()
-	d := parseDtype(in.GetDatatype())
+	d := datatype.Parse(in.GetDatatype())
 	var want string
 	switch {
-	case d == dtBool:
+	case d == datatype.Bool:
 		want = "bool_contents"
-	case d == dtInt8 || d == dtInt16 || d == dtInt32:
+	case d == datatype.Int8 || d == datatype.Int16 || d == datatype.Int32:
 		want = "int_contents"
-	case d == dtInt64:
+	case d == datatype.Int64:
 		want = "int64_contents"
-	case d == dtUint8 || d == dtUint16 || d == dtUint32:
+	case d == datatype.Uint8 || d == datatype.Uint16 || d == datatype.Uint32:
 		want = "uint_contents"
-	case d == dtUint64:
+	case d == datatype.Uint64:
 		want = "uint64_contents"
-	case d == dtFP32:
+	case d == datatype.FP32:
 		want = "fp32_contents"
-	case d == dtFP64:
+	case d == datatype.FP64:
 		want = "fp64_contents"
-	case d == dtBytes:
+	case d == datatype.Bytes:
 		want = "bytes_contents"
 	}
 	filled := map[string]int{
@@ -594,7 +595,7 @@ func contentsBytes(in *pb.ModelInferRequest_InferInputTensor, model string) ([]b
 			}
 		}
 	case "int_contents":
-		out = make([]byte, 0, len(c.GetIntContents())*d.size())
+		out = make([]byte, 0, len(c.GetIntContents())*d.Size())
 		for _, v := range c.GetIntContents() {
 			out = appendUint(out, d, uint64(int64(v)))
 		}
@@ -604,7 +605,7 @@ func contentsBytes(in *pb.ModelInferRequest_InferInputTensor, model string) ([]b
 			out = binary.LittleEndian.AppendUint64(out, uint64(v))
 		}
 	case "uint_contents":
-		out = make([]byte, 0, len(c.GetUintContents())*d.size())
+		out = make([]byte, 0, len(c.GetUintContents())*d.Size())
 		for _, v := range c.GetUintContents() {
 			out = appendUint(out, d, uint64(v))
 		}
@@ -625,8 +626,7 @@ func contentsBytes(in *pb.ModelInferRequest_InferInputTensor, model string) ([]b
 		}
 	case "bytes_contents":
 		for _, v := range c.GetBytesContents() {
-			out = binary.LittleEndian.AppendUint32(out, uint32(len(v)))
-			out = append(out, v...)
+			out = datatype.AppendElement(out, v)
 		}
 	}
 	return out, nil

@@ -9,6 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/ofaserve/ofaserve/backend"
+	"github.com/ofaserve/ofaserve/protocol/datatype"
 	"github.com/ofaserve/ofaserve/repository"
 	"github.com/ofaserve/ofaserve/repository/modelconfig"
 )
@@ -182,7 +183,7 @@ func (s *Server) metadata(m Model, requested bool) modelMeta {
 			if m.MaxBatchSize() > 0 {
 				shape = append(shape, -1)
 			}
-			out[i] = tensorMeta{Name: sp.Name, Datatype: apiDatatype(sp.Datatype), Shape: append(shape, sp.Dims...)}
+			out[i] = tensorMeta{Name: sp.Name, Datatype: datatype.FromConfig(sp.Datatype).String(), Shape: append(shape, sp.Dims...)}
 		}
 		return out
 	}

@@ -2,13 +2,13 @@ package server
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/ofaserve/ofaserve/backend"
+	"github.com/ofaserve/ofaserve/protocol/datatype"
 )
 
 // outputReq is one output a client asked for and how it wants it back.
@@ -17,18 +17,6 @@ type outputReq struct {
 	binary     bool  // HTTP: send in the binary extension
 	classCount int64 // > 0: classification top-K
 }
-
-// specDtype converts a config datatype ("FP32" or "TYPE_FP32") to a dtype.
-func specDtype(s string) dtype {
-	s = strings.TrimPrefix(s, "TYPE_")
-	if s == "STRING" {
-		return dtBytes
-	}
-	return parseDtype(s)
-}
-
-// apiDatatype is the API name of a config datatype ("TYPE_STRING" -> "BYTES").
-func apiDatatype(s string) string { return specDtype(s).String() }
 
 // validateRequest applies Triton's core checks (spec §2.3 table) to a
 // decoded request: known, unique and complete inputs with the declared
@@ -68,8 +56,8 @@ func validateRequest(m Model, req *backend.Request, outs []outputReq) error {
 			seen |= 1 << si
 		}
 		spec := &specs[si]
-		d := parseDtype(in.Datatype)
-		if want := specDtype(spec.Datatype); d != want {
+		d := datatype.Parse(in.Datatype)
+		if want := datatype.FromConfig(spec.Datatype); d != want {
 			return invalidArg("inference input '%s' data-type is '%s', but model '%s' expects '%s'", in.Name, in.Datatype, name, want)
 		}
 		for _, v := range in.Shape {
@@ -105,7 +93,7 @@ func validateRequest(m Model, req *backend.Request, outs []outputReq) error {
 		if !ok {
 			return invalidArg("input '%s' has a shape %s that causes total element count to exceed maximum size of %d", in.Name, fmtShape(in.Shape), int64(1<<63-1))
 		}
-		if d == dtBytes {
+		if d == datatype.Bytes {
 			n, ok := bytesElements(in.Data)
 			if !ok {
 				return invalidArg("input '%s' for model '%s' holds malformed BYTES data: each element needs a 4-byte little-endian length followed by that many bytes", in.Name, name)
@@ -114,7 +102,7 @@ func validateRequest(m Model, req *backend.Request, outs []outputReq) error {
 				return invalidArg("unexpected number of string elements %d for inference input '%s' for model '%s', expecting %d", n, in.Name, name, count)
 			}
 		} else {
-			es := int64(d.size())
+			es := int64(d.Size())
 			if count > (1<<63-1)/es {
 				return invalidArg("byte size overflow for input '%s' for model '%s'", in.Name, name)
 			}
@@ -168,7 +156,7 @@ func validateRequest(m Model, req *backend.Request, outs []outputReq) error {
 				}
 			}
 			if o.classCount > 0 {
-				if d := specDtype(ospecs[found].Datatype); !classifiable(d) {
+				if d := datatype.FromConfig(ospecs[found].Datatype); !classifiable(d) {
 					return invalidArg("class result not available for output '%s' due to unsupported type '%s'", o.name, d)
 				}
 			}
@@ -182,8 +170,8 @@ func validateRequest(m Model, req *backend.Request, outs []outputReq) error {
 // off, so shape [n] reads as [n,1] (one string per batch item). The OFA
 // tutorial's request sends its strings with shape [1] to such a model; the
 // model kind receives the shape as sent.
-func implicitStringDim(spec *backend.TensorSpec, d dtype, mbs int, dims []int64) bool {
-	return d == dtBytes && mbs > 0 && len(dims) == 0 && len(spec.Dims) == 1 && spec.Dims[0] == 1
+func implicitStringDim(spec *backend.TensorSpec, d datatype.Type, mbs int, dims []int64) bool {
+	return d == datatype.Bytes && mbs > 0 && len(dims) == 0 && len(spec.Dims) == 1 && spec.Dims[0] == 1
 }
 
 func dimsMatch(spec, got []int64) bool {
@@ -282,20 +270,20 @@ func (s *Server) runInfer(ctx context.Context, m Model, req *backend.Request, ou
 	return &backend.Response{Outputs: kept, Parameters: resp.Parameters}, how, nil
 }
 
-func classifiable(d dtype) bool {
-	return d != dtBool && d != dtBytes && d != dtFP16 && d != dtBF16 && d != dtInvalid
+func classifiable(d datatype.Type) bool {
+	return d != datatype.Bool && d != datatype.Bytes && d != datatype.FP16 && d != datatype.BF16 && d != datatype.Invalid
 }
 
 // classify turns a numeric output into the classification extension's
 // BYTES tensor (spec §2.10): per batch item, the top k elements as
 // "<value>:<index>[:<label>]", values printed as C++ to_string would.
 func classify(t backend.Tensor, k int64, m Model, req *backend.Request) (backend.Tensor, error) {
-	d := parseDtype(t.Datatype)
+	d := datatype.Parse(t.Datatype)
 	if !classifiable(d) {
 		return t, invalidArg("class result not available for output '%s' due to unsupported type '%s'", t.Name, t.Datatype)
 	}
 	count, ok := elementCount(t.Shape)
-	if !ok || count*int64(d.size()) != int64(len(t.Data)) {
+	if !ok || count*int64(d.Size()) != int64(len(t.Data)) {
 		return t, backend.Errorf(backend.CodeInternal, "output '%s' of model '%s' has %d bytes for shape %s", t.Name, m.Name(), len(t.Data), fmtShape(t.Shape))
 	}
 	var labels []string
@@ -324,7 +312,7 @@ func classify(t backend.Tensor, k int64, m Model, req *backend.Request) (backend
 		sort.SliceStable(idx, func(i, j int) bool { return elementFloat(d, t.Data, idx[i]) > elementFloat(d, t.Data, idx[j]) })
 		for _, i := range idx[:kk] {
 			var s []byte
-			if d == dtFP32 || d == dtFP64 {
+			if d == datatype.FP32 || d == datatype.FP64 {
 				s = fmt.Appendf(s, "%f", elementFloat(d, t.Data, i))
 			} else {
 				s = appendElementJSON(s, d, t.Data, i)
@@ -335,8 +323,7 @@ func classify(t backend.Tensor, k int64, m Model, req *backend.Request) (backend
 				s = append(s, ':')
 				s = append(s, labels[i-base]...)
 			}
-			out = binary.LittleEndian.AppendUint32(out, uint32(len(s)))
-			out = append(out, s...)
+			out = datatype.AppendElement(out, s)
 		}
 	}
 	shape := []int64{kk}

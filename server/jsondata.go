@@ -8,6 +8,7 @@ import (
 	"unsafe"
 
 	"github.com/ofaserve/ofaserve/backend"
+	"github.com/ofaserve/ofaserve/protocol/datatype"
 )
 
 // maxJSONDepth is the deepest nesting a tensor's "data" array may have
@@ -19,15 +20,15 @@ const maxJSONDepth = 100
 // backend.Tensor, appending to out. want is the element count the shape
 // declares; maxBytes caps the decoded size. raw must be valid JSON (the
 // envelope decoder has checked it), but every element is checked against d.
-func decodeJSONData(raw []byte, d dtype, want int64, maxBytes int64, name string, out []byte) ([]byte, error) {
-	if d == dtFP16 || d == dtBF16 {
+func decodeJSONData(raw []byte, d datatype.Type, want int64, maxBytes int64, name string, out []byte) ([]byte, error) {
+	if d == datatype.FP16 || d == datatype.BF16 {
 		return nil, backend.Errorf(backend.CodeInvalidArg,
 			"receiving %s data via JSON is not supported. Please use the binary data format for input '%s'", d, name)
 	}
-	if d == dtInvalid {
+	if d == datatype.Invalid {
 		return nil, backend.Errorf(backend.CodeInvalidArg, "invalid datatype for input '%s'", name)
 	}
-	if es := d.size(); es > 0 {
+	if es := d.Size(); es > 0 {
 		if want > maxBytes/int64(es) {
 			return nil, backend.Errorf(backend.CodeInvalidArg,
 				"JSON input '%s' has a byte_size (%d) that exceeds the maximum allowed value of %d", name, uint64(want)*uint64(es), maxBytes)
@@ -87,21 +88,20 @@ func decodeJSONData(raw []byte, d dtype, want int64, maxBytes int64, name string
 
 // appendJSONElement parses one scalar at the start of s and appends it.
 // It returns the bytes consumed.
-func appendJSONElement(out []byte, s []byte, d dtype, name string) ([]byte, int, error) {
+func appendJSONElement(out []byte, s []byte, d datatype.Type, name string) ([]byte, int, error) {
 	c := s[0]
 	switch {
 	case c == '"':
-		if d != dtBytes {
+		if d != datatype.Bytes {
 			return nil, 0, elemTypeError(name, d, "a string")
 		}
 		n, str, err := scanJSONString(s)
 		if err != nil {
 			return nil, 0, backend.Errorf(backend.CodeInvalidArg, "unable to parse 'data' of input '%s': %v", name, err)
 		}
-		out = binary.LittleEndian.AppendUint32(out, uint32(len(str)))
-		return append(out, str...), n, nil
+		return datatype.AppendElement(out, str), n, nil
 	case c == 't' || c == 'f':
-		if d != dtBool {
+		if d != datatype.Bool {
 			return nil, 0, elemTypeError(name, d, "a boolean")
 		}
 		if c == 't' {
@@ -122,25 +122,25 @@ func appendJSONElement(out []byte, s []byte, d dtype, name string) ([]byte, int,
 	}
 	tok := unsafe.String(&s[0], n)
 	switch {
-	case d.isUint():
-		v, err := strconv.ParseUint(tok, 10, d.size()*8)
+	case d.IsUint():
+		v, err := strconv.ParseUint(tok, 10, d.Size()*8)
 		if err != nil {
 			return nil, 0, numError(name, d, tok)
 		}
 		return appendUint(out, d, v), n, nil
-	case d.isInt():
-		v, err := strconv.ParseInt(tok, 10, d.size()*8)
+	case d.IsInt():
+		v, err := strconv.ParseInt(tok, 10, d.Size()*8)
 		if err != nil {
 			return nil, 0, numError(name, d, tok)
 		}
 		return appendUint(out, d, uint64(v)), n, nil
-	case d == dtFP32:
+	case d == datatype.FP32:
 		v, err := strconv.ParseFloat(tok, 32)
 		if err != nil && !isRangeErr(err) {
 			return nil, 0, numError(name, d, tok)
 		}
 		return binary.LittleEndian.AppendUint32(out, math.Float32bits(float32(v))), n, nil
-	case d == dtFP64:
+	case d == datatype.FP64:
 		v, err := strconv.ParseFloat(tok, 64)
 		if err != nil && !isRangeErr(err) {
 			return nil, 0, numError(name, d, tok)
@@ -155,8 +155,8 @@ func isRangeErr(err error) bool {
 	return ok && ne.Err == strconv.ErrRange
 }
 
-func appendUint(out []byte, d dtype, v uint64) []byte {
-	switch d.size() {
+func appendUint(out []byte, d datatype.Type, v uint64) []byte {
+	switch d.Size() {
 	case 1:
 		return append(out, byte(v))
 	case 2:
@@ -167,23 +167,23 @@ func appendUint(out []byte, d dtype, v uint64) []byte {
 	return binary.LittleEndian.AppendUint64(out, v)
 }
 
-func elemTypeError(name string, d dtype, got string) error {
+func elemTypeError(name string, d datatype.Type, got string) error {
 	return backend.Errorf(backend.CodeInvalidArg,
 		"unable to parse 'data' of input '%s': expected %s elements, got %s", name, jsonKind(d), got)
 }
 
-func numError(name string, d dtype, tok string) error {
+func numError(name string, d datatype.Type, tok string) error {
 	return backend.Errorf(backend.CodeInvalidArg,
 		"unable to parse 'data' of input '%s': %q is not a valid %s value", name, tok, d)
 }
 
-func jsonKind(d dtype) string {
+func jsonKind(d datatype.Type) string {
 	switch {
-	case d == dtBool:
+	case d == datatype.Bool:
 		return "boolean"
-	case d == dtBytes:
+	case d == datatype.Bytes:
 		return "string"
-	case d.isInt():
+	case d.IsInt():
 		return "integer"
 	}
 	return "number"

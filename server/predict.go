@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/binary"
 	"errors"
 	"io"
 	"net/http"
@@ -10,6 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/ofaserve/ofaserve/backend"
+	"github.com/ofaserve/ofaserve/protocol/datatype"
 )
 
 // DefaultPredictModel is the model POST /predict runs when the form names
@@ -52,8 +52,8 @@ func (s *Server) predict(c *gin.Context) {
 		if !ok {
 			continue
 		}
-		data := binary.LittleEndian.AppendUint32(make([]byte, 0, 4+len(v)), uint32(len(v)))
-		req.Inputs = append(req.Inputs, backend.Tensor{Name: f.input, Datatype: "BYTES", Shape: shape, Data: append(data, v...)})
+		data := datatype.AppendElement(make([]byte, 0, 4+len(v)), v)
+		req.Inputs = append(req.Inputs, backend.Tensor{Name: f.input, Datatype: "BYTES", Shape: shape, Data: data})
 	}
 	resp, _, err := s.runInfer(r.Context(), m, &req, []outputReq{{name: "RESULT"}})
 	if err != nil {
@@ -61,13 +61,14 @@ func (s *Server) predict(c *gin.Context) {
 		return
 	}
 	for _, t := range resp.Outputs {
-		if t.Name != "RESULT" || t.Datatype != "BYTES" || len(t.Data) < 4 {
+		if t.Name != "RESULT" || t.Datatype != "BYTES" {
 			continue
 		}
-		n := binary.LittleEndian.Uint32(t.Data)
-		if uint64(n) <= uint64(len(t.Data)-4) {
-			c.Data(http.StatusOK, "application/json", t.Data[4:4+n])
-			return
+		for first, err := range datatype.Elements(t.Data) {
+			if err == nil {
+				c.Data(http.StatusOK, "application/json", first)
+				return
+			}
 		}
 	}
 	writeErr(c, backend.Errorf(backend.CodeInternal, "model '%s' returned no RESULT string", m.Name()))

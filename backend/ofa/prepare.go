@@ -2,13 +2,12 @@ package ofa
 
 import (
 	"encoding/base64"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/ofaserve/ofaserve/backend"
 	"github.com/ofaserve/ofaserve/preprocess"
+	"github.com/ofaserve/ofaserve/protocol/datatype"
 )
 
 func bad(format string, args ...any) error {
@@ -171,20 +170,14 @@ func (m *Model) releaseImages(p *prepared) {
 // then the bytes, per element) into exactly n elements, without copying.
 func splitBytes(data []byte, n int) ([][]byte, error) {
 	out := make([][]byte, 0, n)
-	for len(data) > 0 {
-		if len(data) < 4 {
-			return nil, errors.New("malformed BYTES data: a length prefix is cut short")
-		}
-		l := binary.LittleEndian.Uint32(data)
-		data = data[4:]
-		if uint64(l) > uint64(len(data)) {
-			return nil, fmt.Errorf("malformed BYTES data: element %d declares %d bytes, %d are left", len(out), l, len(data))
+	for e, err := range datatype.Elements(data) {
+		if err != nil {
+			return nil, err
 		}
 		if len(out) == n {
 			return nil, fmt.Errorf("holds more than the %d elements its shape declares", n)
 		}
-		out = append(out, data[:l:l])
-		data = data[l:]
+		out = append(out, e)
 	}
 	if len(out) != n {
 		return nil, fmt.Errorf("holds %d elements but its shape declares %d", len(out), n)

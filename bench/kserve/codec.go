@@ -1,9 +1,7 @@
 package kserve
 
 import (
-	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 )
@@ -143,22 +141,4 @@ func DecodeHTTPResponse(body []byte, headerLen string) (*Response, error) {
 		return nil, fmt.Errorf("%d unexpected bytes after the last binary output", len(rest))
 	}
 	return &r, nil
-}
-
-// SplitBytes splits a binary-extension BYTES payload into its elements.
-func SplitBytes(raw []byte) ([][]byte, error) {
-	var out [][]byte
-	for len(raw) > 0 {
-		if len(raw) < 4 {
-			return nil, errors.New("truncated BYTES length prefix")
-		}
-		n := binary.LittleEndian.Uint32(raw)
-		raw = raw[4:]
-		if uint64(n) > uint64(len(raw)) {
-			return nil, fmt.Errorf("BYTES element of %d bytes but only %d left", n, len(raw))
-		}
-		out = append(out, raw[:n])
-		raw = raw[n:]
-	}
-	return out, nil
 }

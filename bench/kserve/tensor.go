@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+
+	"github.com/ofaserve/ofaserve/protocol/datatype"
 )
 
 // Tensor is one named input as the client holds it.
@@ -38,22 +40,6 @@ type Request struct {
 	Outputs []string // requested outputs; empty means all
 	// BinaryOutput asks for every output in the binary extension (HTTP).
 	BinaryOutput bool
-}
-
-// DTypeSize returns the byte size of one element of a fixed-size datatype,
-// or 0 for BYTES and unknown types.
-func DTypeSize(dt string) int {
-	switch dt {
-	case "BOOL", "UINT8", "INT8":
-		return 1
-	case "UINT16", "INT16", "FP16", "BF16":
-		return 2
-	case "UINT32", "INT32", "FP32":
-		return 4
-	case "UINT64", "INT64", "FP64":
-		return 8
-	}
-	return 0
 }
 
 // NumElements returns the product of shape, or an error for a negative or
@@ -84,7 +70,7 @@ func (t *Tensor) Validate() error {
 		}
 		return nil
 	}
-	sz := DTypeSize(t.Datatype)
+	sz := datatype.Parse(t.Datatype).Size()
 	if sz == 0 {
 		return fmt.Errorf("input %q: unknown datatype %q", t.Name, t.Datatype)
 	}
@@ -106,8 +92,7 @@ func (t *Tensor) RawBytes() []byte {
 	}
 	out := make([]byte, 0, size)
 	for _, e := range t.Elems {
-		out = binary.LittleEndian.AppendUint32(out, uint32(len(e)))
-		out = append(out, e...)
+		out = datatype.AppendElement(out, e)
 	}
 	return out
 }
@@ -132,7 +117,7 @@ func (t *Tensor) jsonData() (json.RawMessage, error) {
 		}
 		return append(buf, ']'), nil
 	}
-	sz := DTypeSize(t.Datatype)
+	sz := datatype.Parse(t.Datatype).Size()
 	if t.Datatype == "FP16" || t.Datatype == "BF16" {
 		return nil, fmt.Errorf("input %q: %s cannot be sent as JSON; use --input-tensor-format binary", t.Name, t.Datatype)
 	}

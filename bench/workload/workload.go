@@ -20,6 +20,7 @@ import (
 	"strings"
 
 	"github.com/ofaserve/ofaserve/bench/kserve"
+	"github.com/ofaserve/ofaserve/protocol/datatype"
 )
 
 // MaxRequests caps how many distinct requests a workload holds; the load
@@ -152,7 +153,7 @@ func fill(in kserve.TensorMetadata, shape []int64, random bool, rng *rand.Rand) 
 		}
 		return t, nil
 	}
-	sz := kserve.DTypeSize(in.Datatype)
+	sz := datatype.Parse(in.Datatype).Size()
 	if sz == 0 {
 		return t, fmt.Errorf("input %q: unknown datatype %q", in.Name, in.Datatype)
 	}

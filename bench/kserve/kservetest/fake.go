@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/ofaserve/ofaserve/bench/kserve"
+	"github.com/ofaserve/ofaserve/protocol/datatype"
 )
 
 // Server is the fake. Set its fields before the first request.
@@ -207,7 +208,7 @@ func (s *Server) decode(body []byte, hl string) (Received, int, bool, error) {
 			}
 			t.Raw, rest = rest[:n], rest[n:]
 			if in.Datatype == "BYTES" {
-				els, err := kserve.SplitBytes(t.Raw)
+				els, err := datatype.Split(t.Raw)
 				if err != nil {
 					return rec, 0, false, err
 				}
@@ -235,7 +236,7 @@ func (s *Server) decode(body []byte, hl string) (Received, int, bool, error) {
 				if err := json.Unmarshal(in.Data, &nums); err != nil {
 					return rec, 0, false, fmt.Errorf("input %s: %w", in.Name, err)
 				}
-				sz := kserve.DTypeSize(in.Datatype)
+				sz := datatype.Parse(in.Datatype).Size()
 				t.Raw = make([]byte, len(nums)*sz)
 				for i, f := range nums {
 					switch in.Datatype {
