@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/ofaserve/ofaserve/batcher"
@@ -105,6 +106,19 @@ type Tensor struct {
 	Datatype string // "FP32", "INT64", "BYTES", ... (spec §2.9)
 	Shape    []int64
 	Data     []byte
+}
+
+// FormatShape writes a shape the way Triton's messages show it: "[1,16]".
+func FormatShape(shape []int64) string {
+	b := make([]byte, 0, 2+4*len(shape))
+	b = append(b, '[')
+	for i, d := range shape {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, d, 10)
+	}
+	return string(append(b, ']'))
 }
 
 // Request is one inference request after the frontend decoded it.

@@ -137,7 +137,7 @@ func decodeHTTPInfer(header, blobs []byte, hasHeaderLen bool, modelName string, 
 		}
 		want, ok := elementCount(in.Shape)
 		if !ok {
-			return nil, invalidArg("input '%s' has a shape %s that causes total element count to exceed maximum size of %d", in.Name, fmtShape(in.Shape), int64(math.MaxInt64))
+			return nil, invalidArg("input '%s' has a shape %s that causes total element count to exceed maximum size of %d", in.Name, backend.FormatShape(in.Shape), int64(math.MaxInt64))
 		}
 		data, err := decodeJSONData(in.Data, d, want, maxInput, in.Name, nil)
 		if err != nil {

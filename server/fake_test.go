@@ -135,21 +135,21 @@ func (r *fakeRepo) Index(readyOnly bool) []IndexEntry {
 }
 
 func (r *fakeRepo) Load(_ context.Context, name string, _ *modelconfig.ModelConfig) error {
-	if !r.explicit {
-		return backend.Errorf(backend.CodeUnavailable, "explicit model load / unload is not allowed if polling is enabled")
-	}
-	r.mu.Lock()
-	r.loads = append(r.loads, name)
-	r.mu.Unlock()
-	return nil
+	return r.control(&r.loads, name)
 }
 
 func (r *fakeRepo) Unload(_ context.Context, name string) error {
+	return r.control(&r.unloads, name)
+}
+
+// control records a load or unload of name in list, refused unless the
+// repository is in explicit mode.
+func (r *fakeRepo) control(list *[]string, name string) error {
 	if !r.explicit {
 		return backend.Errorf(backend.CodeUnavailable, "explicit model load / unload is not allowed if polling is enabled")
 	}
 	r.mu.Lock()
-	r.unloads = append(r.unloads, name)
+	*list = append(*list, name)
 	r.mu.Unlock()
 	return nil
 }

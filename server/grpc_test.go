@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/ofaserve/ofaserve/backend"
 	pb "github.com/ofaserve/ofaserve/server/inferencepb"
 )
 
@@ -78,7 +79,7 @@ func TestGRPCHealthAndMetadata(t *testing.T) {
 		t.Errorf("ServerMetadata = %v %v", md, err)
 	}
 	mm, err := c.ModelMetadata(ctx, &pb.ModelMetadataRequest{Name: "simple", Version: "1"})
-	if err != nil || mm.Name != "simple" || mm.Versions[0] != "1" || len(mm.Inputs) != 2 || fmtShape(mm.Inputs[1].Shape) != "[-1,16]" {
+	if err != nil || mm.Name != "simple" || mm.Versions[0] != "1" || len(mm.Inputs) != 2 || backend.FormatShape(mm.Inputs[1].Shape) != "[-1,16]" {
 		t.Errorf("ModelMetadata = %v %v", mm, err)
 	}
 	_, err = c.ModelMetadata(ctx, &pb.ModelMetadataRequest{Name: "simple", Version: "x"})
@@ -135,7 +136,7 @@ func TestGRPCInferRaw(t *testing.T) {
 			t.Fatalf("outputs wrong: %v %v", sum, diff)
 		}
 	}
-	if r.Outputs[0].Contents != nil || fmtShape(r.Outputs[0].Shape) != "[1,16]" || r.Outputs[0].Datatype != "INT32" {
+	if r.Outputs[0].Contents != nil || backend.FormatShape(r.Outputs[0].Shape) != "[1,16]" || r.Outputs[0].Datatype != "INT32" {
 		t.Errorf("output tensor = %v", r.Outputs[0])
 	}
 }

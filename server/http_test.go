@@ -115,11 +115,11 @@ func TestModelMetadata(t *testing.T) {
 	if md.Name != "simple" || md.Platform != "pytorch_libtorch" || len(md.Versions) != 1 || md.Versions[0] != "1" {
 		t.Errorf("metadata = %+v", md)
 	}
-	if len(md.Inputs) != 2 || md.Inputs[0].Datatype != "INT32" || fmtShape(md.Inputs[0].Shape) != "[-1,16]" {
+	if len(md.Inputs) != 2 || md.Inputs[0].Datatype != "INT32" || backend.FormatShape(md.Inputs[0].Shape) != "[-1,16]" {
 		t.Errorf("inputs = %+v, want INT32 [-1,16]", md.Inputs)
 	}
 	r = do(t, h, "POST", "/v2/models/strings/versions/1", nil)
-	if err := json.Unmarshal(r.body, &md); err != nil || r.code != 200 || fmtShape(md.Inputs[0].Shape) != "[1]" || md.Inputs[0].Datatype != "BYTES" {
+	if err := json.Unmarshal(r.body, &md); err != nil || r.code != 200 || backend.FormatShape(md.Inputs[0].Shape) != "[1]" || md.Inputs[0].Datatype != "BYTES" {
 		t.Errorf("versioned metadata of a non-batching model = %d %s", r.code, r.body)
 	}
 	r = do(t, h, "GET", "/v2/models/nope", nil)
@@ -204,7 +204,7 @@ func TestInferJSON(t *testing.T) {
 				t.Fatalf("outputs wrong at %d: %s", i, r.body)
 			}
 		}
-		if resp.Outputs[0].Name != "OUTPUT0" || resp.Outputs[0].Datatype != "INT32" || fmtShape(resp.Outputs[0].Shape) != "[1,16]" {
+		if resp.Outputs[0].Name != "OUTPUT0" || resp.Outputs[0].Datatype != "INT32" || backend.FormatShape(resp.Outputs[0].Shape) != "[1,16]" {
 			t.Errorf("output 0 = %+v", resp.Outputs[0])
 		}
 	}
@@ -424,7 +424,7 @@ func TestClassification(t *testing.T) {
 	}
 	o := resp.Outputs[0]
 	want := []string{"0.700000:1:dog", "0.500000:2:bird", "4.000000:3:fish", "3.000000:0:cat"}
-	if o.Datatype != "BYTES" || fmtShape(o.Shape) != "[2,2]" || strings.Join(o.Data, " ") != strings.Join(want, " ") {
+	if o.Datatype != "BYTES" || backend.FormatShape(o.Shape) != "[2,2]" || strings.Join(o.Data, " ") != strings.Join(want, " ") {
 		t.Errorf("classification = %+v, want BYTES [2,2] %v", o, want)
 	}
 	// BYTES outputs cannot be classified.

@@ -34,13 +34,7 @@ func validateRequest(m Model, req *backend.Request, outs []outputReq) error {
 	batch := int64(-1)
 	for i := range req.Inputs {
 		in := &req.Inputs[i]
-		si := -1
-		for j := range specs {
-			if specs[j].Name == in.Name {
-				si = j
-				break
-			}
-		}
+		si := specIndex(specs, in.Name)
 		if si < 0 {
 			return invalidArg("unexpected inference input '%s' for model '%s'", in.Name, name)
 		}
@@ -62,7 +56,7 @@ func validateRequest(m Model, req *backend.Request, outs []outputReq) error {
 		}
 		for _, v := range in.Shape {
 			if v < 0 {
-				return invalidArg("All input dimensions should be specified for input '%s' for model '%s', got %s", in.Name, name, fmtShape(in.Shape))
+				return invalidArg("All input dimensions should be specified for input '%s' for model '%s', got %s", in.Name, name, backend.FormatShape(in.Shape))
 			}
 		}
 		dims := in.Shape
@@ -87,11 +81,11 @@ func validateRequest(m Model, req *backend.Request, outs []outputReq) error {
 				full = append([]int64{-1}, spec.Dims...)
 				note = " NOTE: Setting a non-zero max_batch_size in the model config requires a batch dimension to be prepended to each input shape. If you want to specify the full shape including the batch dim in your input dims config, try setting max_batch_size to zero. See the model configuration docs for more info on max_batch_size."
 			}
-			return invalidArg("unexpected shape for input '%s' for model '%s'. Expected %s, got %s.%s", in.Name, name, fmtShape(full), fmtShape(in.Shape), note)
+			return invalidArg("unexpected shape for input '%s' for model '%s'. Expected %s, got %s.%s", in.Name, name, backend.FormatShape(full), backend.FormatShape(in.Shape), note)
 		}
 		count, ok := elementCount(in.Shape)
 		if !ok {
-			return invalidArg("input '%s' has a shape %s that causes total element count to exceed maximum size of %d", in.Name, fmtShape(in.Shape), int64(1<<63-1))
+			return invalidArg("input '%s' has a shape %s that causes total element count to exceed maximum size of %d", in.Name, backend.FormatShape(in.Shape), int64(1<<63-1))
 		}
 		if d == datatype.Bytes {
 			n, ok := bytesElements(in.Data)
@@ -140,13 +134,7 @@ func validateRequest(m Model, req *backend.Request, outs []outputReq) error {
 		ospecs := m.Outputs()
 		for i := range outs {
 			o := &outs[i]
-			found := -1
-			for j := range ospecs {
-				if ospecs[j].Name == o.name {
-					found = j
-					break
-				}
-			}
+			found := specIndex(ospecs, o.name)
 			if found < 0 {
 				return invalidArg("unexpected inference output '%s' for model '%s'", o.name, name)
 			}
@@ -186,16 +174,14 @@ func dimsMatch(spec, got []int64) bool {
 	return true
 }
 
-func fmtShape(s []int64) string {
-	b := make([]byte, 0, 2+4*len(s))
-	b = append(b, '[')
-	for i, d := range s {
-		if i > 0 {
-			b = append(b, ',')
+// specIndex returns the index of the tensor named name in specs, or -1.
+func specIndex(specs []backend.TensorSpec, name string) int {
+	for j := range specs {
+		if specs[j].Name == name {
+			return j
 		}
-		b = strconv.AppendInt(b, d, 10)
 	}
-	return string(append(b, ']'))
+	return -1
 }
 
 func quoteList(names []string) string {
@@ -284,7 +270,7 @@ func classify(t backend.Tensor, k int64, m Model, req *backend.Request) (backend
 	}
 	count, ok := elementCount(t.Shape)
 	if !ok || count*int64(d.Size()) != int64(len(t.Data)) {
-		return t, backend.Errorf(backend.CodeInternal, "output '%s' of model '%s' has %d bytes for shape %s", t.Name, m.Name(), len(t.Data), fmtShape(t.Shape))
+		return t, backend.Errorf(backend.CodeInternal, "output '%s' of model '%s' has %d bytes for shape %s", t.Name, m.Name(), len(t.Data), backend.FormatShape(t.Shape))
 	}
 	var labels []string
 	for _, o := range m.Outputs() {

@@ -59,7 +59,7 @@ func (m *Model) prepare(req *backend.Request) (*prepared, error) {
 			return nil, bad("inference input '%s' data-type is '%s', but model '%s' expects 'BYTES'", t.Name, t.Datatype, m.name)
 		}
 		if len(t.Shape) == 0 || len(t.Shape) > 2 || (len(t.Shape) == 2 && t.Shape[1] != 1) {
-			return nil, bad("unexpected shape for input '%s' for model '%s'. Expected [n] or [n,1] with 1 <= n <= %d, got %s", t.Name, m.name, m.maxBatch, shapeString(t.Shape))
+			return nil, bad("unexpected shape for input '%s' for model '%s'. Expected [n] or [n,1] with 1 <= n <= %d, got %s", t.Name, m.name, m.maxBatch, backend.FormatShape(t.Shape))
 		}
 		rows := t.Shape[0]
 		if rows < 1 || rows > int64(m.maxBatch) {
@@ -279,15 +279,5 @@ func decodeBase64(text []byte, buf *[]byte) ([]byte, error) {
 	return dst[:n], nil
 }
 
-func shapeString(shape []int64) string {
-	var b strings.Builder
-	b.WriteByte('[')
-	for i, d := range shape {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprint(&b, d)
-	}
-	b.WriteByte(']')
-	return b.String()
-}
+// shapeString is backend.FormatShape, by the name exec.go calls it.
+func shapeString(shape []int64) string { return backend.FormatShape(shape) }
