@@ -163,9 +163,28 @@ func halfToFloat(h uint16) float64 {
 
 func isFloat(dt DType) bool { return dt == Float32 || dt == Float16 || dt == BFloat16 || dt == Float64 }
 
+// tolerance bounds how far a float element may be from what Python computed: |got-want| <= abs +
+// rel*|want|.
+type tolerance struct{ abs, rel float64 }
+
+// exact is for float32 runs: the shim and Python call the same libtorch kernels.
+var exact = tolerance{abs: 1e-6}
+
+// bf16Tol is for bfloat16 runs: bfloat16 keeps 8 significant bits (a relative step of 2^-8), so allow a
+// few of its steps, from rounding differences anywhere along the computation.
+var bf16Tol = tolerance{abs: 1.0 / 64, rel: 1.0 / 64}
+
+// precisionTol is the tolerance for outputs of a module loaded at a precision.
+func precisionTol(p DType) tolerance {
+	if p == Float32 {
+		return exact
+	}
+	return bf16Tol
+}
+
 // compareTensor returns a description of how got differs from want, or "" when they match: same dtype and
-// shape, floats within tol (max abs diff), everything else byte-exact.
-func compareTensor(got, want Tensor, tol float64) string {
+// shape, floats within tol, everything else byte-exact.
+func compareTensor(got, want Tensor, tol tolerance) string {
 	if got.DType != want.DType {
 		return fmt.Sprintf("dtype %v, want %v", got.DType, want.DType)
 	}
@@ -183,29 +202,28 @@ func compareTensor(got, want Tensor, tol float64) string {
 		}
 		return ""
 	}
-	maxDiff := 0.0
 	for i := 0; i < int(got.NumElements()); i++ {
 		g, w := floatAt(got.DType, got.Data, i), floatAt(want.DType, want.Data, i)
 		if math.IsNaN(g) != math.IsNaN(w) {
 			return fmt.Sprintf("element %d is %v, want %v", i, g, w)
 		}
-		if d := math.Abs(g - w); d > maxDiff {
-			maxDiff = d
+		if d, bound := math.Abs(g-w), tol.abs+tol.rel*math.Abs(w); d > bound {
+			return fmt.Sprintf("element %d is %v, want %v (diff %g > %g)", i, g, w, d, bound)
 		}
-	}
-	if maxDiff > tol {
-		return fmt.Sprintf("max abs diff %g > %g", maxDiff, tol)
 	}
 	return ""
 }
 
-// compareOutputs checks a forward's outputs against a case's expectations.
-func compareOutputs(got, want []Tensor) error {
+// compareOutputs checks a float32 forward's outputs against a case's expectations.
+func compareOutputs(got, want []Tensor) error { return compareOutputsTol(got, want, exact) }
+
+// compareOutputsTol checks a forward's outputs against a case's expectations, floats within tol.
+func compareOutputsTol(got, want []Tensor, tol tolerance) error {
 	if len(got) != len(want) {
 		return fmt.Errorf("%d outputs, want %d", len(got), len(want))
 	}
 	for i := range got {
-		if d := compareTensor(got[i], want[i], 1e-6); d != "" {
+		if d := compareTensor(got[i], want[i], tol); d != "" {
 			return fmt.Errorf("output %d: %s", i, d)
 		}
 	}

@@ -50,9 +50,10 @@ type Options struct {
 	// Device is "cpu" (the default when empty) or "cuda:N" ("cuda" means "cuda:0").
 	Device string
 	// Precision is Float32 (the default: parameters stay as saved), Float16 or BFloat16. A reduced
-	// precision converts the module's floating parameters and buffers; Forward then converts float32
-	// inputs to it on the device and returns outputs of that type as float32, so callers keep speaking
-	// float32. Inputs of other dtypes pass unchanged.
+	// precision converts the module's floating-point parameters and buffers, as nn.Module.to(dtype) does
+	// in Python: integer and bool ones (index buffers, counters, masks) stay as saved. Forward then
+	// converts floating inputs to it on the device and returns outputs of that type as float32, so
+	// callers keep speaking float32. Integer and bool inputs (token ids, masks) are never converted.
 	Precision DType
 }
 

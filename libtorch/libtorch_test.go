@@ -43,7 +43,7 @@ func TestParity(t *testing.T) {
 				if err != nil {
 					t.Fatalf("batch %d: %v", c.Batch, err)
 				}
-				if err := compareOutputs(got, loadTensors(t, c.Outputs)); err != nil {
+				if err := compareOutputsTol(got, loadTensors(t, c.Outputs), precisionTol(prec)); err != nil {
 					t.Errorf("batch %d: %v", c.Batch, err)
 				}
 			}
@@ -71,7 +71,7 @@ func TestForwardIntoParity(t *testing.T) {
 				if err != nil {
 					t.Fatalf("batch %d: %v", c.Batch, err)
 				}
-				if err := compareOutputs(outs, loadTensors(t, c.Outputs)); err != nil {
+				if err := compareOutputsTol(outs, loadTensors(t, c.Outputs), precisionTol(prec)); err != nil {
 					t.Errorf("batch %d: %v", c.Batch, err)
 				}
 			}

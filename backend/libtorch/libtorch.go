@@ -22,7 +22,10 @@
 // ("cuda:N", interleaved across the GPUs) or count CPU instances; each
 // instance holds its own copy of the module. parameters {key: "precision"
 // value: {string_value: "float16"}} (or "bfloat16") loads the module in
-// reduced precision (float32 inputs and outputs are converted on the device).
+// reduced precision: its floating parameters and buffers are converted
+// (integer ones, such as index buffers, stay as saved), floating inputs are
+// converted on the device, integer inputs never, and outputs of the reduced
+// type come back as float32.
 package libtorch
 
 import (

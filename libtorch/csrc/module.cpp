@@ -89,6 +89,19 @@ void read_schema(ofa_module* m) {
   m->max_inputs = max;
 }
 
+// Converts the module's floating-point parameters and buffers to dtype, in place, and leaves every other
+// tensor as saved: integer and bool buffers are indices, counts and masks (an exported model's answer ids
+// for index_select, BatchNorm's num_batches_tracked), and rounding them to a float type breaks the module.
+// This is what nn.Module.to(dtype) does in Python; torch::jit::Module::to(dtype) instead converts every
+// parameter and buffer, whatever its type. A tensor reached twice (tied weights) is converted once.
+void to_precision(torch::jit::Module& module, at::ScalarType dtype) {
+  auto convert = [dtype](const at::Tensor& t) {
+    if (t.is_floating_point() && t.scalar_type() != dtype) t.set_data(t.to(dtype));
+  };
+  for (const at::Tensor& p : module.parameters(/*recurse=*/true)) convert(p);
+  for (const at::Tensor& b : module.buffers(/*recurse=*/true)) convert(b);
+}
+
 c10::Device parse_device(const char* device) {
   std::string d = device == nullptr || device[0] == 0 ? "cpu" : device;
   c10::Device dev(c10::kCPU);
@@ -152,7 +165,11 @@ std::vector<at::Tensor> run_forward(ofa_module* m, int32_t n, MakeInput input) {
   args.reserve(static_cast<size_t>(n));
   for (int32_t i = 0; i < n; i++) {
     at::Tensor t = input(i, m->arg_names[static_cast<size_t>(i)]);
-    if (m->precision != at::ScalarType::Undefined && t.scalar_type() == at::kFloat) t = t.to(m->precision);
+    // Floating inputs follow the parameters into the reduced precision; integer and bool inputs (token
+    // ids, masks) are never converted.
+    if (m->precision != at::ScalarType::Undefined && t.is_floating_point() && t.scalar_type() != m->precision) {
+      t = t.to(m->precision);
+    }
     args.emplace_back(std::move(t));
   }
   c10::IValue result;
@@ -199,7 +216,7 @@ char* ofa_load(const char* path, const char* device, int32_t precision, ofa_modu
       return ofa::make_error("load " + p + ": " + why);
     }
     m->module.eval();
-    if (m->precision != at::ScalarType::Undefined) m->module.to(m->precision);
+    if (m->precision != at::ScalarType::Undefined) ofa::to_precision(m->module, m->precision);
     ofa::read_schema(m.get());
     if (m->device.is_cuda()) {
       c10::impl::VirtualGuardImpl impl(c10::kCUDA);

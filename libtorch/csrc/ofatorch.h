@@ -68,9 +68,10 @@ typedef struct {
 typedef struct ofa_module ofa_module;
 
 /* Loads the TorchScript file at path onto device ("cpu", "cuda", "cuda:N"; NULL or "" means cpu) in eval
- * mode. precision is OFA_FLOAT32 (keep parameters as saved), OFA_FLOAT16 or OFA_BFLOAT16 (convert floating
- * parameters and buffers; float32 inputs are then converted to that type on the device, and outputs of
- * that type are returned as float32). */
+ * mode. precision is OFA_FLOAT32 (keep parameters as saved), OFA_FLOAT16 or OFA_BFLOAT16: convert the
+ * floating-point parameters and buffers (integer and bool ones, such as index buffers, stay as saved);
+ * floating inputs are then converted to that type on the device (integer and bool inputs never are), and
+ * outputs of that type are returned as float32. */
 OFA_API char* ofa_load(const char* path, const char* device, int32_t precision, ofa_module** out);
 
 /* Frees the module. Must not race with any other call on the same module. */

@@ -78,6 +78,26 @@ class DTypes(nn.Module):
                 torch.logical_not(b), f64 * 2.0 + 1.0, i8 * 3 - 1, i16 * 3 - 1)
 
 
+class Gather(nn.Module):
+    """Integer state beside floating state, as in the exported OFA module (its answer ids feed
+    index_select): an int64 buffer offsets int64 input ids that index_select picks rows of a float
+    parameter with; a float buffer scales the result. x f32[B,4], ids i64[B,3] -> (f32[B,4], i64[B,3]).
+    Loaded in reduced precision, the float tensors must convert and the integer ones must not (a converted
+    index makes index_select raise); the second output hands ids back as they came."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.table = nn.Parameter(torch.randn(16, 4))
+        self.proj = nn.Linear(4, 4)
+        self.register_buffer("offset", torch.tensor(3, dtype=torch.int64))
+        self.register_buffer("scale", torch.rand(4) + 0.5)
+
+    def forward(self, x: Tensor, ids: Tensor) -> Tuple[Tensor, Tensor]:
+        rows = torch.index_select(self.table, 0, (ids % 13 + self.offset).reshape(-1))
+        summed = rows.reshape(ids.size(0), ids.size(1), 4).sum(1)
+        return self.proj(summed + x) * self.scale, ids
+
+
 class Raises(nn.Module):
     """Raises a ValueError (with a message naming the problem) when the inputs sum below zero."""
 
@@ -118,6 +138,8 @@ FIXTURES: Dict[str, Tuple[Callable[[], nn.Module], Callable[[int], List[Tensor]]
     "list_out": (ListOut, lambda b: [f32(b, 4)], "script"),
     "dtypes": (DTypes, dtype_inputs, "script"),
     "raises": (Raises, lambda b: [f32(b, 4).abs()], "script"),
+    # ids far beyond what a float type holds exactly, so a conversion could not go unnoticed.
+    "gather": (Gather, lambda b: [f32(b, 4), torch.randint(2**40, 2**41, (b, 3))], "script"),
     "tiny": (Tiny, lambda b: [f32(b, 16)], "trace"),
 }
 
@@ -147,10 +169,11 @@ def record(out: str, name: str, module: torch.jit.ScriptModule, inputs: Callable
         with torch.no_grad():
             if precision == torch.float32:
                 ys = flatten(module(*dxs))
-            else:  # what the shim does: params and float32 inputs in precision, outputs back to float32
+            else:  # what the shim does: floating params, buffers and inputs in precision, outputs back to
+                # float32. nn.Module.to(dtype) converts only floating tensors: integer buffers stay.
                 low = module.to(precision)
                 ys = [y.float() if y.dtype == precision else y
-                      for y in flatten(low(*[x.to(precision) if x.dtype == torch.float32 else x for x in dxs]))]
+                      for y in flatten(low(*[x.to(precision) if x.is_floating_point() else x for x in dxs]))]
                 module.float()
         ys = [y.cpu() for y in ys]
         cases.append({
@@ -182,6 +205,17 @@ def main() -> None:
     loaded = torch.jit.load(os.path.join(args.out, "multi.pt"), map_location=args.device)
     index["multi_bf16"] = record(args.out, "multi_bf16", loaded, FIXTURES["multi"][1], torch.bfloat16, "multi.pt",
                                  args.device)
+    # The gather fixture (integer buffer and index input) loaded with Precision=bfloat16. Its inputs are
+    # drawn afresh; gather_bf16_f32 runs the same inputs in float32, to check bf16 stays near it.
+    loaded = torch.jit.load(os.path.join(args.out, "gather.pt"), map_location=args.device)
+    state = torch.get_rng_state()
+    index["gather_bf16"] = record(args.out, "gather_bf16", loaded, FIXTURES["gather"][1], torch.bfloat16,
+                                  "gather.pt", args.device)
+    torch.set_rng_state(state)
+    # Loaded afresh: the bf16 run rounded the first copy's parameters (module.float() cannot undo that).
+    loaded = torch.jit.load(os.path.join(args.out, "gather.pt"), map_location=args.device)
+    index["gather_bf16_f32"] = record(args.out, "gather_bf16_f32", loaded, FIXTURES["gather"][1], torch.float32,
+                                      "gather.pt", args.device)
     # A zip archive that torch.load reads but that is not TorchScript.
     torch.save({"weight": torch.zeros(2)}, os.path.join(args.out, "state_dict.pt"))
     with open(os.path.join(args.out, "index.json"), "w") as f:
