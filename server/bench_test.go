@@ -199,3 +199,64 @@ type bareService struct {
 func (s bareService) ModelInfer(context.Context, *pb.ModelInferRequest) (*pb.ModelInferResponse, error) {
 	return s.resp, nil
 }
+
+// discardWriter is an http.ResponseWriter that keeps nothing, so
+// BenchmarkInferHandler measures the handler alone.
+type discardWriter struct {
+	h    http.Header
+	code int
+	n    int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) WriteHeader(code int)        { w.code = code }
+func (w *discardWriter) Write(p []byte) (int, error) { w.n += len(p); return len(p), nil }
+
+// BenchmarkInferHandler is the server's CPU and allocations per inference
+// request without a network: the HTTP handler (router, body read, envelope
+// decode, validation, response encode) serving the FP32[16] identity model
+// of BenchmarkOverhead, on one goroutine.
+//
+//	go test -run '^$' -bench InferHandler -benchmem ./server/
+func BenchmarkInferHandler(b *testing.B) {
+	repo := &fakeRepo{}
+	repo.add(identityModel("identity", "FP32", []int64{16}, 8))
+	s, err := New(Options{}, repo, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := s.HTTPHandler()
+	vals := make([]float32, 16)
+	for i := range vals {
+		vals[i] = float32(i) * 0.25
+	}
+	jsonReq := []byte(`{"inputs":[{"name":"INPUT0","shape":[1,16],"datatype":"FP32","data":[0,0.25,0.5,0.75,1,1.25,1.5,1.75,2,2.25,2.5,2.75,3,3.25,3.5,3.75]}]}`)
+	binHdr := `{"inputs":[{"name":"INPUT0","shape":[1,16],"datatype":"FP32","parameters":{"binary_data_size":64}}],"outputs":[{"name":"OUTPUT0","parameters":{"binary_data":true}}]}`
+	binReq := append([]byte(binHdr), f32bytes(vals)...)
+	for _, tc := range []struct {
+		name string
+		body []byte
+		hl   string
+	}{{"json", jsonReq, ""}, {"binary", binReq, strconv.Itoa(len(binHdr))}} {
+		b.Run(tc.name, func(b *testing.B) {
+			req := httptest.NewRequest("POST", "/v2/models/identity/infer", nil)
+			if tc.hl != "" {
+				req.Header.Set("Inference-Header-Content-Length", tc.hl)
+			}
+			body := bytes.NewReader(tc.body)
+			w := &discardWriter{h: http.Header{}}
+			b.ReportAllocs()
+			for b.Loop() {
+				body.Reset(tc.body)
+				req.Body = io.NopCloser(body)
+				req.ContentLength = int64(len(tc.body))
+				clear(w.h)
+				w.code = 0
+				h.ServeHTTP(w, req)
+				if w.code != http.StatusOK {
+					b.Fatalf("status %d", w.code)
+				}
+			}
+		})
+	}
+}

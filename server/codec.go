@@ -11,49 +11,6 @@ import (
 	"github.com/ofaserve/ofaserve/protocol/datatype"
 )
 
-// jsonRequest is the envelope of a KServe v2 inference request (spec §2.3).
-// Tensor data stays raw and is decoded by decodeJSONData once the datatype
-// and shape are known.
-type jsonRequest struct {
-	ID         json.RawMessage            `json:"id"`
-	Parameters map[string]json.RawMessage `json:"parameters"`
-	Inputs     []jsonInput                `json:"inputs"`
-	Outputs    []jsonOutput               `json:"outputs"`
-}
-
-type jsonInput struct {
-	Name       string                     `json:"name"`
-	Shape      jsonShape                  `json:"shape"`
-	Datatype   string                     `json:"datatype"`
-	Parameters map[string]json.RawMessage `json:"parameters"`
-	Data       json.RawMessage            `json:"data"`
-}
-
-type jsonOutput struct {
-	Name       string                     `json:"name"`
-	Parameters map[string]json.RawMessage `json:"parameters"`
-}
-
-// jsonShape is a shape whose elements must be non-negative integers.
-type jsonShape []int64
-
-func (s *jsonShape) UnmarshalJSON(b []byte) error {
-	var nums []json.Number
-	if err := json.Unmarshal(b, &nums); err != nil {
-		return invalidArg("unable to parse 'shape': expected an array of non-negative integers")
-	}
-	out := make([]int64, len(nums))
-	for i, n := range nums {
-		v, err := strconv.ParseInt(string(n), 10, 64)
-		if err != nil || v < 0 {
-			return invalidArg("unable to parse 'shape': %s is not a non-negative integer", n)
-		}
-		out[i] = v
-	}
-	*s = out
-	return nil
-}
-
 // httpInfer is a decoded HTTP inference request.
 type httpInfer struct {
 	req  backend.Request
@@ -67,23 +24,20 @@ type httpInfer struct {
 // (header bytes) and the binary blobs that follow it (spec §2.6).
 // hasHeaderLen says whether Inference-Header-Content-Length was sent.
 func decodeHTTPInfer(header, blobs []byte, hasHeaderLen bool, modelName string, maxInput int64) (*httpInfer, error) {
+	// Malformed or ill-typed JSON is the client's fault: 400, where
+	// Triton answers 500 (its JSON helper reports INTERNAL).
 	var jr jsonRequest
-	if err := json.Unmarshal(header, &jr); err != nil {
-		// Malformed or ill-typed JSON is the client's fault: 400, where
-		// Triton answers 500 (its JSON helper reports INTERNAL).
-		if be, ok := err.(*backend.Error); ok {
-			return nil, be
-		}
-		return nil, invalidArg("failed to parse the request JSON buffer: %v", err)
+	if err := parseEnvelope(header, &jr); err != nil {
+		return nil, err
 	}
 	hi := &httpInfer{}
 	r := &hi.req
 	if len(jr.ID) > 0 && string(jr.ID) != "null" {
-		var id string
-		if err := json.Unmarshal(jr.ID, &id); err != nil {
+		if jr.ID[0] != '"' {
 			return nil, invalidArg("unable to parse 'id': expected a string")
 		}
-		r.ID = id
+		s := envScanner{b: jr.ID}
+		r.ID = s.str(true)
 	}
 	if err := applyJSONParams(hi, jr.Parameters); err != nil {
 		return nil, err
@@ -104,7 +58,8 @@ func decodeHTTPInfer(header, blobs []byte, hasHeaderLen bool, modelName string, 
 			return nil, invalidArg("invalid datatype '%s' for input '%s'", in.Datatype, in.Name)
 		}
 		binSize := int64(-1)
-		for k, v := range in.Parameters {
+		for _, p := range in.Parameters {
+			k, v := p.key, p.val
 			switch k {
 			case "binary_data_size":
 				n, err := strconv.ParseUint(string(v), 10, 63)
@@ -116,7 +71,7 @@ func decodeHTTPInfer(header, blobs []byte, hasHeaderLen bool, modelName string, 
 				return nil, backend.Errorf(backend.CodeUnsupported, "shared memory is not supported by this server (input '%s')", in.Name)
 			}
 		}
-		hasData := len(in.Data) > 0 && string(in.Data) != "null"
+		hasData := len(in.Data) > 0
 		if hasData == (binSize >= 0) {
 			got := "neither was set"
 			if hasData {
@@ -156,7 +111,8 @@ func decodeHTTPInfer(header, blobs []byte, hasHeaderLen bool, modelName string, 
 				return nil, invalidArg("unable to parse 'outputs': output %d has no 'name'", i)
 			}
 			or := outputReq{name: o.Name}
-			for k, v := range o.Parameters {
+			for _, p := range o.Parameters {
+				k, v := p.key, p.val
 				switch k {
 				case "binary_data":
 					b, err := strconv.ParseBool(string(v))
@@ -181,8 +137,9 @@ func decodeHTTPInfer(header, blobs []byte, hasHeaderLen bool, modelName string, 
 }
 
 // applyJSONParams handles the request-level parameters (spec §2.3).
-func applyJSONParams(hi *httpInfer, params map[string]json.RawMessage) error {
-	for k, v := range params {
+func applyJSONParams(hi *httpInfer, params []jsonParam) error {
+	for _, p := range params {
+		k, v := p.key, p.val
 		s := string(v)
 		switch k {
 		case "priority":
@@ -223,14 +180,14 @@ func applyJSONParams(hi *httpInfer, params map[string]json.RawMessage) error {
 			if hi.req.Parameters == nil {
 				hi.req.Parameters = make(map[string]any)
 			}
-			hi.req.Parameters[k] = val
+			hi.req.Parameters[strings.Clone(k)] = val
 		}
 	}
 	return nil
 }
 
 // customParam converts a custom parameter to string, int64, float64 or bool.
-func customParam(v json.RawMessage) (any, error) {
+func customParam(v []byte) (any, error) {
 	s := string(v)
 	switch {
 	case s == "true" || s == "false":

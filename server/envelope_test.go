@@ -1,0 +1,133 @@
+package server
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestEnvelopeDecoding covers what the hand-written envelope decoder must
+// agree with encoding/json on (null as absent, unknown members skipped,
+// escapes, last duplicate wins) and the errors it words itself.
+func TestEnvelopeDecoding(t *testing.T) {
+	one := `"shape":[1],"datatype":"FP32","data":[1.5]`
+	for _, tc := range []struct {
+		name, body string
+		err        string // substring of the error; "" for success
+		check      func(t *testing.T, hi *httpInfer)
+	}{
+		{name: "unknown members of every kind skipped",
+			body: `{"x":{"a":[1,{"b":"]}"}],"c":null},"y":[[],{}],"inputs":[{"z":"\"{[","name":"IN",` + one + `,"w":true}],"v":-1.5e3}`,
+			check: func(t *testing.T, hi *httpInfer) {
+				in := hi.req.Inputs[0]
+				if in.Name != "IN" || !slices.Equal(in.Shape, []int64{1}) || math.Float32frombits(binary.LittleEndian.Uint32(in.Data)) != 1.5 {
+					t.Errorf("decoded %+v", in)
+				}
+			}},
+		{name: "whitespace everywhere",
+			body: " {\n\t\"inputs\" : [ { \"name\" : \"IN\" , \"shape\" : [ 2 ] , \"datatype\" : \"INT32\" , \"data\" : [ 1 , 2 ] } ] } \r\n",
+			check: func(t *testing.T, hi *httpInfer) {
+				if !bytes.Equal(hi.req.Inputs[0].Data, []byte{1, 0, 0, 0, 2, 0, 0, 0}) {
+					t.Errorf("data %v", hi.req.Inputs[0].Data)
+				}
+			}},
+		{name: "escaped and non-ASCII strings",
+			body: `{"id":"a\"b\u00e9","inputs":[{"name":"I\u004e","shape":[1],"datatype":"BYTES","data":["é"]}]}`,
+			check: func(t *testing.T, hi *httpInfer) {
+				if hi.req.ID != "a\"bé" || hi.req.Inputs[0].Name != "IN" {
+					t.Errorf("id %q name %q", hi.req.ID, hi.req.Inputs[0].Name)
+				}
+			}},
+		{name: "escaped member names",
+			body: `{"\u0069nputs":[{"name":"IN",` + one + `}],"parameters":{"pr\u0069ority":7}}`,
+			check: func(t *testing.T, hi *httpInfer) {
+				if len(hi.req.Inputs) != 1 || hi.req.Priority != 7 {
+					t.Errorf("inputs %d priority %d", len(hi.req.Inputs), hi.req.Priority)
+				}
+			}},
+		{name: "invalid UTF-8 replaced as encoding/json does",
+			body: "{\"inputs\":[{\"name\":\"I\xffN\"," + one + "}]}",
+			check: func(t *testing.T, hi *httpInfer) {
+				if hi.req.Inputs[0].Name != "I\uFFFDN" {
+					t.Errorf("name %q", hi.req.Inputs[0].Name)
+				}
+			}},
+		{name: "null members read as absent",
+			body: `{"id":null,"parameters":null,"outputs":null,"inputs":[{"name":"IN",` + one + `,"parameters":null}]}`,
+			check: func(t *testing.T, hi *httpInfer) {
+				if hi.req.ID != "" || hi.outs != nil || len(hi.req.Inputs) != 1 {
+					t.Errorf("%+v", hi)
+				}
+			}},
+		{name: "last duplicate parameter wins",
+			body: `{"parameters":{"priority":"x","priority":3,"c":1,"c":"two"},"inputs":[{"name":"IN",` + one + `}]}`,
+			check: func(t *testing.T, hi *httpInfer) {
+				if hi.req.Priority != 3 || hi.req.Parameters["c"] != "two" {
+					t.Errorf("priority %d params %v", hi.req.Priority, hi.req.Parameters)
+				}
+			}},
+		{name: "last duplicate of many parameters wins",
+			body: `{"parameters":{` + strings.Repeat(`"timeout":"bad",`, 20) + `"timeout":5},"inputs":[{"name":"IN",` + one + `}]}`,
+			check: func(t *testing.T, hi *httpInfer) {
+				if hi.req.Timeout.Microseconds() != 5 {
+					t.Errorf("timeout %v", hi.req.Timeout)
+				}
+			}},
+		{name: "last duplicate member wins",
+			body: `{"inputs":[{"name":"A"}],"inputs":[{"name":"IN","name":"IN",` + one + `}]}`,
+			check: func(t *testing.T, hi *httpInfer) {
+				if len(hi.req.Inputs) != 1 || hi.req.Inputs[0].Name != "IN" {
+					t.Errorf("%+v", hi.req.Inputs)
+				}
+			}},
+		{name: "custom parameter outlives the body",
+			body: `{"parameters":{"custom":"v"},"inputs":[{"name":"IN",` + one + `}]}`,
+			check: func(t *testing.T, hi *httpInfer) {
+				if len(hi.req.Parameters) != 1 || hi.req.Parameters["custom"] != "v" {
+					t.Errorf("parameters %v", hi.req.Parameters)
+				}
+			}},
+		{name: "top-level null", body: `null`, err: "the request has no inputs"},
+		{name: "top-level array", body: `[]`, err: "failed to parse the request JSON buffer: the request must be an object, got an array"},
+		{name: "syntax error", body: `{"inputs":[}`, err: "failed to parse the request JSON buffer: invalid character '}'"},
+		{name: "trailing bytes", body: `{"inputs":[]} x`, err: "failed to parse the request JSON buffer: invalid character 'x' after top-level value"},
+		{name: "empty body", body: ``, err: "failed to parse the request JSON buffer: unexpected end of JSON input"},
+		{name: "inputs not an array", body: `{"inputs":{}}`, err: "'inputs' must be an array, got an object"},
+		{name: "input not an object", body: `{"inputs":[1]}`, err: "each of 'inputs' must be an object, got a number"},
+		{name: "null input", body: `{"inputs":[null]}`, err: "input 0 has no 'name'"},
+		{name: "name not a string", body: `{"inputs":[{"name":5}]}`, err: "'name' of an input must be a string, got a number"},
+		{name: "datatype not a string", body: `{"inputs":[{"name":"IN","datatype":true}]}`, err: "'datatype' of an input must be a string, got a boolean"},
+		{name: "parameters not an object", body: `{"parameters":[],"inputs":[]}`, err: "'parameters' must be an object, got an array"},
+		{name: "output not an object", body: `{"inputs":[{"name":"IN",` + one + `}],"outputs":["OUT"]}`, err: "each of 'outputs' must be an object, got a string"},
+		{name: "shape not an array", body: `{"inputs":[{"name":"IN","shape":"1"}]}`, err: "unable to parse 'shape': expected an array of non-negative integers"},
+		{name: "shape element a string", body: `{"inputs":[{"name":"IN","shape":["1"]}]}`, err: "unable to parse 'shape': expected an array of non-negative integers"},
+		{name: "shape element negative", body: `{"inputs":[{"name":"IN","shape":[-1]}]}`, err: "unable to parse 'shape': -1 is not a non-negative integer"},
+		{name: "shape element fractional", body: `{"inputs":[{"name":"IN","shape":[1.0]}]}`, err: "unable to parse 'shape': 1.0 is not a non-negative integer"},
+		{name: "shape element huge", body: `{"inputs":[{"name":"IN","shape":[9223372036854775808]}]}`, err: "unable to parse 'shape': 9223372036854775808 is not a non-negative integer"},
+		{name: "id not a string", body: `{"id":1,"inputs":[]}`, err: "unable to parse 'id': expected a string"},
+		{name: "nesting past encoding/json's limit", body: strings.Repeat("[", 10001) + strings.Repeat("]", 10001), err: "exceeded max depth"},
+		{name: "null data", body: `{"inputs":[{"name":"IN","shape":[1],"datatype":"FP32","data":null}]}`, err: "But neither was set for input 'IN'"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := []byte(tc.body)
+			hi, err := decodeHTTPInfer(body, nil, false, "m", 1<<20)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want one containing %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The body is a pooled buffer: nothing decoded may point into it.
+			for i := range body {
+				body[i] = 'x'
+			}
+			tc.check(t, hi)
+		})
+	}
+}
