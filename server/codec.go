@@ -18,18 +18,40 @@ type httpInfer struct {
 	// binaryOutput is the request's binary_data_output: the format of the
 	// outputs it does not list.
 	binaryOutput bool
+	// Room for the common request (one input and output of rank <= 4, or
+	// two inputs of rank 2) without further allocations.
+	inBuf  [1]backend.Tensor
+	outBuf [1]outputReq
+	dimBuf [4]int64
+}
+
+// keepShape copies a shape out of the envelope into hi's room, or a new
+// slice once that is used up.
+func (hi *httpInfer) keepShape(shape []int64, used *int) []int64 {
+	if shape == nil {
+		return nil
+	}
+	if *used+len(shape) <= len(hi.dimBuf) {
+		out := hi.dimBuf[*used : *used+len(shape) : *used+len(shape)]
+		*used += len(shape)
+		copy(out, shape)
+		return out
+	}
+	return append([]int64{}, shape...)
 }
 
 // decodeHTTPInfer decodes an inference request body: the JSON header
 // (header bytes) and the binary blobs that follow it (spec §2.6).
 // hasHeaderLen says whether Inference-Header-Content-Length was sent.
-func decodeHTTPInfer(header, blobs []byte, hasHeaderLen bool, modelName string, maxInput int64) (*httpInfer, error) {
+func decodeHTTPInfer(header, blobs []byte, hasHeaderLen bool, m Model, maxInput int64) (*httpInfer, error) {
 	// Malformed or ill-typed JSON is the client's fault: 400, where
 	// Triton answers 500 (its JSON helper reports INTERNAL).
-	var jr jsonRequest
-	if err := parseEnvelope(header, &jr); err != nil {
+	jr := getEnvelope()
+	defer putEnvelope(jr)
+	if err := parseEnvelope(header, jr); err != nil {
 		return nil, err
 	}
+	modelName := m.Name()
 	hi := &httpInfer{}
 	r := &hi.req
 	if len(jr.ID) > 0 && string(jr.ID) != "null" {
@@ -45,11 +67,15 @@ func decodeHTTPInfer(header, blobs []byte, hasHeaderLen bool, modelName string, 
 	if len(jr.Inputs) == 0 {
 		return nil, invalidArg("unable to parse 'inputs': the request has no inputs")
 	}
-	r.Inputs = make([]backend.Tensor, len(jr.Inputs))
+	if len(jr.Inputs) <= len(hi.inBuf) {
+		r.Inputs = hi.inBuf[:len(jr.Inputs):len(jr.Inputs)]
+	} else {
+		r.Inputs = make([]backend.Tensor, len(jr.Inputs))
+	}
+	dimsUsed := 0
 	for i := range jr.Inputs {
 		in := &jr.Inputs[i]
 		t := &r.Inputs[i]
-		t.Name, t.Datatype, t.Shape = in.Name, in.Datatype, in.Shape
 		if in.Name == "" {
 			return nil, invalidArg("unable to parse 'inputs': input %d has no 'name'", i)
 		}
@@ -57,6 +83,9 @@ func decodeHTTPInfer(header, blobs []byte, hasHeaderLen bool, modelName string, 
 		if d == datatype.Invalid {
 			return nil, invalidArg("invalid datatype '%s' for input '%s'", in.Datatype, in.Name)
 		}
+		// in's strings point into the body: keep copies (or the model's
+		// own strings, which are usually the same).
+		t.Name, t.Datatype, t.Shape = internName(in.Name, m.Inputs()), d.String(), hi.keepShape(in.Shape, &dimsUsed)
 		binSize := int64(-1)
 		for _, p := range in.Parameters {
 			k, v := p.key, p.val
@@ -104,13 +133,17 @@ func decodeHTTPInfer(header, blobs []byte, hasHeaderLen bool, modelName string, 
 		return nil, invalidArg("unexpected additional input data for model '%s'", modelName)
 	}
 	if len(jr.Outputs) > 0 {
-		hi.outs = make([]outputReq, len(jr.Outputs))
+		if len(jr.Outputs) <= len(hi.outBuf) {
+			hi.outs = hi.outBuf[:len(jr.Outputs):len(jr.Outputs)]
+		} else {
+			hi.outs = make([]outputReq, len(jr.Outputs))
+		}
 		for i := range jr.Outputs {
 			o := &jr.Outputs[i]
 			if o.Name == "" {
 				return nil, invalidArg("unable to parse 'outputs': output %d has no 'name'", i)
 			}
-			or := outputReq{name: o.Name}
+			or := outputReq{name: internName(o.Name, m.Outputs())}
 			for _, p := range o.Parameters {
 				k, v := p.key, p.val
 				switch k {

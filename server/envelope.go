@@ -3,8 +3,12 @@ package server
 import (
 	"encoding/json"
 	"strconv"
+	"strings"
+	"sync"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/ofaserve/ofaserve/backend"
 )
 
 // The inference request envelope (spec §2.3) is decoded by hand: with
@@ -21,14 +25,45 @@ import (
 // the last wins. Member names match exactly (as in Triton), where
 // encoding/json also matched other letter cases.
 
-// jsonRequest is the envelope of a KServe v2 inference request. Strings
-// that name nothing the server keeps (parameter keys) may point into the
-// body.
+// jsonRequest is the envelope of a KServe v2 inference request. Its
+// strings may point into the body: decodeHTTPInfer copies what it keeps.
 type jsonRequest struct {
 	ID         []byte // raw JSON value; nil when absent
 	Parameters []jsonParam
 	Inputs     []jsonInput
 	Outputs    []jsonOutput
+	// params holds the parameters of the request, its inputs and outputs;
+	// dims their shapes.
+	params []jsonParam
+	dims   []int64
+}
+
+// envelopePool recycles envelopes with their slices: all they hold is
+// dropped when one comes back.
+var envelopePool = sync.Pool{New: func() any { return new(jsonRequest) }}
+
+func getEnvelope() *jsonRequest { return envelopePool.Get().(*jsonRequest) }
+
+func putEnvelope(jr *jsonRequest) {
+	if cap(jr.Inputs) > 64 || cap(jr.Outputs) > 64 || cap(jr.params) > 64 || cap(jr.dims) > 256 {
+		return // do not pin what one odd request grew
+	}
+	clear(jr.Inputs[:cap(jr.Inputs)])
+	clear(jr.Outputs[:cap(jr.Outputs)])
+	clear(jr.params[:cap(jr.params)])
+	*jr = jsonRequest{Inputs: jr.Inputs[:0], Outputs: jr.Outputs[:0], params: jr.params[:0], dims: jr.dims[:0]}
+	envelopePool.Put(jr)
+}
+
+// internName returns a copy of name, which points into the body: the
+// tensor spec's own string where one has that name.
+func internName(name string, specs []backend.TensorSpec) string {
+	for i := range specs {
+		if specs[i].Name == name {
+			return specs[i].Name
+		}
+	}
+	return strings.Clone(name)
 }
 
 // jsonParam is one member of a "parameters" object: its key (pointing into
@@ -62,7 +97,7 @@ func parseEnvelope(b []byte, jr *jsonRequest) error {
 		}
 		return invalidArg("failed to parse the request JSON buffer: %v", err)
 	}
-	s := envScanner{b: b}
+	s := envScanner{b: b, jr: jr}
 	ok, err := s.open('{', "the request")
 	if err != nil || !ok {
 		return err
@@ -72,7 +107,7 @@ func parseEnvelope(b []byte, jr *jsonRequest) error {
 		case "id":
 			jr.ID = s.value()
 		case "parameters":
-			if jr.Parameters, err = s.params("parameters"); err != nil {
+			if jr.Parameters, err = s.params(); err != nil {
 				return err
 			}
 		case "inputs":
@@ -110,8 +145,9 @@ const errInvalidJSON = constErr("invalid JSON")
 
 // envScanner walks JSON that json.Valid has accepted.
 type envScanner struct {
-	b []byte
-	p int
+	b  []byte
+	p  int
+	jr *jsonRequest // whose params arena parameters go to
 }
 
 func (s *envScanner) ws() {
@@ -265,12 +301,13 @@ func (s *envScanner) skipString() {
 	}
 }
 
-// stringValue reads a string member; null reads as "".
-func (s *envScanner) stringValue(what string) (string, error) {
+// stringValue reads a string member; null reads as "". Unless keep, the
+// result may point into the body.
+func (s *envScanner) stringValue(what string, keep bool) (string, error) {
 	s.ws()
 	switch s.b[s.p] {
 	case '"':
-		return s.str(true), nil
+		return s.str(keep), nil
 	case 'n':
 		s.p += 4
 		return "", nil
@@ -280,16 +317,17 @@ func (s *envScanner) stringValue(what string) (string, error) {
 
 // params reads a "parameters" object (null reads as none); of duplicate
 // keys the last wins.
-func (s *envScanner) params(what string) ([]jsonParam, error) {
-	ok, err := s.open('{', "'"+what+"'")
+func (s *envScanner) params() ([]jsonParam, error) {
+	ok, err := s.open('{', "'parameters'")
 	if err != nil || !ok {
 		return nil, err
 	}
-	var ps []jsonParam
+	start := len(s.jr.params)
 	for first := true; s.more(&first, '}'); {
 		k := s.key()
-		ps = append(ps, jsonParam{key: k, val: s.value()})
+		s.jr.params = append(s.jr.params, jsonParam{key: k, val: s.value()})
 	}
+	ps := s.jr.params[start:len(s.jr.params):len(s.jr.params)]
 	return lastOccurrences(ps), nil
 }
 
@@ -332,11 +370,11 @@ func (s *envScanner) input(in *jsonInput) error {
 	for first := true; s.more(&first, '}'); {
 		switch s.key() {
 		case "name":
-			if in.Name, err = s.stringValue("'name' of an input"); err != nil {
+			if in.Name, err = s.stringValue("'name' of an input", false); err != nil {
 				return err
 			}
 		case "datatype":
-			if in.Datatype, err = s.stringValue("'datatype' of an input"); err != nil {
+			if in.Datatype, err = s.stringValue("'datatype' of an input", false); err != nil {
 				return err
 			}
 		case "shape":
@@ -344,7 +382,7 @@ func (s *envScanner) input(in *jsonInput) error {
 				return err
 			}
 		case "parameters":
-			if in.Parameters, err = s.params("parameters"); err != nil {
+			if in.Parameters, err = s.params(); err != nil {
 				return err
 			}
 		case "data":
@@ -367,11 +405,11 @@ func (s *envScanner) output(o *jsonOutput) error {
 	for first := true; s.more(&first, '}'); {
 		switch s.key() {
 		case "name":
-			if o.Name, err = s.stringValue("'name' of an output"); err != nil {
+			if o.Name, err = s.stringValue("'name' of an output", false); err != nil {
 				return err
 			}
 		case "parameters":
-			if o.Parameters, err = s.params("parameters"); err != nil {
+			if o.Parameters, err = s.params(); err != nil {
 				return err
 			}
 		default:
@@ -382,7 +420,7 @@ func (s *envScanner) output(o *jsonOutput) error {
 }
 
 // shape reads a shape: an array of non-negative integers (null reads as
-// no shape).
+// no shape), kept in the envelope's dims.
 func (s *envScanner) shape() ([]int64, error) {
 	s.ws()
 	if s.b[s.p] != '[' {
@@ -394,7 +432,7 @@ func (s *envScanner) shape() ([]int64, error) {
 		return nil, invalidArg("unable to parse 'shape': expected an array of non-negative integers")
 	}
 	s.p++
-	out := make([]int64, 0, 4)
+	start := len(s.jr.dims)
 	for first := true; s.more(&first, ']'); {
 		s.ws()
 		if c := s.b[s.p]; c != '-' && (c < '0' || c > '9') {
@@ -405,9 +443,9 @@ func (s *envScanner) shape() ([]int64, error) {
 		if err != nil || v < 0 {
 			return nil, invalidArg("unable to parse 'shape': %s is not a non-negative integer", tok)
 		}
-		out = append(out, v)
+		s.jr.dims = append(s.jr.dims, v)
 	}
-	return out, nil
+	return s.jr.dims[start:len(s.jr.dims):len(s.jr.dims)], nil
 }
 
 // jsonKindOf names the kind of JSON value that starts with c.

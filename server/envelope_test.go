@@ -13,6 +13,7 @@ import (
 // agree with encoding/json on (null as absent, unknown members skipped,
 // escapes, last duplicate wins) and the errors it words itself.
 func TestEnvelopeDecoding(t *testing.T) {
+	m := simpleModel()
 	one := `"shape":[1],"datatype":"FP32","data":[1.5]`
 	for _, tc := range []struct {
 		name, body string
@@ -113,7 +114,7 @@ func TestEnvelopeDecoding(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			body := []byte(tc.body)
-			hi, err := decodeHTTPInfer(body, nil, false, "m", 1<<20)
+			hi, err := decodeHTTPInfer(body, nil, false, m, 1<<20)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("error %v, want one containing %q", err, tc.err)

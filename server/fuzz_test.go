@@ -19,7 +19,7 @@ func FuzzDecodeJSONInfer(f *testing.F) {
 	f.Add([]byte(`{"inputs":[{"name":"INPUT0","shape":[18446744073709551615,2],"datatype":"INT8","data":[1,-1e5]}]}`))
 	m := simpleModel()
 	f.Fuzz(func(t *testing.T, body []byte) {
-		hi, err := decodeHTTPInfer(body, nil, false, "simple", 1<<20)
+		hi, err := decodeHTTPInfer(body, nil, false, m, 1<<20)
 		if err != nil {
 			return
 		}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/gin-gonic/gin"
 
@@ -398,28 +399,47 @@ func (s *Server) infer(c *gin.Context) {
 		writeErr(c, err)
 		return
 	}
+	// The header values share one allocation (net/http's Set allocates a
+	// slice per value, strconv.Itoa a string per number).
+	hv := new(inferHeaders)
 	h := c.Writer.Header()
-	ctype := "application/json"
+	hv.ctype[0] = "application/json"
 	if jsonLen >= 0 {
-		ctype = "application/octet-stream"
-		h.Set("Inference-Header-Content-Length", strconv.Itoa(jsonLen))
+		hv.ctype[0] = "application/octet-stream"
+		h["Inference-Header-Content-Length"] = hv.number(&hv.hlen, jsonLen)
 	}
+	h["Content-Type"] = hv.ctype[:]
 	if enc := acceptEncoding(r.Header.Get("Accept-Encoding")); enc != "" {
 		if z := compress(enc, b); z != nil {
 			h.Set("Content-Encoding", enc)
-			c.Data(http.StatusOK, ctype, z.Bytes())
+			c.Data(http.StatusOK, hv.ctype[0], z.Bytes())
 			putBuf(z)
 			return
 		}
 	}
-	h.Set("Content-Length", strconv.Itoa(len(b)))
-	c.Data(http.StatusOK, ctype, b)
+	h["Content-Length"] = hv.number(&hv.clen, len(b))
+	c.Data(http.StatusOK, hv.ctype[0], b)
+}
+
+// inferHeaders holds an inference response's header values.
+type inferHeaders struct {
+	ctype, hlen, clen [1]string
+	digits            [40]byte
+	used              int
+}
+
+// number formats n into the digits and returns it as dst's only value.
+func (hv *inferHeaders) number(dst *[1]string, n int) []string {
+	d := strconv.AppendInt(hv.digits[hv.used:hv.used], int64(n), 10)
+	hv.used += len(d)
+	dst[0] = unsafe.String(unsafe.SliceData(d), len(d))
+	return dst[:]
 }
 
 // decodeInfer frames an inference body per Inference-Header-Content-Length.
 func (s *Server) decodeInfer(m Model, hdr string, body []byte) (*httpInfer, error) {
 	if hdr == "" {
-		return decodeHTTPInfer(body, nil, false, m.Name(), s.opts.MaxInputSize)
+		return decodeHTTPInfer(body, nil, false, m, s.opts.MaxInputSize)
 	}
 	n, err := strconv.ParseInt(hdr, 10, 64)
 	if err != nil {
@@ -434,5 +454,5 @@ func (s *Server) decodeInfer(m Model, hdr string, body []byte) (*httpInfer, erro
 	if n < 0 || n > int64(len(body)) {
 		return nil, invalidArg("inference header size should be in range (0, %d), got: %d", len(body), n)
 	}
-	return decodeHTTPInfer(body[:n], body[n:], true, m.Name(), s.opts.MaxInputSize)
+	return decodeHTTPInfer(body[:n], body[n:], true, m, s.opts.MaxInputSize)
 }

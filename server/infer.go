@@ -224,6 +224,9 @@ func (s *Server) runInfer(ctx context.Context, m Model, req *backend.Request, ou
 		return resp, nil, nil
 	}
 	// Keep the requested outputs, in the model's order.
+	if sameOutputs(resp.Outputs, outs) {
+		return resp, outs, nil // all of them, in that order, as they are
+	}
 	kept := resp.Outputs[:0:0]
 	how := make([]outputReq, 0, len(outs))
 	for _, t := range resp.Outputs {
@@ -254,6 +257,20 @@ func (s *Server) runInfer(ctx context.Context, m Model, req *backend.Request, ou
 		}
 	}
 	return &backend.Response{Outputs: kept, Parameters: resp.Parameters}, how, nil
+}
+
+// sameOutputs reports whether outs asks for exactly got, in its order,
+// with no classification.
+func sameOutputs(got []backend.Tensor, outs []outputReq) bool {
+	if len(got) != len(outs) {
+		return false
+	}
+	for i := range outs {
+		if outs[i].name != got[i].Name || outs[i].classCount > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func classifiable(d datatype.Type) bool {
