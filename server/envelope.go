@@ -13,10 +13,10 @@ import (
 
 // The inference request envelope (spec §2.3) is decoded by hand: with
 // encoding/json, reflection and the maps for "parameters" were most of the
-// server's CPU and allocations per HTTP request. json.Valid checks the
-// syntax first (encoding/json's own scanner, so malformed JSON is refused
-// with encoding/json's message and nesting past 10000 levels is refused),
-// and envScanner then walks the known-valid bytes once, keeping the
+// server's CPU and allocations per HTTP request. validJSON checks the
+// syntax first, as json.Valid would (malformed JSON is refused with
+// encoding/json's message, nesting past 10000 levels is refused), and
+// envScanner then walks the known-valid bytes once, keeping the
 // values it does not interpret ("id", parameter values, "data") as raw
 // sub-slices of the body.
 //
@@ -88,11 +88,11 @@ type jsonOutput struct {
 
 // parseEnvelope decodes an inference request header into jr.
 func parseEnvelope(b []byte, jr *jsonRequest) error {
-	if !json.Valid(b) {
+	if !validJSON(b) {
 		// encoding/json words the syntax error (offset and character).
 		var v any
 		err := json.Unmarshal(b, &v)
-		if err == nil { // unreachable: Valid and Unmarshal share a scanner
+		if err == nil { // unreachable: FuzzDecodeJSONInfer checks validJSON against encoding/json
 			err = errInvalidJSON
 		}
 		return invalidArg("failed to parse the request JSON buffer: %v", err)

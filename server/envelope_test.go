@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"math"
 	"slices"
 	"strings"
@@ -130,5 +131,28 @@ func TestEnvelopeDecoding(t *testing.T) {
 			}
 			tc.check(t, hi)
 		})
+	}
+}
+
+// validJSONCases are the edge cases of JSON syntax, valid or not.
+var validJSONCases = []string{
+	``, ` `, `1`, `-0`, `01`, `1.`, `.5`, `-`, `1e`, `1e+`, `1E-2`, `-1.5e300`, `1x`, `+1`,
+	`"`, `"a`, "\"\x01\"", "\"\x7f\xff\"", `"\x"`, `"\u12g4"`, `"\u12"`, `"\uD800"`, `"\/\b\f\n\r\t\"\\"`, `"\`,
+	`tru`, `true`, `truex`, `nul`, `null `, `false`, `fals`,
+	`{}`, `{ }`, `{"a" 1}`, `{1:2}`, `{"a":1,}`, `{"a":1 "b":2}`, `{"a"}`, `{"a":}`, `{`, `{"a":1`, `{,}`,
+	`[]`, `[ ]`, `[1,]`, `[,1]`, `[1 2]`, `[`, `[1`, `[}`, `{]`, `[[]]]`, `[[]`, `[1]x`, `[1] [2]`, "\t\n\r [1] \r\n",
+	strings.Repeat("[", 10000) + strings.Repeat("]", 10000),
+	strings.Repeat("[", 10001) + strings.Repeat("]", 10001),
+	strings.Repeat(`{"a":`, 10000) + "1" + strings.Repeat("}", 10000),
+	strings.Repeat(`{"a":`, 10001) + "1" + strings.Repeat("}", 10001),
+}
+
+// TestValidJSON checks validJSON against encoding/json on syntax's edge
+// cases (FuzzDecodeJSONInfer goes on from them).
+func TestValidJSON(t *testing.T) {
+	for _, c := range validJSONCases {
+		if got, want := validJSON([]byte(c)), json.Valid([]byte(c)); got != want {
+			t.Errorf("validJSON(%.40q) = %v, json.Valid says %v", c, got, want)
+		}
 	}
 }

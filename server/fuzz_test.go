@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -18,7 +19,14 @@ func FuzzDecodeJSONInfer(f *testing.F) {
 	f.Add([]byte(`{"parameters":{"priority":1,"timeout":10,"binary_data_output":true,"x":1.5},"inputs":[{"name":"I","shape":[0],"datatype":"UINT64","data":[]}],"outputs":[{"name":"O","parameters":{"classification":3,"binary_data":true}}]}`))
 	f.Add([]byte(`{"inputs":[{"name":"INPUT0","shape":[18446744073709551615,2],"datatype":"INT8","data":[1,-1e5]}]}`))
 	m := simpleModel()
+	f.Add([]byte(`{"a":[1,-0.5e+3,true,false,null,"\u00e9\n",{},[],{"b":{}}],"c":-0,"d":1E2} `))
+	for _, bad := range validJSONCases {
+		f.Add([]byte(bad))
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
+		if got, want := validJSON(body), json.Valid(body); got != want {
+			t.Fatalf("validJSON %v, json.Valid %v", got, want)
+		}
 		hi, err := decodeHTTPInfer(body, nil, false, m, 1<<20)
 		if err != nil {
 			return
