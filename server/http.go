@@ -412,13 +412,18 @@ func (s *Server) infer(c *gin.Context) {
 	if enc := acceptEncoding(r.Header.Get("Accept-Encoding")); enc != "" {
 		if z := compress(enc, b); z != nil {
 			h.Set("Content-Encoding", enc)
-			c.Data(http.StatusOK, hv.ctype[0], z.Bytes())
+			h["Content-Length"] = hv.number(&hv.clen, z.Len())
+			c.Writer.WriteHeader(http.StatusOK)
+			_, _ = c.Writer.Write(z.Bytes())
 			putBuf(z)
 			return
 		}
 	}
+	// Written directly: gin's c.Data allocates the Content-Type and
+	// Content-Length values again.
 	h["Content-Length"] = hv.number(&hv.clen, len(b))
-	c.Data(http.StatusOK, hv.ctype[0], b)
+	c.Writer.WriteHeader(http.StatusOK)
+	_, _ = c.Writer.Write(b)
 }
 
 // inferHeaders holds an inference response's header values.
