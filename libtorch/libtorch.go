@@ -11,6 +11,13 @@
 // OS thread it runs on. Forward checks its context before it starts; a forward pass that has started runs
 // to completion (libtorch cannot interrupt it).
 //
+// CPU threads are process-wide in libtorch, and so here (as in Triton's pytorch backend): SetNumThreads
+// sets how many threads one op may use (GEMMs, convolutions, element-wise loops; libtorch's default is
+// OMP_NUM_THREADS, else the number of physical cores) for every Module and goroutine, and
+// SetNumInteropThreads sizes the pool that runs TorchScript fork tasks, once, before it is first used.
+// Forwards that run at once (one per model instance) each use the intra-op count, so on a small or shared
+// CPU a lower count avoids oversubscription.
+//
 // Linking: the cgo flags point at ../build and record it as an rpath, so tests and `go build` work from a
 // checkout after `make shim`. Deployed binaries also search $ORIGIN and $ORIGIN/../lib when built with
 // CGO_LDFLAGS='-Wl,-rpath,$ORIGIN -Wl,-rpath,$ORIGIN/../lib' (the Makefile exports it; cgo directives

@@ -26,6 +26,12 @@
 // (integer ones, such as index buffers, stay as saved), floating inputs are
 // converted on the device, integer inputs never, and outputs of the reduced
 // type come back as float32.
+//
+// CPU threads: Triton's INTRA_OP_THREAD_COUNT and INTER_OP_THREAD_COUNT
+// parameters (string values, e.g. "1") set libtorch's intra-op thread count
+// and inter-op pool size. They are process-wide, so the first setting wins
+// (ApplyThreadParameters); WithThreadParameters gives other TorchScript kinds
+// the same parameters.
 package libtorch
 
 import (
@@ -131,6 +137,9 @@ func Load(ctx context.Context, spec backend.LoadSpec) (backend.Model, error) {
 		default:
 			return nil, fmt.Errorf("parameter 'precision': unknown value '%s' (want float32, float16 or bfloat16)", p.GetStringValue())
 		}
+	}
+	if err := ApplyThreadParameters(cfg, spec.Logger); err != nil {
+		return nil, err
 	}
 
 	devices := instanceDevices(cfg)

@@ -449,6 +449,15 @@ input [{ name: "x" data_type: TYPE_FP32 dims: [ 1 ] }] output [{ name: "y" data_
 		{"bad precision", `platform: "pytorch_libtorch" default_model_filename: "single.pt"
 input [{ name: "x" data_type: TYPE_FP32 dims: [ 1 ] }] output [{ name: "y" data_type: TYPE_FP32 dims: [ 1 ] }]
 parameters { key: "precision" value: { string_value: "fp8" } }`, "parameter 'precision'"},
+		{"intra-op threads not an integer", `platform: "pytorch_libtorch" default_model_filename: "single.pt"
+input [{ name: "x" data_type: TYPE_FP32 dims: [ 1 ] }] output [{ name: "y" data_type: TYPE_FP32 dims: [ 1 ] }]
+parameters { key: "INTRA_OP_THREAD_COUNT" value: { string_value: "two" } }`, "parameter 'INTRA_OP_THREAD_COUNT': 'two' is not an integer"},
+		{"inter-op threads not an integer", `platform: "pytorch_libtorch" default_model_filename: "single.pt"
+input [{ name: "x" data_type: TYPE_FP32 dims: [ 1 ] }] output [{ name: "y" data_type: TYPE_FP32 dims: [ 1 ] }]
+parameters { key: "INTER_OP_THREAD_COUNT" value: { string_value: "1.5" } }`, "parameter 'INTER_OP_THREAD_COUNT': '1.5' is not an integer"},
+		{"negative threads", `platform: "pytorch_libtorch" default_model_filename: "single.pt"
+input [{ name: "x" data_type: TYPE_FP32 dims: [ 1 ] }] output [{ name: "y" data_type: TYPE_FP32 dims: [ 1 ] }]
+parameters { key: "INTRA_OP_THREAD_COUNT" value: { string_value: "-1" } }`, "parameter 'INTRA_OP_THREAD_COUNT': -1 threads is out of range"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := tryLoad(tc.name, tc.config)

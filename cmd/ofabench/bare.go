@@ -22,12 +22,14 @@ import (
 
 // bareResult is the JSON document `ofabench bare` writes.
 type bareResult struct {
-	Label     string         `json:"label"`
-	Model     string         `json:"model"`
-	Device    string         `json:"device"`
-	Precision string         `json:"precision"`
-	Machine   report.Machine `json:"machine"`
-	Results   []bare.Result  `json:"results"`
+	Label     string `json:"label"`
+	Model     string `json:"model"`
+	Device    string `json:"device"`
+	Precision string `json:"precision"`
+	// IntraOpThreads is the libtorch intra-op thread count the forwards used.
+	IntraOpThreads int            `json:"intra_op_threads"`
+	Machine        report.Machine `json:"machine"`
+	Results        []bare.Result  `json:"results"`
 }
 
 func runBare(ctx context.Context, args []string) error {
@@ -43,6 +45,7 @@ func runBare(ctx context.Context, args []string) error {
 	maxIters := fs.Int("max-iters", 0, "bound on timed forwards per batch size (0: none)")
 	jsonOut := fs.String("json", "", "write results as JSON here")
 	label := fs.String("label", "bare model", "label in the JSON")
+	intra := fs.Int("intra-op-threads", 0, "libtorch intra-op threads (0: libtorch's default, OMP_NUM_THREADS or the physical cores)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -83,6 +86,11 @@ func runBare(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *intra != 0 {
+		if err := libtorch.SetNumThreads(*intra); err != nil {
+			return fmt.Errorf("bare: --intra-op-threads: %w", err)
+		}
+	}
 	mod, err := libtorch.Load(*model, libtorch.Options{Device: *device, Precision: prec})
 	if err != nil {
 		return fmt.Errorf("bare: %w", err)
@@ -101,8 +109,9 @@ func runBare(ctx context.Context, args []string) error {
 		}
 		return nil
 	}
-	res := bareResult{Label: *label, Model: *model, Device: *device, Precision: *precision, Machine: report.ThisMachine()}
-	fmt.Fprintf(os.Stderr, "bare: %s on %s (%s), %s\n", *model, *device, *precision, meta.ConfigName)
+	res := bareResult{Label: *label, Model: *model, Device: *device, Precision: *precision, IntraOpThreads: libtorch.NumThreads(),
+		Machine: report.ThisMachine()}
+	fmt.Fprintf(os.Stderr, "bare: %s on %s (%s), %s, %d intra-op threads\n", *model, *device, *precision, meta.ConfigName, res.IntraOpThreads)
 	for _, b := range sizes {
 		in, err := bare.BuildInputs(meta, tok.Encode, texts, b, 1)
 		if err != nil {

@@ -57,6 +57,7 @@ type config struct {
 	allowMetrics   bool
 	modeName       string
 	exitTimeoutSec int
+	torchIntra     int
 }
 
 // stringList is a repeatable string flag.
@@ -89,6 +90,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.logFormat, "log-format", "text", "log record format: text or json")
 	fs.BoolVar(&c.strict, "strict-model-config", true, "require config.pbtxt (false is accepted but configs are still required)")
 	fs.Int64Var(&c.maxInputSize, "http-max-input-size", 64<<20, "largest request body and decoded JSON tensor, in bytes")
+	fs.IntVar(&c.torchIntra, "torch-intra-op-threads", 0, "threads one libtorch op may use, process-wide, set before models load (0: libtorch's default, OMP_NUM_THREADS or the physical cores); takes precedence over models' INTRA_OP_THREAD_COUNT")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -119,6 +121,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if c.logFormat != "text" && c.logFormat != "json" {
 		return nil, fmt.Errorf("--log-format must be text or json, not %q", c.logFormat)
 	}
+	if c.torchIntra < 0 || c.torchIntra > libtorch.MaxThreads {
+		return nil, fmt.Errorf("--torch-intra-op-threads must be 0 (libtorch's default) to %d, not %d", libtorch.MaxThreads, c.torchIntra)
+	}
 	for _, p := range []int{c.httpPort, c.grpcPort, c.metricsPort} {
 		if p < 0 || p > 65535 {
 			return nil, fmt.Errorf("port %d out of range", p)
@@ -138,11 +143,12 @@ func newLogger(c *config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// loaders are the model kinds this binary serves.
+// loaders are the model kinds this binary serves. Both run TorchScript, so
+// both honour Triton's INTRA_OP_THREAD_COUNT / INTER_OP_THREAD_COUNT.
 func loaders() map[string]backend.Loader {
 	return map[string]backend.Loader{
 		repository.BackendPytorch: torchbackend.Load,
-		"ofa":                     ofa.Load,
+		"ofa":                     torchbackend.WithThreadParameters(ofa.Load),
 	}
 }
 
@@ -169,6 +175,14 @@ func run(ctx context.Context, release func(), args []string, logOut io.Writer) e
 	if !c.strict {
 		log.Warn("--strict-model-config=false: ofaserve does not auto-complete configs; every model still needs config.pbtxt")
 	}
+	// libtorch's threads are process-wide: set them before any model loads,
+	// so that the flag wins over models' INTRA_OP_THREAD_COUNT.
+	if c.torchIntra > 0 {
+		if err := libtorch.SetNumThreads(c.torchIntra); err != nil {
+			return fmt.Errorf("--torch-intra-op-threads: %w", err)
+		}
+	}
+	log.Info("libtorch CPU threads", "intra_op", libtorch.NumThreads(), "inter_op", libtorch.NumInteropThreads())
 	gpus := libtorch.DeviceCount()
 	repo, err := repository.New(repository.Options{
 		Root: c.repo, Loaders: loaders(), Mode: c.mode,

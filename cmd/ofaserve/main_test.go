@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ofaserve/ofaserve/internal/testenv"
+	"github.com/ofaserve/ofaserve/libtorch"
 	"github.com/ofaserve/ofaserve/repository"
 )
 
@@ -23,7 +24,7 @@ func TestParseFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.mode != repository.ModeExplicit || strings.Join(c.loadModels, ",") != "a,b" || c.exitTimeout != 5*time.Second ||
-		c.httpPort != 8000 || c.grpcPort != 8001 || c.metricsPort != 8002 || c.maxInputSize != 64<<20 {
+		c.httpPort != 8000 || c.grpcPort != 8001 || c.metricsPort != 8002 || c.maxInputSize != 64<<20 || c.torchIntra != 0 {
 		t.Errorf("parsed %+v", c)
 	}
 	for _, tc := range []struct {
@@ -36,6 +37,9 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"--model-repository=/m", "--http-port=70000"}, "out of range"},
 		{[]string{"--model-repository=/m", "--no-such-flag"}, "not defined"},
 		{[]string{"--model-repository=/m", "--log-format=xml"}, "--log-format"},
+		{[]string{"--model-repository=/m", "--torch-intra-op-threads=-1"}, "--torch-intra-op-threads"},
+		{[]string{"--model-repository=/m", "--torch-intra-op-threads=100000"}, "--torch-intra-op-threads"},
+		{[]string{"--model-repository=/m", "--torch-intra-op-threads=two"}, "invalid value"},
 	} {
 		if _, err := parseFlags(tc.args, io.Discard); err == nil || !strings.Contains(err.Error(), tc.msg) {
 			t.Errorf("%v: got %v, want %q", tc.args, err, tc.msg)
@@ -62,7 +66,8 @@ func TestServeInferAndShutdown(t *testing.T) {
 	cfg := `platform: "pytorch_libtorch" max_batch_size: 4
 input [{ name: "INPUT__0" data_type: TYPE_FP32 dims: [4] }, { name: "INPUT__1" data_type: TYPE_FP32 dims: [4] }]
 output [{ name: "OUTPUT__0" data_type: TYPE_FP32 dims: [4] }, { name: "OUTPUT__1" data_type: TYPE_FP32 dims: [1] }]
-dynamic_batching { }`
+dynamic_batching { }
+parameters { key: "INTRA_OP_THREAD_COUNT" value: { string_value: "2" } }`
 	if err := os.WriteFile(filepath.Join(root, "pair", "config.pbtxt"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +84,8 @@ dynamic_batching { }`
 	go func() {
 		done <- run(ctx, func() {}, []string{"--model-repository=" + root, "--http-address=127.0.0.1",
 			fmt.Sprintf("--http-port=%d", httpPort), "--grpc-address=127.0.0.1", "--grpc-port=0",
-			"--metrics-address=127.0.0.1", "--metrics-port=0", "--exit-timeout-secs=5", "--allow-gpu-metrics=false"}, &logs)
+			"--metrics-address=127.0.0.1", "--metrics-port=0", "--exit-timeout-secs=5", "--allow-gpu-metrics=false",
+			"--torch-intra-op-threads=1"}, &logs)
 	}()
 	base := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
 	if err := testenv.WaitReady(base+"/v2/health/ready", 30*time.Second, done); err != nil {
@@ -125,5 +131,15 @@ dynamic_batching { }`
 	}
 	if !strings.Contains(logs.String(), "shutting down") || !strings.Contains(logs.String(), "model unloaded") {
 		t.Errorf("logs lack the shutdown sequence:\n%s", logs.String())
+	}
+	// The flag set libtorch's threads before the model loaded; the model's INTRA_OP_THREAD_COUNT was
+	// logged and ignored.
+	if n := libtorch.NumThreads(); n != 1 {
+		t.Errorf("--torch-intra-op-threads=1, but libtorch uses %d intra-op threads", n)
+	}
+	for _, want := range []string{"intra_op=1", "INTRA_OP_THREAD_COUNT asked=2"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("logs lack %q:\n%s", want, logs.String())
+		}
 	}
 }

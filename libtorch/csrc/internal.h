@@ -41,6 +41,10 @@ void flatten(const c10::IValue& v, std::vector<at::Tensor>* out);
 // a reduced precision that is returned as float32. Throws for an undefined tensor or an unsupported dtype.
 void to_host(std::vector<at::Tensor>* outputs, at::ScalarType cast_back);
 
+// Applies the process-wide intra-op thread count on the calling thread if it is not in effect there yet
+// (threads.cpp). Called at the start of every forward.
+void apply_thread_settings();
+
 // Wraps host tensors made by to_host in an ofa_result that describes them.
 ofa_result* make_result(std::vector<at::Tensor> outputs);
 

@@ -158,7 +158,9 @@ std::vector<at::Tensor> run_forward(ofa_module* m, int32_t n, MakeInput input) {
     throw Failure("wrong number of inputs: forward takes " + want + " (" + names + "), got " + std::to_string(n));
   }
   c10::InferenceMode im;
-  // Goroutines move between OS threads: set the device and stream for this call, on this thread.
+  // Goroutines move between OS threads: set the thread count, device and stream for this call, on this
+  // thread.
+  apply_thread_settings();
   std::optional<c10::StreamGuard> stream_guard;
   if (m->stream) stream_guard.emplace(*m->stream);
   std::vector<c10::IValue> args;
@@ -194,6 +196,7 @@ char* ofa_load(const char* path, const char* device, int32_t precision, ofa_modu
   std::string p(path);
   try {
     c10::InferenceMode im;
+    ofa::apply_thread_settings();  // converting parameters runs parallel loops
     auto m = std::make_unique<ofa_module>();
     m->device = ofa::parse_device(device);
     if (precision != OFA_FLOAT32) {

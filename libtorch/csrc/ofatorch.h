@@ -136,6 +136,26 @@ OFA_API ofa_forward_into_ret ofa_forward_into(ofa_module* m, int32_t n_in, const
                                               const void* in3, int32_t n_out, ofa_tensor_desc* outs,
                                               void* out0, void* out1, void* out2, void* out3);
 
+/* ---- CPU threads. libtorch's thread settings are process-wide: they apply to every module. ---- */
+
+/* Sets the number of threads one op may use (intra-op parallelism, at::set_num_threads); n >= 1. Every
+ * later call on any thread uses it: the shim re-applies it on a thread whose OpenMP setting is older. */
+OFA_API char* ofa_set_num_threads(int32_t n);
+
+/* The intra-op thread count calls use now (at::get_num_threads). */
+OFA_API int32_t ofa_get_num_threads(void);
+
+/* The count last set with ofa_set_num_threads, or 0 if it was never called (libtorch's default applies:
+ * OMP_NUM_THREADS, else the number of physical cores). */
+OFA_API int32_t ofa_requested_num_threads(void);
+
+/* Sets the size of the inter-op thread pool (TorchScript fork; at::set_num_interop_threads); n >= 1.
+ * libtorch accepts this once, and only before any inter-op work has started: later calls fail. */
+OFA_API char* ofa_set_num_interop_threads(int32_t n);
+
+/* The inter-op pool's size, or the size it will have when it starts. */
+OFA_API int32_t ofa_get_num_interop_threads(void);
+
 /* Device facts. */
 OFA_API int32_t ofa_cuda_available(void);
 OFA_API int32_t ofa_device_count(void);

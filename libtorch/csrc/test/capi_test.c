@@ -1,7 +1,11 @@
 /* capi_test.c: exercises libofatorch's C ABI the way a non-Go caller would: load, forward, compare with
  * Python's recorded outputs, error paths, and that a module stays usable after an error.
  * Usage: ofatorch_capi_test <fixtures dir>  (made by libtorch/testdata/make_fixtures.py) */
+#define _GNU_SOURCE /* RTLD_DEFAULT */
+#include <dlfcn.h>
 #include <math.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,6 +155,74 @@ static void check_multi_into(ofa_module* m) {
   free(want);
 }
 
+/* The inter-op pool: libtorch takes one setting, before the pool starts; the second is refused. Must run
+ * before anything could start inter-op work. */
+static void check_interop_threads(void) {
+  int32_t n = ofa_get_num_interop_threads() + 1;
+  char* err = ofa_set_num_interop_threads(n);
+  CHECK(err == NULL, "first ofa_set_num_interop_threads(%d): %s", n, err ? err : "");
+  ofa_free(err);
+  CHECK(ofa_get_num_interop_threads() == n, "inter-op threads %d after setting %d", ofa_get_num_interop_threads(), n);
+  expect_error(ofa_set_num_interop_threads(n + 1), "inter-op threads", "second inter-op setting");
+  CHECK(ofa_get_num_interop_threads() == n, "a refused setting changed the inter-op pool to %d", ofa_get_num_interop_threads());
+  expect_error(ofa_set_num_interop_threads(0), "at least 1", "zero inter-op threads");
+}
+
+/* A thread that runs a forward whenever it is told to and reports its own OpenMP thread count. */
+struct worker {
+  ofa_module* m;
+  sem_t go, done;
+  int stop;
+  int omp_threads;
+  int (*omp_get_max_threads)(void);
+};
+
+static void* worker_main(void* arg) {
+  struct worker* w = arg;
+  for (;;) {
+    sem_wait(&w->go);
+    if (w->stop) return NULL;
+    check_multi(w->m, "multi forward on a worker thread");
+    w->omp_threads = w->omp_get_max_threads();
+    sem_post(&w->done);
+  }
+}
+
+/* The intra-op count is process-wide: set here, it must govern a forward on a thread that already ran one
+ * (OpenMP keeps a count per thread, fixed by the thread's first parallel work). */
+static void check_intra_threads(ofa_module* m) {
+  expect_error(ofa_set_num_threads(0), "at least 1", "zero intra-op threads");
+  char* err = ofa_set_num_threads(1);
+  CHECK(err == NULL && ofa_get_num_threads() == 1 && ofa_requested_num_threads() == 1,
+        "set 1 intra-op thread: %s, now %d, requested %d", err ? err : "", ofa_get_num_threads(), ofa_requested_num_threads());
+  ofa_free(err);
+  struct worker w = {.m = m};
+  *(void**)&w.omp_get_max_threads = dlsym(RTLD_DEFAULT, "omp_get_max_threads");
+  if (w.omp_get_max_threads == NULL) {
+    printf("skip intra-op threads on another thread: libtorch does not use OpenMP here\n");
+    return;
+  }
+  sem_init(&w.go, 0, 0);
+  sem_init(&w.done, 0, 0);
+  pthread_t th;
+  pthread_create(&th, NULL, worker_main, &w);
+  sem_post(&w.go);
+  sem_wait(&w.done);
+  CHECK(w.omp_threads == 1, "worker thread runs forwards with %d OpenMP threads, want 1", w.omp_threads);
+  err = ofa_set_num_threads(2);
+  CHECK(err == NULL && ofa_get_num_threads() == 2, "set 2 intra-op threads: %s", err ? err : "");
+  ofa_free(err);
+  sem_post(&w.go);
+  sem_wait(&w.done);
+  CHECK(w.omp_threads == 2, "after setting 2 intra-op threads, the worker's forward ran with %d", w.omp_threads);
+  printf("ok   intra-op threads follow the process-wide setting on a thread that ran forwards before\n");
+  w.stop = 1;
+  sem_post(&w.go);
+  pthread_join(th, NULL);
+  sem_destroy(&w.go);
+  sem_destroy(&w.done);
+}
+
 int main(int argc, char** argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: %s <fixtures dir>\n", argv[0]);
@@ -158,6 +230,7 @@ int main(int argc, char** argv) {
   }
   dir = argv[1];
   ofa_module* m = NULL;
+  check_interop_threads();
 
   expect_error(ofa_load(path_of("no-such-model.pt"), "cpu", OFA_FLOAT32, &m), "no-such-model.pt", "missing file");
   expect_error(ofa_load(path_of("index.json"), "cpu", OFA_FLOAT32, &m), "not a TorchScript file", "not TorchScript");
@@ -182,6 +255,7 @@ int main(int argc, char** argv) {
   check_multi(m, "multi forward after errors");
   check_multi_into(m);
   check_multi(m, "multi forward after forward_into errors");
+  check_intra_threads(m);
   ofa_unload(m);
 
   err = ofa_load(path_of("raises.pt"), "cpu", OFA_FLOAT32, &m);

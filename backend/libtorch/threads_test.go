@@ -1,0 +1,139 @@
+package libtorch
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/ofaserve/ofaserve/backend"
+	torch "github.com/ofaserve/ofaserve/libtorch"
+	"github.com/ofaserve/ofaserve/repository"
+)
+
+func TestThreadParameters(t *testing.T) {
+	for _, tc := range []struct {
+		params     string
+		intra, inr int
+		err        string
+	}{
+		{"", 0, 0, ""},
+		{`parameters { key: "INTRA_OP_THREAD_COUNT" value: { string_value: "1" } }`, 1, 0, ""},
+		{`parameters { key: "INTER_OP_THREAD_COUNT" value: { string_value: " 3 " } }`, 0, 3, ""},
+		{`parameters [ { key: "INTRA_OP_THREAD_COUNT" value: { string_value: "0" } }, { key: "INTER_OP_THREAD_COUNT" value: { string_value: "2" } } ]`, 0, 2, ""},
+		{`parameters { key: "INTRA_OP_THREAD_COUNT" value: { string_value: "" } }`, 0, 0, "parameter 'INTRA_OP_THREAD_COUNT': '' is not an integer"},
+		{`parameters { key: "INTRA_OP_THREAD_COUNT" value: { string_value: "4 threads" } }`, 0, 0, "parameter 'INTRA_OP_THREAD_COUNT': '4 threads' is not an integer"},
+		{`parameters { key: "INTER_OP_THREAD_COUNT" value: { string_value: "0x2" } }`, 0, 0, "parameter 'INTER_OP_THREAD_COUNT'"},
+		{`parameters { key: "INTER_OP_THREAD_COUNT" value: { string_value: "100000" } }`, 0, 0, "parameter 'INTER_OP_THREAD_COUNT': 100000 threads is out of range"},
+		// Triton's names are case-sensitive; other keys are not ours to judge.
+		{`parameters { key: "intra_op_thread_count" value: { string_value: "x" } }`, 0, 0, ""},
+	} {
+		cfg, err := repository.ParseConfig("config.pbtxt", []byte(`platform: "pytorch_libtorch" `+tc.params))
+		if err != nil {
+			t.Fatal(err)
+		}
+		intra, inter, err := ThreadParameters(cfg)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: got %v, want an error containing %q", tc.params, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || intra != tc.intra || inter != tc.inr {
+			t.Errorf("%s: got %d, %d, %v; want %d, %d", tc.params, intra, inter, err, tc.intra, tc.inr)
+		}
+	}
+}
+
+// TestThreadParametersApply loads models with thread parameters in a fresh process (the settings are
+// process-wide and libtorch takes the inter-op one once): the first model's values take effect, a second
+// model asking for others still loads and is logged as ignored, and an ofa-style loader wrapped with
+// WithThreadParameters refuses a bad parameter before it runs.
+func TestThreadParametersApply(t *testing.T) {
+	if os.Getenv("OFASERVE_THREADS_CHILD") == "1" {
+		threadsChild(t)
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestThreadParametersApply$", "-test.v", "-test.timeout=2m")
+	cmd.Env = append(os.Environ(), "OFASERVE_THREADS_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "threads child ok") {
+		t.Fatalf("child process: %v\n%s", err, out)
+	}
+}
+
+func threadsChild(t *testing.T) {
+	const single = `platform: "pytorch_libtorch" default_model_filename: "single.pt"
+input [{ name: "x" data_type: TYPE_FP32 dims: [ 1 ] }] output [{ name: "y" data_type: TYPE_FP32 dims: [ 1 ] }]
+`
+	if torch.ConfiguredNumThreads() != 0 {
+		t.Fatalf("a fresh process has intra-op threads configured: %d", torch.ConfiguredNumThreads())
+	}
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	loadLogged := func(name, params string) error {
+		cfg, err := repository.ParseConfig(name+"/config.pbtxt", []byte(single+params))
+		if err != nil {
+			return err
+		}
+		if err := repository.Normalize(name+"/config.pbtxt", name, cfg, 0); err != nil {
+			return err
+		}
+		m, err := Load(context.Background(), backend.LoadSpec{Name: name, Version: 1, VersionDir: modelDir, Config: cfg, Logger: log})
+		if err == nil {
+			err = m.Close(context.Background())
+		}
+		return err
+	}
+	intra := torch.NumThreads() + 1
+	inter := torch.NumInteropThreads() + 1
+	first := `parameters [ { key: "INTRA_OP_THREAD_COUNT" value: { string_value: "` + strconv.Itoa(intra) + `" } },
+{ key: "INTER_OP_THREAD_COUNT" value: { string_value: "` + strconv.Itoa(inter) + `" } } ]`
+	if err := loadLogged("first", first); err != nil {
+		t.Fatal(err)
+	}
+	if torch.NumThreads() != intra || torch.ConfiguredNumThreads() != intra || torch.NumInteropThreads() != inter {
+		t.Fatalf("after the first model: intra %d (configured %d), inter %d; want %d and %d",
+			torch.NumThreads(), torch.ConfiguredNumThreads(), torch.NumInteropThreads(), intra, inter)
+	}
+	second := `parameters [ { key: "INTRA_OP_THREAD_COUNT" value: { string_value: "` + strconv.Itoa(intra+1) + `" } },
+{ key: "INTER_OP_THREAD_COUNT" value: { string_value: "` + strconv.Itoa(inter+1) + `" } } ]`
+	if err := loadLogged("second", second); err != nil {
+		t.Fatalf("a model asking for other thread counts must still load: %v", err)
+	}
+	if torch.NumThreads() != intra || torch.NumInteropThreads() != inter {
+		t.Fatalf("the second model changed the threads to %d / %d", torch.NumThreads(), torch.NumInteropThreads())
+	}
+	for _, want := range []string{"INTRA_OP_THREAD_COUNT asked=" + strconv.Itoa(intra+1), "INTER_OP_THREAD_COUNT asked=" + strconv.Itoa(inter+1)} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logs.String())
+		}
+	}
+	// The same value again is no news.
+	logs.Reset()
+	if err := loadLogged("third", first); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(logs.String(), "ignored") {
+		t.Errorf("a model asking for the counts in effect was logged as ignored:\n%s", logs.String())
+	}
+
+	called := false
+	wrapped := WithThreadParameters(func(context.Context, backend.LoadSpec) (backend.Model, error) {
+		called = true
+		return nil, nil
+	})
+	cfg, err := repository.ParseConfig("ofa/config.pbtxt", []byte(`backend: "ofa" parameters { key: "INTER_OP_THREAD_COUNT" value: { string_value: "many" } }`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wrapped(context.Background(), backend.LoadSpec{Name: "ofa", Config: cfg}); err == nil ||
+		!strings.Contains(err.Error(), "parameter 'INTER_OP_THREAD_COUNT'") || called {
+		t.Fatalf("wrapped loader with a bad parameter: err %v, inner loader called %v", err, called)
+	}
+	t.Log("threads child ok")
+}
