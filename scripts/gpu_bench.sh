@@ -135,9 +135,8 @@ for p in $PRECISIONS; do
     if [ "$DEVICE" != cpu ]; then
       sed -i "s/kind: KIND_CPU }/kind: KIND_GPU gpus: [ ${DEVICE#cuda:} ] }/" "$cfg"
     fi
-    # No "precision" parameter: the exporter's bf16/fp16 module casts its float32 inputs itself, and
-    # libtorch's Precision conversion of an already exported OFA module breaks it (index_select on a
-    # converted index buffer, seen on CPU with Debian libtorch 1.13).
+    # No "precision" parameter: the exporter's bf16/fp16 module already holds its weights in that dtype
+    # and casts its float32 inputs itself, so a load-time conversion would add nothing.
   done
 done
 
