@@ -43,6 +43,7 @@ import (
 	"time"
 
 	"github.com/ofaserve/ofaserve/backend"
+	"github.com/ofaserve/ofaserve/backend/instances"
 	"github.com/ofaserve/ofaserve/batcher"
 	torch "github.com/ofaserve/ofaserve/libtorch"
 	"github.com/ofaserve/ofaserve/repository/modelconfig"
@@ -62,9 +63,8 @@ type Model struct {
 	shapeKeyed bool
 	nRequired  int
 
-	modules []*torch.Module
+	set     *instances.Set[*prepared, *result]
 	scratch []instanceScratch
-	b       *batcher.Batcher[*prepared, *result]
 }
 
 // tensorSpec is one config input or output, resolved for execution.
@@ -142,36 +142,16 @@ func Load(ctx context.Context, spec backend.LoadSpec) (backend.Model, error) {
 		return nil, err
 	}
 
-	devices := instanceDevices(cfg)
 	file := filepath.Join(spec.VersionDir, cfg.GetDefaultModelFilename())
-	for _, dev := range devices {
-		if err := ctx.Err(); err != nil {
-			m.closeModules()
-			return nil, err
-		}
-		mod, err := torch.Load(file, torch.Options{Device: dev, Precision: precision})
-		if err != nil {
-			m.closeModules()
-			return nil, fmt.Errorf("load %s on %s: %w", file, dev, err)
-		}
-		m.modules = append(m.modules, mod)
-	}
-	if err := m.bind(m.modules[0]); err != nil {
-		m.closeModules()
-		return nil, err
-	}
-	m.scratch = make([]instanceScratch, len(m.modules))
-
-	bc := backend.BatcherConfig(cfg, len(m.modules))
-	b, err := batcher.New(bc, m.exec)
+	set, err := instances.Load(ctx, cfg, file, torch.Options{Precision: precision}, m.bind, m.exec)
 	if err != nil {
-		m.closeModules()
 		return nil, err
 	}
-	m.b = b
+	m.set = set
+	m.scratch = make([]instanceScratch, len(set.Modules))
 	if spec.Logger != nil {
-		spec.Logger.Info("pytorch_libtorch model ready", "file", file, "instances", devices,
-			"schema", m.modules[0].Schema(), "max_batch_size", m.maxBatch)
+		spec.Logger.Info("pytorch_libtorch model ready", "file", file, "instances", set.Devices,
+			"schema", set.Modules[0].Schema(), "max_batch_size", m.maxBatch)
 	}
 	return m, nil
 }
@@ -226,7 +206,6 @@ func torchDType(dt string) (torch.DType, bool) {
 }
 
 // instanceDevices lists one device per instance (backend.InstanceDevices).
-func instanceDevices(cfg *modelconfig.ModelConfig) []string { return backend.InstanceDevices(cfg) }
 
 // bind assigns forward positions to the config's inputs and outputs and
 // checks them against the module's arity.
@@ -389,31 +368,21 @@ func (m *Model) Infer(ctx context.Context, req *backend.Request) (*backend.Respo
 	if err != nil {
 		return nil, err
 	}
-	res, err := m.b.Submit(ctx, batcher.Item[*prepared]{
+	res, err := m.set.Submit(ctx, batcher.Item[*prepared]{
 		Value: p, Size: p.batch, Priority: req.Priority, Timeout: req.Timeout, ShapeKey: key, Start: req.Start,
 	})
 	if err != nil {
-		return nil, backend.SubmitError(err)
+		return nil, err
 	}
 	return &backend.Response{Outputs: res.outputs}, nil
 }
 
 // Stats returns the batcher's statistics.
-func (m *Model) Stats() batcher.Stats { return m.b.Stats() }
+func (m *Model) Stats() batcher.Stats { return m.set.Stats() }
 
 // Close stops accepting requests, lets queued ones finish (bounded by ctx)
 // and releases the modules.
-func (m *Model) Close(ctx context.Context) error {
-	err := m.b.Stop(ctx)
-	m.closeModules()
-	return err
-}
-
-func (m *Model) closeModules() {
-	for _, mod := range m.modules {
-		_ = mod.Close()
-	}
-}
+func (m *Model) Close(ctx context.Context) error { return m.set.Close(ctx) }
 
 // execError is a batch failure with the message clients see.
 func execError(code backend.Code, format string, args ...any) error {
@@ -473,7 +442,7 @@ func (m *Model) exec(ctx context.Context, inst int, batch []*prepared) ([]*resul
 	}
 	t1 := time.Now()
 	timing.Input = t1.Sub(t0)
-	outs, err := m.modules[inst].Forward(ctx, args)
+	outs, err := m.set.Modules[inst].Forward(ctx, args)
 	t2 := time.Now()
 	timing.Infer = t2.Sub(t1)
 	if err != nil {

@@ -486,7 +486,7 @@ instance_group [{ kind: KIND_GPU count: 2 gpus: [0, 1] }, { kind: KIND_CPU count
 	if err := repository.Normalize("f", "m", cfg, 2); err != nil {
 		t.Fatal(err)
 	}
-	if d := strings.Join(instanceDevices(cfg), ","); d != "cuda:0,cuda:1,cuda:0,cuda:1,cpu" {
+	if d := strings.Join(backend.InstanceDevices(cfg), ","); d != "cuda:0,cuda:1,cuda:0,cuda:1,cpu" {
 		t.Errorf("devices = %s", d)
 	}
 }

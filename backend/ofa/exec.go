@@ -63,7 +63,7 @@ func (m *Model) exec(ctx context.Context, inst int, batch []*prepared) ([]*resul
 	}
 	t1 := time.Now()
 	timing.Input = t1.Sub(t0)
-	outs, err := m.modules[inst].ForwardInto(ctx, args, sc.outs)
+	outs, err := m.set.Modules[inst].ForwardInto(ctx, args, sc.outs)
 	sc.outs = outs
 	t2 := time.Now()
 	timing.Infer = t2.Sub(t1)

@@ -53,6 +53,7 @@ import (
 	"sync"
 
 	"github.com/ofaserve/ofaserve/backend"
+	"github.com/ofaserve/ofaserve/backend/instances"
 	"github.com/ofaserve/ofaserve/batcher"
 	torch "github.com/ofaserve/ofaserve/libtorch"
 	"github.com/ofaserve/ofaserve/preprocess"
@@ -103,9 +104,8 @@ type Model struct {
 	premise  bool              // the config declares PREMISE
 	outputs  []outSpec         // config order
 
-	modules []*torch.Module
+	set     *instances.Set[*prepared, *result]
 	scratch []instanceScratch
-	b       *batcher.Batcher[*prepared, *result]
 
 	images  sync.Pool // *[]float32: a request's images, n*chw
 	decoded sync.Pool // *[]byte: base64 scratch
@@ -215,31 +215,19 @@ func Load(ctx context.Context, spec backend.LoadSpec) (backend.Model, error) {
 	}
 
 	file := filepath.Join(spec.VersionDir, md.ModelFile)
-	devices := backend.InstanceDevices(cfg)
-	for _, dev := range devices {
-		if err := ctx.Err(); err != nil {
-			m.closeModules()
-			return nil, err
+	check := func(mod *torch.Module) error {
+		if lo, hi := mod.NumInputs(); lo > 2 || hi < 2 {
+			return fmt.Errorf("%s: forward must take (patch_images, input_ids), its schema is %s", file, mod.Schema())
 		}
-		mod, err := torch.Load(file, torch.Options{Device: dev})
-		if err != nil {
-			m.closeModules()
-			return nil, fmt.Errorf("load %s on %s: %w", file, dev, err)
-		}
-		m.modules = append(m.modules, mod)
+		return nil
 	}
-	if lo, hi := m.modules[0].NumInputs(); lo > 2 || hi < 2 {
-		m.closeModules()
-		return nil, fmt.Errorf("%s: forward must take (patch_images, input_ids), its schema is %s", file, m.modules[0].Schema())
-	}
-	m.scratch = make([]instanceScratch, len(m.modules))
-	m.b, err = batcher.New(backend.BatcherConfig(cfg, len(m.modules)), m.exec)
+	m.set, err = instances.Load(ctx, cfg, file, torch.Options{}, check, m.exec)
 	if err != nil {
-		m.closeModules()
 		return nil, err
 	}
+	m.scratch = make([]instanceScratch, len(m.set.Modules))
 	if spec.Logger != nil {
-		spec.Logger.Info("ofa model ready", "model", spec.Name, "file", file, "instances", devices,
+		spec.Logger.Info("ofa model ready", "model", spec.Name, "file", file, "instances", m.set.Devices,
 			"image_size", md.ImageSize, "max_batch_size", cfg.GetMaxBatchSize(), "labels", md.Labels)
 	}
 	return m, nil
@@ -320,30 +308,20 @@ func (m *Model) Infer(ctx context.Context, req *backend.Request) (*backend.Respo
 	if err != nil {
 		return nil, err
 	}
-	res, err := m.b.Submit(ctx, batcher.Item[*prepared]{
+	res, err := m.set.Submit(ctx, batcher.Item[*prepared]{
 		Value: p, Size: p.n, Priority: req.Priority, Timeout: req.Timeout, Start: req.Start,
 	})
 	if err != nil {
-		return nil, backend.SubmitError(err)
+		return nil, err
 	}
 	return &backend.Response{Outputs: res.outputs}, nil
 }
 
 // Stats returns the batcher's statistics.
-func (m *Model) Stats() batcher.Stats { return m.b.Stats() }
+func (m *Model) Stats() batcher.Stats { return m.set.Stats() }
 
 // Close stops accepting requests, lets queued ones finish (bounded by ctx)
 // and releases the modules.
-func (m *Model) Close(ctx context.Context) error {
-	err := m.b.Stop(ctx)
-	m.closeModules()
-	return err
-}
-
-func (m *Model) closeModules() {
-	for _, mod := range m.modules {
-		_ = mod.Close()
-	}
-}
+func (m *Model) Close(ctx context.Context) error { return m.set.Close(ctx) }
 
 var _ backend.Model = (*Model)(nil)

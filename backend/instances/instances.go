@@ -1,0 +1,85 @@
+// Package instances owns what every TorchScript model kind runs the same way: one module per instance
+// device of the model config (instance_group), the dynamic batcher that feeds those instances prepared
+// requests, and the answers to Submit, Stats and Close. A kind (backend/libtorch, backend/ofa) keeps only
+// what is its own: how a request is validated and prepared, and how a batch becomes one forward call.
+package instances
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ofaserve/ofaserve/backend"
+	"github.com/ofaserve/ofaserve/batcher"
+	"github.com/ofaserve/ofaserve/libtorch"
+	"github.com/ofaserve/ofaserve/repository/modelconfig"
+)
+
+// Set is a model's instances: Modules[i] runs on Devices[i] and executes the batches the batcher hands to
+// instance i.
+type Set[P, R any] struct {
+	Modules []*libtorch.Module
+	Devices []string
+	b       *batcher.Batcher[P, R]
+}
+
+// Load loads file once per instance device of cfg (backend.InstanceDevices) with opts (its Device is set
+// per instance), lets check inspect the first module (nil: no check), and starts the batcher with exec.
+// On any failure every module loaded so far is closed.
+func Load[P, R any](ctx context.Context, cfg *modelconfig.ModelConfig, file string, opts libtorch.Options,
+	check func(*libtorch.Module) error, exec batcher.ExecFunc[P, R]) (*Set[P, R], error) {
+	s := &Set[P, R]{Devices: backend.InstanceDevices(cfg)}
+	for _, dev := range s.Devices {
+		if err := ctx.Err(); err != nil {
+			s.closeModules()
+			return nil, err
+		}
+		o := opts
+		o.Device = dev
+		mod, err := libtorch.Load(file, o)
+		if err != nil {
+			s.closeModules()
+			return nil, fmt.Errorf("load %s on %s: %w", file, dev, err)
+		}
+		s.Modules = append(s.Modules, mod)
+	}
+	if check != nil {
+		if err := check(s.Modules[0]); err != nil {
+			s.closeModules()
+			return nil, err
+		}
+	}
+	b, err := batcher.New(backend.BatcherConfig(cfg, len(s.Modules)), exec)
+	if err != nil {
+		s.closeModules()
+		return nil, err
+	}
+	s.b = b
+	return s, nil
+}
+
+// Submit queues one prepared request and waits for its result; errors carry backend codes
+// (backend.SubmitError).
+func (s *Set[P, R]) Submit(ctx context.Context, it batcher.Item[P]) (R, error) {
+	res, err := s.b.Submit(ctx, it)
+	if err != nil {
+		var zero R
+		return zero, backend.SubmitError(err)
+	}
+	return res, nil
+}
+
+// Stats returns the batcher's statistics.
+func (s *Set[P, R]) Stats() batcher.Stats { return s.b.Stats() }
+
+// Close stops accepting requests, lets queued ones finish (bounded by ctx) and releases the modules.
+func (s *Set[P, R]) Close(ctx context.Context) error {
+	err := s.b.Stop(ctx)
+	s.closeModules()
+	return err
+}
+
+func (s *Set[P, R]) closeModules() {
+	for _, mod := range s.Modules {
+		_ = mod.Close()
+	}
+}
