@@ -14,7 +14,9 @@
 #   all       every step above, then the plot and summary.txt (ratios)         -> latency_vs_throughput.png
 # Needs bin/ofaserve and bin/ofabench (`make build`) and /usr/bin/python3 with torch. Servers listen on
 # 127.0.0.1 only. Env: CONFIG (tiny), IMAGE_SIZE (64), INTERVAL_MS (4000), TRIALS (3), STAB (25),
-# CONC (1:16:4x), BARE_SECS (6s).
+# CONC (1:64:4x: up to 4x max_batch_size, past perf_analyzer's 2 x max_batch_size x instances rule, so batches fill),
+# BARE_SECS (6s), THREADS (2, both cores of the dev VM; 0 = libtorch's default intra-op thread count; N sets it for the
+# bare loop and ofaserve alike, so both use the box the same way).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STEP="${1:-all}"
@@ -25,8 +27,9 @@ IMAGE_SIZE="${IMAGE_SIZE:-64}"
 INTERVAL_MS="${INTERVAL_MS:-4000}"
 TRIALS="${TRIALS:-3}"
 STAB="${STAB:-25}"
-CONC="${CONC:-1:16:4x}"
+CONC="${CONC:-1:64:4x}"
 BARE_SECS="${BARE_SECS:-6s}"
+THREADS="${THREADS:-2}"
 BASE_PORT=$((20000 + ($$ % 2000) * 10))
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
@@ -70,7 +73,7 @@ PYEOF
 
 # start_ofaserve REPO NAME PORT: starts ofaserve on 127.0.0.1:PORT (gRPC PORT+1, metrics PORT+2).
 start_ofaserve() {
-  bin/ofaserve --model-repository "$1" --exit-on-error=false --http-address 127.0.0.1 --http-port "$3" \
+  bin/ofaserve --model-repository "$1" --exit-on-error=false --torch-intra-op-threads "$THREADS" --http-address 127.0.0.1 --http-port "$3" \
     --grpc-address 127.0.0.1 --grpc-port $(($3 + 1)) --metrics-address 127.0.0.1 --metrics-port $(($3 + 2)) \
     >"$LOG/$2.log" 2>&1 &
   PIDS+=($!)
@@ -102,7 +105,7 @@ step_bare() {
   prepare
   say "bare model loop"
   timeout 240 bin/ofabench bare --model "$REPO/ofa_entailment_raw/1/model.pt" --meta "$REPO/ofa_entailment/1/ofa_meta.json" \
-    --batch 1,16 --duration "$BARE_SECS" --warmup 2 --hypotheses "$OUT/hypotheses.txt" --json "$OUT/bare.json" | tee "$LOG/bare.txt"
+    --batch 1,16 --intra-op-threads "$THREADS" --duration "$BARE_SECS" --warmup 2 --hypotheses "$OUT/hypotheses.txt" --json "$OUT/bare.json" | tee "$LOG/bare.txt"
 }
 
 step_batching() {
