@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/ofaserve/ofaserve/internal/testenv"
 )
 
 // fixtureDir holds the TorchScript fixtures and Python's recorded outputs (testdata/make_fixtures.py).
@@ -32,10 +34,7 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	py := os.Getenv("OFASERVE_PYTHON")
-	if py == "" {
-		py = "/usr/bin/python3"
-	}
+	py := testenv.Python()
 	cmd := exec.Command(py, filepath.Join("testdata", "make_fixtures.py"), "--out", dir, "--device", testDevice())
 	if out, err := cmd.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "making fixtures with %s: %v\n%s", py, err, out)

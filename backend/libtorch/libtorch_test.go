@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/ofaserve/ofaserve/internal/testenv"
 	"time"
 
 	"github.com/ofaserve/ofaserve/backend"
@@ -32,10 +34,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	py := os.Getenv("OFASERVE_PYTHON")
-	if py == "" {
-		py = "/usr/bin/python3"
-	}
+	py := testenv.Python()
 	if out, err := exec.Command(py, filepath.Join("testdata", "make_models.py"), dir).CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "exporting test models with %s: %v\n%s", py, err, out)
 		return 1
