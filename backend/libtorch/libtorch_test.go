@@ -11,12 +11,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/ofaserve/ofaserve/internal/testenv"
 	"time"
 
 	"github.com/ofaserve/ofaserve/backend"
 	"github.com/ofaserve/ofaserve/batcher"
+	"github.com/ofaserve/ofaserve/internal/testenv"
 	"github.com/ofaserve/ofaserve/repository"
 )
 
