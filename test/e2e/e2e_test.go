@@ -63,7 +63,7 @@ func setup(m *testing.M) (int, error) {
 	}
 	py := testenv.Python()
 	env.repo = filepath.Join(tmp, "models")
-	for _, name := range []string{"linear", "linear_b"} {
+	for name, cfg := range map[string]string{"linear": modelConfig, "linear_b": modelConfig, "linear_limited": limitedConfig} {
 		dir := filepath.Join(env.repo, name, "1")
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return 0, err
@@ -71,7 +71,7 @@ func setup(m *testing.M) (int, error) {
 		if b, err := exec.Command(py, filepath.Join("testdata", "make_linear.py"), filepath.Join(dir, "model.pt")).CombinedOutput(); err != nil {
 			return 0, fmt.Errorf("export with %s: %v\n%s", py, err, b)
 		}
-		if err := os.WriteFile(filepath.Join(env.repo, name, "config.pbtxt"), []byte(modelConfig), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(env.repo, name, "config.pbtxt"), []byte(cfg), 0o644); err != nil {
 			return 0, err
 		}
 	}
@@ -92,11 +92,11 @@ func setup(m *testing.M) (int, error) {
 // stopLimit is how long a server may take to exit after SIGTERM.
 const stopLimit = 30 * time.Second
 
-// startServer starts ofaserve in explicit mode with "linear" loaded and
-// waits until it is ready.
+// startServer starts ofaserve in explicit mode with "linear" and
+// "linear_limited" loaded and waits until it is ready.
 func startServer() (*testenv.Server, error) {
 	return testenv.Start(env.bin, "/v2/health/ready", 60*time.Second, "--model-repository="+env.repo,
-		"--model-control-mode=explicit", "--load-model=linear", "--exit-timeout-secs=10", "--allow-gpu-metrics=false")
+		"--model-control-mode=explicit", "--load-model=linear", "--load-model=linear_limited", "--exit-timeout-secs=10", "--allow-gpu-metrics=false")
 }
 
 func inputs(seed int) (x, y []float32) {
@@ -164,6 +164,13 @@ type inferResponse struct {
 
 func checkJSONInfer(t *testing.T, r response, id string, x, y []float32) {
 	t.Helper()
+	checkJSONInferModel(t, r, "linear", id, x, y)
+}
+
+// checkJSONInferModel is checkJSONInfer for a copy of the linear model
+// served under another name.
+func checkJSONInferModel(t *testing.T, r response, model, id string, x, y []float32) {
+	t.Helper()
 	if r.code != 200 {
 		t.Fatalf("infer: %d %s", r.code, r.body)
 	}
@@ -171,7 +178,7 @@ func checkJSONInfer(t *testing.T, r response, id string, x, y []float32) {
 	if err := json.Unmarshal(r.body, &ir); err != nil {
 		t.Fatalf("%v: %s", err, r.body)
 	}
-	if ir.ID != id || ir.ModelName != "linear" || ir.ModelVersion != "1" || len(ir.Outputs) != 2 {
+	if ir.ID != id || ir.ModelName != model || ir.ModelVersion != "1" || len(ir.Outputs) != 2 {
 		t.Fatalf("response %s", r.body)
 	}
 	o0, o1 := linear.Expected(x, y)
