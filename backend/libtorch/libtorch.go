@@ -205,8 +205,6 @@ func torchDType(dt string) (torch.DType, bool) {
 	return 0, false
 }
 
-// instanceDevices lists one device per instance (backend.InstanceDevices).
-
 // bind assigns forward positions to the config's inputs and outputs and
 // checks them against the module's arity.
 func (m *Model) bind(mod *torch.Module) error {
@@ -384,11 +382,6 @@ func (m *Model) Stats() batcher.Stats { return m.set.Stats() }
 // and releases the modules.
 func (m *Model) Close(ctx context.Context) error { return m.set.Close(ctx) }
 
-// execError is a batch failure with the message clients see.
-func execError(code backend.Code, format string, args ...any) error {
-	return backend.Errorf(code, format, args...)
-}
-
 // exec runs one batch on instance inst: concatenate, forward, split.
 func (m *Model) exec(ctx context.Context, inst int, batch []*prepared) ([]*result, batcher.Timing, error) {
 	var timing batcher.Timing
@@ -446,7 +439,7 @@ func (m *Model) exec(ctx context.Context, inst int, batch []*prepared) ([]*resul
 	t2 := time.Now()
 	timing.Infer = t2.Sub(t1)
 	if err != nil {
-		return nil, timing, execError(backend.CodeInternal, "PyTorch execute failure: %v", err)
+		return nil, timing, backend.Errorf(backend.CodeInternal, "PyTorch execute failure: %v", err)
 	}
 	results, err := m.split(batch, rows, outs)
 	timing.Output = time.Since(t2)
@@ -517,16 +510,16 @@ func (m *Model) split(batch []*prepared, rows int, outs []torch.Tensor) ([]*resu
 		}
 		spec := &m.outputs[i]
 		if spec.pos >= len(outs) {
-			return nil, execError(backend.CodeInternal, "output '%s' maps to output %d of forward, which returned %d tensors", spec.name, spec.pos, len(outs))
+			return nil, backend.Errorf(backend.CodeInternal, "output '%s' maps to output %d of forward, which returned %d tensors", spec.name, spec.pos, len(outs))
 		}
 		t := outs[spec.pos]
 		if t.DType != spec.dtype {
-			return nil, execError(backend.CodeInternal, "output '%s' is %v but the config declares %s", spec.name, t.DType, spec.datatype)
+			return nil, backend.Errorf(backend.CodeInternal, "output '%s' is %v but the config declares %s", spec.name, t.DType, spec.datatype)
 		}
 		shape := t.Shape
 		if m.maxBatch > 0 {
 			if len(shape) == 0 || shape[0] != int64(rows) {
-				return nil, execError(backend.CodeInternal, "output '%s' has shape %v; its first dimension must be the batch size %d", spec.name, shape, rows)
+				return nil, backend.Errorf(backend.CodeInternal, "output '%s' has shape %v; its first dimension must be the batch size %d", spec.name, shape, rows)
 			}
 		}
 		if spec.reshape != nil {
@@ -542,7 +535,7 @@ func (m *Model) split(batch []*prepared, rows int, outs []torch.Tensor) ([]*resu
 			shape = d
 		}
 		if !matchDims(shape, spec.dims, m.maxBatch > 0) {
-			return nil, execError(backend.CodeInternal, "output '%s' has shape %v, which does not match the config's dims %s", spec.name, shape, dimsString(spec.dims, m.maxBatch > 0))
+			return nil, backend.Errorf(backend.CodeInternal, "output '%s' has shape %v, which does not match the config's dims %s", spec.name, shape, dimsString(spec.dims, m.maxBatch > 0))
 		}
 		v := view{shape: shape, data: t.Data}
 		if m.maxBatch > 0 && rows > 0 {

@@ -80,7 +80,7 @@ func (m *Model) prepare(req *backend.Request) (*prepared, string, error) {
 		shape := t.Shape
 		for _, d := range shape {
 			if d < 0 {
-				return nil, "", bad("All input dimensions should be specified for input '%s' for model '%s', got %s", t.Name, m.name, shapeString(shape))
+				return nil, "", bad("All input dimensions should be specified for input '%s' for model '%s', got %s", t.Name, m.name, backend.FormatShape(shape))
 			}
 		}
 		if m.maxBatch > 0 {
@@ -105,7 +105,7 @@ func (m *Model) prepare(req *backend.Request) (*prepared, string, error) {
 				note = " NOTE: with a non-zero max_batch_size the request shape must start with the batch dimension, which the config's dims leave out."
 			}
 			return nil, "", bad("unexpected shape for input '%s' for model '%s'. Expected %s, got %s.%s",
-				t.Name, m.name, dimsString(spec.dims, m.maxBatch > 0), shapeString(shape), note)
+				t.Name, m.name, dimsString(spec.dims, m.maxBatch > 0), backend.FormatShape(shape), note)
 		}
 		want, ok := byteSize(shape, spec.size)
 		if !ok {
@@ -184,19 +184,11 @@ func byteSize(shape []int64, elem int) (int64, bool) {
 	return n, true
 }
 
-func shapeString(shape []int64) string {
-	parts := make([]string, len(shape))
-	for i, d := range shape {
-		parts[i] = strconv.FormatInt(d, 10)
-	}
-	return "[" + strings.Join(parts, ",") + "]"
-}
-
 // dimsString prints config dims the way Triton's messages show the full
 // shape: with -1 for the batch dim of a batching model.
 func dimsString(dims []int64, batched bool) string {
 	if batched {
-		return shapeString(append([]int64{-1}, dims...))
+		return backend.FormatShape(append([]int64{-1}, dims...))
 	}
-	return shapeString(dims)
+	return backend.FormatShape(dims)
 }

@@ -91,7 +91,7 @@ func describe(outs []torch.Tensor) string {
 	if len(outs) == 0 {
 		return ""
 	}
-	return " (the first is " + outs[0].DType.String() + " " + shapeString(outs[0].Shape) + ")"
+	return " (the first is " + outs[0].DType.String() + " " + backend.FormatShape(outs[0].Shape) + ")"
 }
 
 // split builds one request's outputs from its rows of logits

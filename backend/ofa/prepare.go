@@ -278,6 +278,3 @@ func decodeBase64(text []byte, buf *[]byte) ([]byte, error) {
 	}
 	return dst[:n], nil
 }
-
-// shapeString is backend.FormatShape, by the name exec.go calls it.
-func shapeString(shape []int64) string { return backend.FormatShape(shape) }
