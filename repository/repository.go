@@ -758,18 +758,22 @@ func (r *Repository) Poll(ctx context.Context) {
 		r.log.Error("poll model repository", "err", err)
 		return
 	}
+	// The folders are walked before taking the lock, so that a slow file
+	// system does not hold up model lookups behind a waiting writer.
+	fps := make(map[string]string, len(names))
+	for _, n := range names {
+		fps[n] = fingerprint(filepath.Join(r.opts.Root, n))
+	}
 	r.mu.RLock()
 	var gone, changed []string
-	present := map[string]bool{}
 	for _, n := range names {
-		present[n] = true
 		e := r.models[n]
-		if e == nil || e.fingerprint != fingerprint(filepath.Join(r.opts.Root, n)) {
+		if e == nil || e.fingerprint != fps[n] {
 			changed = append(changed, n)
 		}
 	}
 	for n := range r.models {
-		if !present[n] {
+		if _, ok := fps[n]; !ok {
 			gone = append(gone, n)
 		}
 	}
