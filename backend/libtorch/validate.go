@@ -117,29 +117,14 @@ func (m *Model) prepare(req *backend.Request) (*prepared, string, error) {
 	}
 	p.batch = max(batch, 1)
 
-	if len(req.Outputs) == 0 {
-		p.outputs = make([]int, len(m.outputs))
-		for i := range p.outputs {
-			p.outputs[i] = i
-		}
-	} else {
-		want := make([]bool, len(m.outputs))
-		for _, name := range req.Outputs {
-			o, ok := m.outIndex[name]
-			if !ok {
-				return nil, "", bad("unexpected inference output '%s' for model '%s'", name, m.name)
-			}
-			if want[o] {
-				return nil, "", bad("output '%s' already exists in request", name)
-			}
-			want[o] = true
-		}
-		for o, w := range want {
-			if w {
-				p.outputs = append(p.outputs, o)
-			}
-		}
+	outs, err := backend.RequestedOutputs(m.name, req.Outputs, len(m.outputs), func(name string) (int, bool) {
+		o, ok := m.outIndex[name]
+		return o, ok
+	})
+	if err != nil {
+		return nil, "", err
 	}
+	p.outputs = outs
 	return p, m.shapeKey(p), nil
 }
 

@@ -75,7 +75,8 @@ func (m *Model) prepare(req *backend.Request) (*prepared, error) {
 		}
 	}
 	p := &prepared{n: n}
-	if err := m.requestedOutputs(req.Outputs, p); err != nil {
+	var err error
+	if p.outputs, err = backend.RequestedOutputs(m.name, req.Outputs, len(m.outputs), m.outputIndex); err != nil {
 		return nil, err
 	}
 
@@ -114,37 +115,14 @@ func (m *Model) prepare(req *backend.Request) (*prepared, error) {
 	return p, nil
 }
 
-// requestedOutputs resolves req's output names (all when empty) into p.
-func (m *Model) requestedOutputs(names []string, p *prepared) error {
-	if len(names) == 0 {
-		p.outputs = make([]int, len(m.outputs))
-		for i := range p.outputs {
-			p.outputs[i] = i
-		}
-		return nil
-	}
-	want := make([]bool, len(m.outputs))
-	for _, name := range names {
-		o := -1
-		for i := range m.outputs {
-			if m.outputs[i].name == name {
-				o = i
-			}
-		}
-		if o < 0 {
-			return bad("unexpected inference output '%s' for model '%s'", name, m.name)
-		}
-		if want[o] {
-			return bad("output '%s' already exists in request", name)
-		}
-		want[o] = true
-	}
-	for o, w := range want {
-		if w {
-			p.outputs = append(p.outputs, o)
+// outputIndex returns the config index of the output named name.
+func (m *Model) outputIndex(name string) (int, bool) {
+	for i := range m.outputs {
+		if m.outputs[i].name == name {
+			return i, true
 		}
 	}
-	return nil
+	return 0, false
 }
 
 // imageBuffer returns a pooled buffer for n images.
