@@ -500,12 +500,20 @@ func (r *Repository) load(ctx context.Context, name string, override *modelconfi
 		return fail(err)
 	}
 
+	// The tensors (and their label files) are the same for every version:
+	// read them once.
+	inputs, outputs, specErr := tensorSpecs(dir, cfg)
+
 	// Load every selected version; the new ones only become visible once
 	// loaded, and replace the old set in one step.
 	fresh := map[int64]*Model{}
 	var errs []error
 	for _, v := range versions {
-		m := r.loadVersion(ctx, dir, name, v.version, v.err, cfg)
+		pre := v.err
+		if pre == nil {
+			pre = specErr
+		}
+		m := r.loadVersion(ctx, dir, name, v.version, pre, cfg, inputs, outputs)
 		fresh[v.version] = m
 		if st, reason := m.State(); st != StateReady {
 			errs = append(errs, fmt.Errorf("version %d is at %s state: %s", v.version, st, reason))
@@ -645,8 +653,8 @@ func versionDirs(dir string) ([]int64, error) {
 }
 
 // loadVersion loads one version and returns its handle in state READY, or
-// UNAVAILABLE with the reason.
-func (r *Repository) loadVersion(ctx context.Context, dir, name string, version int64, pre error, cfg *modelconfig.ModelConfig) *Model {
+// UNAVAILABLE with the reason (pre, if not nil, fails it before loading).
+func (r *Repository) loadVersion(ctx context.Context, dir, name string, version int64, pre error, cfg *modelconfig.ModelConfig, inputs, outputs []backend.TensorSpec) *Model {
 	m := &Model{name: name, version: version, cfg: cfg, state: StateLoading}
 	fail := func(err error) *Model {
 		m.setState(StateUnavailable, err.Error())
@@ -655,10 +663,6 @@ func (r *Repository) loadVersion(ctx context.Context, dir, name string, version 
 	}
 	if pre != nil {
 		return fail(pre)
-	}
-	inputs, outputs, err := tensorSpecs(dir, cfg)
-	if err != nil {
-		return fail(err)
 	}
 	m.inputs, m.outputs = inputs, outputs
 	spec := backend.LoadSpec{
