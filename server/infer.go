@@ -107,18 +107,17 @@ func validateRequest(m Model, req *backend.Request, outs []outputReq) error {
 	}
 	supplied := len(req.Inputs)
 	required := 0
-	for j := range specs {
-		if !specs[j].Optional {
-			required++
-		}
-	}
 	var missing []string
 	for j := range specs {
+		if specs[j].Optional {
+			continue
+		}
+		required++
 		have := seen&(1<<j) != 0
 		if seenMap != nil {
 			have = seenMap[j]
 		}
-		if !have && !specs[j].Optional {
+		if !have {
 			missing = append(missing, specs[j].Name)
 		}
 	}
