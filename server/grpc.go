@@ -120,11 +120,7 @@ func grpcVersion(v string) (int64, error) {
 	if v == "" {
 		return -1, nil
 	}
-	n, err := repository.ParseVersion(v)
-	if err != nil {
-		return 0, err
-	}
-	return n, nil
+	return repository.ParseVersion(v)
 }
 
 func (g *grpcService) model(name, version string) (Model, error) {
