@@ -334,7 +334,10 @@ func (r *Repository) Models() []*Model {
 // appears once, with version -1 and state UNKNOWN. With readyOnly, only
 // ready versions are listed.
 func (r *Repository) Index(readyOnly bool) []IndexEntry {
-	names, _ := r.scan() // an unreadable root still lists the known models
+	var names []string
+	if !readyOnly { // only the full index lists folders never loaded
+		names, _ = r.scan() // an unreadable root still lists the known models
+	}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	var out []IndexEntry
