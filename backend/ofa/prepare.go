@@ -2,11 +2,13 @@ package ofa
 
 import (
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/ofaserve/ofaserve/backend"
 	"github.com/ofaserve/ofaserve/preprocess"
+	"github.com/ofaserve/ofaserve/preprocess/prompt"
 	"github.com/ofaserve/ofaserve/protocol/datatype"
 )
 
@@ -90,7 +92,7 @@ func (m *Model) prepare(req *backend.Request) (*prepared, error) {
 		ids, err := m.prompts.Build(premise, string(elems[1][i]))
 		if err != nil {
 			field := InputHypothesis
-			if strings.HasPrefix(err.Error(), "prompt: premise:") {
+			if fe := (*prompt.FieldError)(nil); errors.As(err, &fe) && fe.Field == "premise" {
 				field = InputPremise
 			}
 			return nil, bad("%s[%d]: %v", field, i, err)

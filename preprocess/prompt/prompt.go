@@ -152,7 +152,7 @@ func (b *Builder) Prompt(premise, hypothesis string) (string, error) {
 	}
 	h := PreCaption(hypothesis, b.maxWords)
 	if h == "" {
-		return "", fmt.Errorf("prompt: hypothesis: %w after normalisation", ErrEmpty)
+		return "", &FieldError{Field: "hypothesis", Err: fmt.Errorf("%w after normalisation", ErrEmpty)}
 	}
 	if premise == "" {
 		return b.alone.format(h), nil
@@ -182,12 +182,24 @@ func (b *Builder) Build(premise, hypothesis string) ([]int64, error) {
 	return append(out, b.eos), nil
 }
 
+// FieldError is a refusal of one text of a request: Field is "premise" or
+// "hypothesis", Err wraps ErrInvalidUTF8, ErrTooLong or ErrEmpty.
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string { return "prompt: " + e.Field + ": " + e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *FieldError) Unwrap() error { return e.Err }
+
 func (b *Builder) check(field, text string) error {
 	if b.maxBytes >= 0 && len(text) > b.maxBytes {
-		return fmt.Errorf("prompt: %s: %w: %d bytes, the limit is %d bytes", field, ErrTooLong, len(text), b.maxBytes)
+		return &FieldError{Field: field, Err: fmt.Errorf("%w: %d bytes, the limit is %d bytes", ErrTooLong, len(text), b.maxBytes)}
 	}
 	if !utf8.ValidString(text) {
-		return fmt.Errorf("prompt: %s: %w", field, ErrInvalidUTF8)
+		return &FieldError{Field: field, Err: ErrInvalidUTF8}
 	}
 	return nil
 }
