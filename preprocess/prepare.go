@@ -49,7 +49,7 @@ func Prepare(data []byte, opt Options, dst []float32) ([]float32, error) {
 	if err := checkTarget(opt.Width, opt.Height); err != nil {
 		return nil, err
 	}
-	if err := opt.Norm.check(); err != nil {
+	if err := opt.Norm.Check(); err != nil {
 		return nil, err
 	}
 	b := bufferPool.Get().(*buffers)

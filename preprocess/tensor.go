@@ -16,7 +16,8 @@ var ImageNetNormalize = Normalize{
 	Std:  [3]float32{0.229, 0.224, 0.225},
 }
 
-func (n Normalize) check() error {
+// Check refuses a zero or NaN std, which Prepare would otherwise divide by.
+func (n Normalize) Check() error {
 	for c, s := range n.Std {
 		if s == 0 || s != s {
 			return fmt.Errorf("preprocess: std[%d] = %v", c, s)

@@ -164,10 +164,8 @@ func Load(ctx context.Context, spec backend.LoadSpec) (backend.Model, error) {
 	m.popts = preprocess.Options{Width: m.w, Height: m.h}
 	copy(m.popts.Norm.Mean[:], md.Mean)
 	copy(m.popts.Norm.Std[:], md.Std)
-	for c, s := range md.Std {
-		if s == 0 || s != s {
-			return nil, fmt.Errorf("ofa metadata: std[%d] is %v", c, s)
-		}
+	if err := m.popts.Norm.Check(); err != nil {
+		return nil, fmt.Errorf("ofa metadata: %w", err)
 	}
 	maxText := 0
 	for key, dst := range map[string]*int{"max_image_bytes": &m.popts.Limits.MaxBytes, "max_text_bytes": &maxText} {
