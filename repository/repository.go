@@ -169,9 +169,6 @@ func New(opts Options) (*Repository, error) {
 	return &Repository{opts: opts, log: logger, models: map[string]*entry{}}, nil
 }
 
-// Mode returns the repository's model control mode.
-func (r *Repository) Mode() ControlMode { return r.opts.Mode }
-
 // Start loads the models the control mode asks for at start-up and, in
 // ModePoll, starts rescanning the folder. It returns the models that failed
 // to load, joined; the others are served regardless (tritonserver exits on
@@ -306,27 +303,6 @@ func latestReady(e *entry) *Model {
 		}
 	}
 	return best
-}
-
-// Models returns every ready model version, sorted by name and version.
-func (r *Repository) Models() []*Model {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	var out []*Model
-	for _, e := range r.models {
-		for _, m := range e.versions {
-			if st, _ := m.State(); st == StateReady {
-				out = append(out, m)
-			}
-		}
-	}
-	slices.SortFunc(out, func(a, b *Model) int {
-		if c := strings.Compare(a.name, b.name); c != 0 {
-			return c
-		}
-		return int(a.version - b.version)
-	})
-	return out
 }
 
 // Index lists the models in the repository folder and every version the
@@ -683,9 +659,8 @@ func (r *Repository) loadVersion(ctx context.Context, dir, name string, version 
 		return fail(errors.New("loader returned no model"))
 	}
 	m.impl = impl
-	m.loadTime = time.Since(start)
 	m.setState(StateReady, "")
-	r.log.Info("model loaded", "model", name, "version", version, "kind", Kind(cfg), "duration", m.loadTime)
+	r.log.Info("model loaded", "model", name, "version", version, "kind", Kind(cfg), "duration", time.Since(start))
 	return m
 }
 
@@ -807,7 +782,6 @@ type Model struct {
 	cfg             *modelconfig.ModelConfig
 	inputs, outputs []backend.TensorSpec
 	impl            backend.Model
-	loadTime        time.Duration
 	closeOnce       sync.Once
 	closeErr        error
 
@@ -842,9 +816,6 @@ func (m *Model) Outputs() []backend.TensorSpec { return m.outputs }
 
 // MaxBatchSize returns max_batch_size (0: the model does not batch).
 func (m *Model) MaxBatchSize() int { return int(m.cfg.MaxBatchSize) }
-
-// LoadDuration returns how long the version took to load.
-func (m *Model) LoadDuration() time.Duration { return m.loadTime }
 
 // State returns the version's state and, for UNAVAILABLE, the reason.
 func (m *Model) State() (State, string) {
