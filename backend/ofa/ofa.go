@@ -225,7 +225,7 @@ func Load(ctx context.Context, spec backend.LoadSpec) (backend.Model, error) {
 	}
 	m.scratch = make([]instanceScratch, len(m.set.Modules))
 	if spec.Logger != nil {
-		spec.Logger.Info("ofa model ready", "model", spec.Name, "file", file, "instances", m.set.Devices,
+		spec.Logger.Info("ofa model ready", "file", file, "instances", m.set.Devices,
 			"image_size", md.ImageSize, "max_batch_size", cfg.GetMaxBatchSize(), "labels", md.Labels)
 	}
 	return m, nil
