@@ -13,12 +13,16 @@ GPU_TEST_PKGS ?= libtorch backend/libtorch backend/ofa server
 MODEL_REPO ?= models
 HTTP_PORT  ?= 8000
 
-.PHONY: all setup shim build models run test lint test-cpp test-go test-race test-py test-fuzz proto bench bench-shim gpu-tests clean
+.PHONY: all setup setup-run setup-test shim build models run test test-begin lint test-cpp test-go test-race test-py test-fuzz proto bench bench-shim gpu-tests clean
 
 all: build
 
-setup:
-	@scripts/setup.sh
+# `make run` installs only what running needs; `make test` adds the test-only packages.
+setup: setup-test
+setup-run:
+	@scripts/setup.sh run
+setup-test:
+	@scripts/setup.sh test
 
 # The C shim over libtorch: build/libofatorch.so (Debian's CPU libtorch here; a CUDA wheel's on GPU boxes).
 shim: build/libofatorch.so
@@ -34,35 +38,51 @@ build: shim
 models: build
 	@scripts/make_models.sh $(MODEL_REPO)
 
-run: setup build models
-	bin/ofaserve --model-repository=$(MODEL_REPO) --http-port=$(HTTP_PORT)
+run: setup-run build models
+	@scripts/run.sh $(MODEL_REPO) $(HTTP_PORT)
 
 lint:
+	@go mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy: run go mod tidy"; go mod tidy -diff; exit 1; }
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt: $$out"; exit 1; fi
 	go vet ./...
 	staticcheck ./...
 
 test-cpp: shim
-	@cd build && ctest --output-on-failure
+	@set -o pipefail; cd build && ctest --output-on-failure | tee ctest.log
+	@printf 'ctest: %s\n' "$$(grep -E 'tests passed|tests failed' build/ctest.log)" >> $(COUNTS)
+
+# Every runner appends its count line to $(COUNTS); `make test` prints them together at the end.
+COUNTS := build/test-counts.txt
+GOTEST_SUMMARY = $(PY) scripts/gotest_summary.py --counts $(COUNTS)
 
 test-go: build
-	go test -count=1 ./...
+	@mkdir -p build
+	@set -o pipefail; go test -count=1 -json ./... | $(GOTEST_SUMMARY) --label "go test"
 
 test-race: build
-	go test -count=1 -race ./batcher/...
+	@mkdir -p build
+	@set -o pipefail; go test -count=1 -race -json ./batcher/... | $(GOTEST_SUMMARY) --label "go test -race (batcher)"
 
 test-py:
-	$(PY) -m pytest -q scripts
+	@mkdir -p build
+	@set -o pipefail; $(PY) -m pytest -q -rs scripts | tee build/pytest.log
+	@printf 'pytest: %s\n' "$$(tail -n1 build/pytest.log | sed 's/^=* *//; s/ *=*$$//')" >> $(COUNTS)
 
 # The server's decoders of outside bytes, fuzzed briefly (FUZZTIME=5m for a longer run by hand).
 FUZZTIME ?= 10s
+FUZZ_TARGETS ?= FuzzDecodeJSONInfer:./server/ FuzzBinaryFraming:./server/
 test-fuzz:
-	go test -run '^$$' -fuzz '^FuzzDecodeJSONInfer$$' -fuzztime $(FUZZTIME) ./server/
-	go test -run '^$$' -fuzz '^FuzzBinaryFraming$$' -fuzztime $(FUZZTIME) ./server/
+	@for t in $(FUZZ_TARGETS); do go test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) "$${t#*:}" || exit 1; done
+	@echo "fuzz: $(words $(FUZZ_TARGETS)) targets fuzzed for $(FUZZTIME) each, no failure" >> $(COUNTS)
 
-test: setup build lint test-cpp test-go test-race test-py test-fuzz
+test: setup-test build test-begin lint test-cpp test-go test-race test-py test-fuzz
+	@echo "== tests run, per runner =="; cat $(COUNTS)
+
+test-begin:
+	@mkdir -p build && rm -f $(COUNTS)
 
 proto:
+	@scripts/setup.sh proto
 	@scripts/gen_proto.sh
 
 bench: build

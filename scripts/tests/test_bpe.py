@@ -1,4 +1,4 @@
-"""Tokenizer files built from ../shared/ofa-bpe and the BPE encoder against spec §3.3 worked examples."""
+"""Tokenizer files built from models/bpe and the BPE encoder against spec §3.3 worked examples."""
 
 from __future__ import annotations
 
@@ -8,19 +8,16 @@ import os
 import pytest
 
 from ofa.bpe import BPE, build_prompt, encode_prompt, pre_caption
-from ofa.vocab import default_bpe_dir, write_tokenizer_files
-
-needs_bpe = pytest.mark.skipif(not os.path.isdir(default_bpe_dir()), reason="../shared/ofa-bpe is not present")
+from ofa.vocab import write_tokenizer_files
 
 
 @pytest.fixture(scope="module")
-def tok_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+def tok_dir(tmp_path_factory: pytest.TempPathFactory, bpe_dir: str) -> str:
     d = str(tmp_path_factory.mktemp("tok"))
-    write_tokenizer_files(default_bpe_dir(), d)
+    write_tokenizer_files(bpe_dir, d)
     return d
 
 
-@needs_bpe
 def test_vocab_layout(tok_dir: str) -> None:
     with open(os.path.join(tok_dir, "vocab.json"), encoding="utf-8") as f:
         vocab = json.load(f)
@@ -33,7 +30,6 @@ def test_vocab_layout(tok_dir: str) -> None:
         assert f.readline().startswith("#version")
 
 
-@needs_bpe
 def test_spec_worked_examples(tok_dir: str) -> None:
     bpe = BPE.from_dir(tok_dir)
     assert bpe.tokenize(' does the image describe " there are two birds. "?') == [
@@ -45,7 +41,6 @@ def test_spec_worked_examples(tok_dir: str) -> None:
     assert [bpe.encode(a) for a in (" yes", " no", " maybe")] == [[4420], [117], [2085]]
 
 
-@needs_bpe
 def test_bytes_roundtrip_unicode(tok_dir: str) -> None:
     bpe = BPE.from_dir(tok_dir)
     inv = {v: k for k, v in bpe.vocab.items()}

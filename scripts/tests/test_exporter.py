@@ -18,9 +18,8 @@ from ofa.config import preset, to_hf_config
 from ofa.export import export, main, ofa_config_pbtxt, raw_config_pbtxt
 from ofa.modeling import init_weights, build_model
 from ofa.reference import Reference
-from ofa.vocab import default_bpe_dir
 
-pytestmark = pytest.mark.skipif(not os.path.isdir(default_bpe_dir()), reason="../shared/ofa-bpe is not present")
+pytestmark = pytest.mark.usefixtures("bpe_dir")
 SCRIPTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 META_KEYS = {"format_version", "config_name", "source", "seed", "dtype", "device", "image_size", "image_tokens",

@@ -7,12 +7,10 @@ import subprocess
 
 import pytest
 
-from ofa.vocab import default_bpe_dir
-
 SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "make_models.sh")
 
 
-@pytest.mark.skipif(not os.path.isdir(default_bpe_dir()), reason="../shared/ofa-bpe is not present")
+@pytest.mark.usefixtures("bpe_dir")
 def test_make_models_stamp(tmp_path) -> None:
     repo = str(tmp_path / "models")
 
