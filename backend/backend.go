@@ -24,7 +24,7 @@ import (
 // status and a gRPC code.
 type Code int
 
-// The codes a backend can return. Their HTTP mapping (spec §2.8):
+// The codes a backend can return. Their HTTP mapping (docs/triton-batcher-and-kserve-v2.md §2.8):
 // Internal 500, InvalidArg 400, NotFound 404, Unavailable 503,
 // Unsupported 501, Cancelled 400, AlreadyExists 400, Unknown 400.
 const (
@@ -103,7 +103,7 @@ func CodeOf(err error) Code {
 // length followed by that many bytes (the binary-data extension's layout).
 type Tensor struct {
 	Name     string
-	Datatype string // "FP32", "INT64", "BYTES", ... (spec §2.9)
+	Datatype string // "FP32", "INT64", "BYTES", ... (docs/triton-batcher-and-kserve-v2.md §2.9)
 	Shape    []int64
 	Data     []byte
 }
@@ -163,7 +163,7 @@ type Model interface {
 	// Close stops accepting requests, finishes or fails the queued ones
 	// (bounded by ctx) and releases the model's resources.
 	Close(ctx context.Context) error
-	// Stats returns the model's cumulative statistics (spec §1.11), as its
+	// Stats returns the model's cumulative statistics (docs/triton-batcher-and-kserve-v2.md §1.11), as its
 	// batcher counts them.
 	Stats() batcher.Stats
 }

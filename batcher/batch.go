@@ -90,7 +90,7 @@ type computed struct {
 	timing     Timing
 }
 
-// split returns the batch's input, infer and output durations (spec §1.11).
+// split returns the batch's input, infer and output durations (docs/triton-batcher-and-kserve-v2.md §1.11).
 func (c *computed) split() (in, inf, out time.Duration) {
 	t := c.timing
 	if t == (Timing{}) {

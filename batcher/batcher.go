@@ -126,13 +126,13 @@ type Item[T any] struct {
 	Size     int           // batch units (first dim), >=1 (0 is read as 1); never split
 	Priority uint64        // 0 or > levels -> default level
 	Timeout  time.Duration // the request's own timeout parameter; may only lower the policy default
-	// ShapeKey: requests with different keys are incompatible (spec §1.6, shape check / optional-input set);
+	// ShapeKey: requests with different keys are incompatible (docs/triton-batcher-and-kserve-v2.md §1.6, shape check / optional-input set);
 	// "" when the model needs no shape check.
 	ShapeKey string
 	Start    time.Time // request_start set by the frontend; zero -> time of Submit
 }
 
-// Timing is what an executor reports about one batch (spec §1.11); zero fields -> whole compute counted as infer.
+// Timing is what an executor reports about one batch (docs/triton-batcher-and-kserve-v2.md §1.11); zero fields -> whole compute counted as infer.
 type Timing struct{ Input, Infer, Output time.Duration }
 
 // ExecFunc runs one batch on instance `instance` (0..Instances-1). It returns one result per item, in order.
@@ -172,7 +172,7 @@ const (
 	FailOther    FailReason = "OTHER"
 )
 
-// Stats are a model's cumulative statistics with Triton's semantics (spec §1.11).
+// Stats are a model's cumulative statistics with Triton's semantics (docs/triton-batcher-and-kserve-v2.md §1.11).
 type Stats struct {
 	Success, Fail, Queue, ComputeInput, ComputeInfer, ComputeOutput Duration // per request
 	Failures                                                        map[FailReason]uint64

@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// The end-to-end cases of spec §1.3–§1.9 (qa/L0_batcher, qa/L0_model_queue), with Triton's 10 s delays
+// The end-to-end cases of docs/triton-batcher-and-kserve-v2.md §1.3–§1.9 (qa/L0_batcher, qa/L0_model_queue), with Triton's 10 s delays
 // scaled down to D. "fast" means answered well before D; "delayed" means answered only once D has passed.
 
 const D = time.Second

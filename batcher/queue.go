@@ -6,7 +6,7 @@ import (
 )
 
 // This file is "forming a batch": the priority queue of waiting requests and the walk over it that decides
-// how much of its head leaves as the next batch (spec §1.3). Everything here runs under Batcher.mu.
+// how much of its head leaves as the next batch (docs/triton-batcher-and-kserve-v2.md §1.3). Everything here runs under Batcher.mu.
 
 // request states, guarded by Batcher.mu.
 const (
@@ -38,7 +38,7 @@ type node[T, R any] struct {
 	done   chan struct{}
 	reason FailReason // for stats when err != nil
 
-	// The batch's compute timestamps, recorded per request (spec §1.11).
+	// The batch's compute timestamps, recorded per request (docs/triton-batcher-and-kserve-v2.md §1.11).
 	cstart          time.Time
 	cin, cinf, cout time.Duration
 }
@@ -188,7 +188,7 @@ type shape struct {
 	delay    time.Duration
 }
 
-// payload is the part of a batch already formed before the walk (spec §1.3 "P").
+// payload is the part of a batch already formed before the walk (docs/triton-batcher-and-kserve-v2.md §1.3 "P").
 type payload struct {
 	units     int
 	key       string
@@ -203,7 +203,7 @@ type decision struct {
 	wakeAt    time.Time // when nothing is taken and the batch waits for max_queue_delay
 }
 
-// form walks the queue in order and applies Triton's GetDynamicBatch rules (spec §1.3) for a batch that
+// form walks the queue in order and applies Triton's GetDynamicBatch rules (docs/triton-batcher-and-kserve-v2.md §1.3) for a batch that
 // already holds p. It appends the walked requests to *gathered (reused between calls) and says how many of
 // them leave now. flush (shutting down) treats the queue delay as exceeded.
 func (q *queue[T, R]) form(s *shape, p payload, now time.Time, flush bool, gathered *[]*node[T, R]) decision {

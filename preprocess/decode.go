@@ -165,7 +165,7 @@ func pngToRGB(gi image.Image, m pngMeta, buf *[]uint8) (RGB, error) {
 	switch im := gi.(type) {
 	case *image.Gray16:
 		// PIL opens 16-bit greyscale as mode I and convert("RGB") clamps to
-		// 255: it does not scale (spec §2.2).
+		// 255: it does not scale (docs/pil-preprocessing.md §2.2).
 		return gray16Clamp(im.Pix, im.Stride, 2, w, h, buf), nil
 	case *image.NRGBA64:
 		if m.colorType == 0 { // 16-bit grey with tRNS: still mode I in PIL

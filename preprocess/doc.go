@@ -6,7 +6,7 @@
 //	  -> resize((W, H), Image.BICUBIC) -> ToTensor() -> Normalize(mean, std)
 //
 // Every step is bit-exact with Pillow 9.x and torchvision (see the repository's
-// shared/specs/pil-preprocessing.md): JPEG is decoded by libjpeg-turbo through
+// docs/pil-preprocessing.md): JPEG is decoded by libjpeg-turbo through
 // its TurboJPEG API with the same settings PIL uses (accurate integer IDCT,
 // fancy chroma upsampling, Adobe CMYK inversion); the other formats go through
 // Go's image packages and are then converted to RGB with PIL's per-mode rules;

@@ -9,7 +9,7 @@ import (
 // Keys' cubic with a = -0.5 and support 2 scaled by the downscale factor,
 // float64 weights normalised per output pixel and quantised to Q22 fixed
 // point, a horizontal pass then a vertical pass, each rounding and clipping to
-// 8 bits. See shared/specs/pil-preprocessing.md §1 for the derivation.
+// 8 bits. See docs/pil-preprocessing.md §1 for the derivation.
 
 const precisionBits = 32 - 8 - 2 // 22
 

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// Worked examples from shared/specs/pil-preprocessing.md §1.6 (numbers PIL produced).
+// Worked examples from docs/pil-preprocessing.md §1.6 (numbers PIL produced).
 func TestResizeSpecExamples(t *testing.T) {
 	row := func(r []uint8) *RGB {
 		img := &RGB{len(r), 1, make([]uint8, 3*len(r))}

@@ -46,7 +46,7 @@ func putBuf(b *bytes.Buffer) {
 }
 
 // readBody reads the (decompressed) request body into buf, capped at limit
-// bytes before and after decompression (spec §2.7).
+// bytes before and after decompression (docs/triton-batcher-and-kserve-v2.md §2.7).
 func readBody(r *http.Request, buf *bytes.Buffer, limit int64) error {
 	var src io.Reader = r.Body
 	enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding")))
@@ -103,7 +103,7 @@ func tooLarge(n, limit int64) error {
 
 // acceptEncoding picks the response compression from Accept-Encoding: the
 // highest-weighted of identity, deflate and gzip; malformed entries are
-// skipped (spec §2.7). It returns "" for identity.
+// skipped (docs/triton-batcher-and-kserve-v2.md §2.7). It returns "" for identity.
 func acceptEncoding(h string) string {
 	if h == "" {
 		return ""

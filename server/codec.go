@@ -41,7 +41,7 @@ func (hi *httpInfer) keepShape(shape []int64, used *int) []int64 {
 }
 
 // decodeHTTPInfer decodes an inference request body: the JSON header
-// (header bytes) and the binary blobs that follow it (spec §2.6).
+// (header bytes) and the binary blobs that follow it (docs/triton-batcher-and-kserve-v2.md §2.6).
 // hasHeaderLen says whether Inference-Header-Content-Length was sent.
 func decodeHTTPInfer(header, blobs []byte, hasHeaderLen bool, m Model, maxInput int64) (*httpInfer, error) {
 	// Malformed or ill-typed JSON is the client's fault: 400, where
@@ -169,7 +169,7 @@ func decodeHTTPInfer(header, blobs []byte, hasHeaderLen bool, m Model, maxInput 
 	return hi, nil
 }
 
-// applyJSONParams handles the request-level parameters (spec §2.3).
+// applyJSONParams handles the request-level parameters (docs/triton-batcher-and-kserve-v2.md §2.3).
 func applyJSONParams(hi *httpInfer, params []jsonParam) error {
 	for _, p := range params {
 		k, v := p.key, p.val
@@ -248,7 +248,7 @@ func usDuration(us uint64) time.Duration {
 }
 
 // rawRequest builds the request of a raw binary body (header length 0,
-// spec §2.6): the model's only input, its shape inferred from the size.
+// docs/triton-batcher-and-kserve-v2.md §2.6): the model's only input, its shape inferred from the size.
 func rawRequest(m Model, body []byte) (*httpInfer, error) {
 	specs := m.Inputs()
 	if len(specs) != 1 {

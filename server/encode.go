@@ -7,7 +7,7 @@ import (
 	"github.com/ofaserve/ofaserve/protocol/datatype"
 )
 
-// encodeHTTPResponse appends the JSON inference response (spec §2.4) to
+// encodeHTTPResponse appends the JSON inference response (docs/triton-batcher-and-kserve-v2.md §2.4) to
 // buf, followed by the blobs of the outputs sent in binary. It returns the
 // buffer and the JSON length, or jsonLen = -1 when nothing is binary.
 // binary says for each output whether to send it in binary.

@@ -11,7 +11,7 @@ import (
 	"github.com/ofaserve/ofaserve/backend"
 )
 
-// The inference request envelope (spec §2.3) is decoded by hand: with
+// The inference request envelope (docs/triton-batcher-and-kserve-v2.md §2.3) is decoded by hand: with
 // encoding/json, reflection and the maps for "parameters" were most of the
 // server's CPU and allocations per HTTP request. validJSON checks the
 // syntax first, as json.Valid would (malformed JSON is refused with

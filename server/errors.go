@@ -28,7 +28,7 @@ func codeOf(err error) backend.Code {
 	return backend.CodeOf(err)
 }
 
-// httpStatus maps a code to an HTTP status (spec §2.8).
+// httpStatus maps a code to an HTTP status (docs/triton-batcher-and-kserve-v2.md §2.8).
 func httpStatus(c backend.Code) int {
 	switch c {
 	case backend.CodeInternal:
@@ -44,7 +44,7 @@ func httpStatus(c backend.Code) int {
 	return http.StatusBadRequest
 }
 
-// grpcCode maps a code to a gRPC status code (spec §2.8).
+// grpcCode maps a code to a gRPC status code (docs/triton-batcher-and-kserve-v2.md §2.8).
 func grpcCode(c backend.Code) codes.Code {
 	switch c {
 	case backend.CodeInternal:

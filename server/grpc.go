@@ -408,7 +408,7 @@ func withFinal(p map[string]*pb.InferParameter) map[string]*pb.InferParameter {
 }
 
 // decodeGRPCInfer converts a ModelInferRequest (typed contents or
-// raw_input_contents, spec §3.3-3.4) into a backend request.
+// raw_input_contents, docs/triton-batcher-and-kserve-v2.md §3.3-3.4) into a backend request.
 func decodeGRPCInfer(r *pb.ModelInferRequest, model string) (*backend.Request, []outputReq, error) {
 	req := &backend.Request{ID: r.GetId()}
 	for k, p := range r.GetParameters() {

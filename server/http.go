@@ -161,7 +161,7 @@ type modelMeta struct {
 	Outputs  []tensorMeta `json:"outputs"`
 }
 
-// metadata builds model metadata (spec §2.2): the requested version, or
+// metadata builds model metadata (docs/triton-batcher-and-kserve-v2.md §2.2): the requested version, or
 // all ready versions when none was requested.
 func (s *Server) metadata(m Model, requested bool) modelMeta {
 	md := modelMeta{Name: m.Name(), Platform: m.Platform()}
@@ -355,7 +355,7 @@ func (s *Server) repoNamed(c *gin.Context) {
 }
 
 // infer serves POST .../infer: JSON, the binary-data extension and raw
-// binary bodies, compressed or not (spec §2.3-2.7).
+// binary bodies, compressed or not (docs/triton-batcher-and-kserve-v2.md §2.3-2.7).
 func (s *Server) infer(c *gin.Context) {
 	start := time.Now()
 	m, ok := s.model(c)

@@ -18,7 +18,7 @@ type outputReq struct {
 	classCount int64 // > 0: classification top-K
 }
 
-// validateRequest applies Triton's core checks (spec §2.3 table) to a
+// validateRequest applies Triton's core checks (docs/triton-batcher-and-kserve-v2.md §2.3 table) to a
 // decoded request: known, unique and complete inputs with the declared
 // datatypes and shapes, a batch within max_batch_size, data sizes that match
 // the shapes, and known, unique outputs. The messages are Triton's.
@@ -277,7 +277,7 @@ func classifiable(d datatype.Type) bool {
 }
 
 // classify turns a numeric output into the classification extension's
-// BYTES tensor (spec §2.10): per batch item, the top k elements as
+// BYTES tensor (docs/triton-batcher-and-kserve-v2.md §2.10): per batch item, the top k elements as
 // "<value>:<index>[:<label>]", values printed as C++ to_string would.
 func classify(t backend.Tensor, k int64, m Model, req *backend.Request) (backend.Tensor, error) {
 	d := datatype.Parse(t.Datatype)

@@ -38,7 +38,7 @@ type Repository interface {
 	Ready() bool
 }
 
-// IndexEntry is one row of the repository index (spec §2.1).
+// IndexEntry is one row of the repository index (docs/triton-batcher-and-kserve-v2.md §2.1).
 type IndexEntry struct {
 	Name    string
 	Version int64 // -1 when no version is known

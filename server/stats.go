@@ -17,7 +17,7 @@ type modelStats struct {
 }
 
 // collectStats gathers statistics for all ready models (name ""), all ready
-// versions of one model (version -1) or one version (spec §2.11).
+// versions of one model (version -1) or one version (docs/triton-batcher-and-kserve-v2.md §2.11).
 func (s *Server) collectStats(name string, version int64) ([]modelStats, error) {
 	var out []modelStats
 	if name != "" && version >= 0 {

@@ -1,37 +1,3 @@
-// Package libtorch is the model kind for raw TorchScript models: Triton's
-// pytorch_libtorch platform (backend "pytorch"). Requests carry the model's
-// tensors as they are; the package validates each request against the
-// config with Triton's messages, queues it in a dynamic batcher, and runs
-// each batch through one forward call on a free instance.
-//
-// Mapping config tensors to forward(): inputs bind to forward's arguments by
-// name when every config input names one of them; otherwise by the
-// <name>__<index> convention (INPUT__0 is the first argument) when every
-// input follows it; otherwise in config order. Outputs bind to the tensors
-// forward returns (one tensor, or a tuple or list) by <name>__<index> when
-// every output follows that convention, otherwise in config order.
-//
-// Batching (max_batch_size > 0): the requests of a batch are concatenated
-// along dimension 0, forward runs once, and every output is split back by
-// each request's batch size. Requests whose variable-size dimensions differ,
-// or that supply different optional inputs, never share a batch
-// (allow_ragged_batch cannot be honoured by a plain forward call, so it is
-// ignored). Without dynamic_batching every request runs alone.
-//
-// Instances: each instance_group entry makes count instances per listed GPU
-// ("cuda:N", interleaved across the GPUs) or count CPU instances; each
-// instance holds its own copy of the module. parameters {key: "precision"
-// value: {string_value: "float16"}} (or "bfloat16") loads the module in
-// reduced precision: its floating parameters and buffers are converted
-// (integer ones, such as index buffers, stay as saved), floating inputs are
-// converted on the device, integer inputs never, and outputs of the reduced
-// type come back as float32.
-//
-// CPU threads: Triton's INTRA_OP_THREAD_COUNT and INTER_OP_THREAD_COUNT
-// parameters (string values, e.g. "1") set libtorch's intra-op thread count
-// and inter-op pool size. They are process-wide, so the first setting wins
-// (ApplyThreadParameters); WithThreadParameters gives other TorchScript kinds
-// the same parameters.
 package libtorch
 
 import (

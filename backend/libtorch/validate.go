@@ -10,7 +10,7 @@ import (
 )
 
 // prepare validates a request against the config (Triton's checks and
-// messages, spec §2.3) and returns it ready to batch, with the shape key
+// messages, docs/triton-batcher-and-kserve-v2.md §2.3) and returns it ready to batch, with the shape key
 // that keeps incompatible requests out of each other's batches. Nothing
 // invalid ever reaches the batcher.
 func (m *Model) prepare(req *backend.Request) (*prepared, string, error) {
@@ -130,7 +130,7 @@ func (m *Model) prepare(req *backend.Request) (*prepared, string, error) {
 
 // shapeKey is "" when every request can share a batch; otherwise it names
 // the inputs a request supplies and the non-batch shapes of its
-// variable-size ones (spec §1.6).
+// variable-size ones (docs/triton-batcher-and-kserve-v2.md §1.6).
 func (m *Model) shapeKey(p *prepared) string {
 	if !m.shapeKeyed {
 		return ""

@@ -7,7 +7,7 @@ import (
 )
 
 // HeaderLength is the HTTP header that gives the byte length of the JSON part
-// of a body carrying binary tensor data (spec §2.6).
+// of a body carrying binary tensor data (docs/triton-batcher-and-kserve-v2.md §2.6).
 const HeaderLength = "Inference-Header-Content-Length"
 
 type jsonInput struct {

@@ -6,7 +6,7 @@ import (
 	"strconv"
 )
 
-// TensorMetadata is one input or output in model metadata (spec §2.2).
+// TensorMetadata is one input or output in model metadata (docs/triton-batcher-and-kserve-v2.md §2.2).
 type TensorMetadata struct {
 	Name     string  `json:"name"`
 	Datatype string  `json:"datatype"`
@@ -34,7 +34,7 @@ type Duration struct {
 	NS    Uint `json:"ns"`
 }
 
-// InferStats is inference_stats (spec §2.11).
+// InferStats is inference_stats (docs/triton-batcher-and-kserve-v2.md §2.11).
 type InferStats struct {
 	Success       Duration `json:"success"`
 	Fail          Duration `json:"fail"`

@@ -1,6 +1,6 @@
 // Package kserve is ofabench's client side of the KServe v2 / Triton
 // inference protocol: request tensors, their encoding as JSON or with the
-// binary-data extension (spec §2.3–2.6), response framing, the model
+// binary-data extension (docs/triton-batcher-and-kserve-v2.md §2.3–2.6), response framing, the model
 // metadata, config and statistics documents (§2.2, §2.11), and an HTTP client
 // that sends pre-encoded requests. It knows nothing about load generation or
 // reports; the gRPC client lives in the sibling package grpcclient.

@@ -8,7 +8,7 @@ import (
 )
 
 // ServerSplit is the server's view of a window: the statistics extension's
-// counters differenced between the window's start and end (spec §6.4).
+// counters differenced between the window's start and end (docs/triton-batcher-and-kserve-v2.md §6.4).
 type ServerSplit struct {
 	Requests   uint64 `json:"requests"`   // Δ inference_stats.success.count
 	Inferences uint64 `json:"inferences"` // Δ inference_count

@@ -1,5 +1,5 @@
 // Package measure turns a stream of timed requests into perf_analyzer's
-// figures (spec §6): it drives load (a closed loop of N outstanding requests,
+// figures (docs/triton-batcher-and-kserve-v2.md §6): it drives load (a closed loop of N outstanding requests,
 // or an open loop at a constant or Poisson rate), cuts the run into time
 // windows, keeps only requests that start and end inside a window, computes
 // throughput and nearest-rank percentiles, differences the server's

@@ -1,10 +1,13 @@
 package testenv
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -41,6 +44,38 @@ func TestBPEDirFromEnv(t *testing.T) {
 	t.Setenv("OFASERVE_BPE_DIR", "/somewhere/bpe")
 	if d, err := BPEDir(); err != nil || d != "/somewhere/bpe" {
 		t.Errorf("BPEDir() = %q, %v", d, err)
+	}
+}
+
+// The committed tokenizer data is the default, and it is the files
+// models/bpe/README.md names (an accidental edit changes a digest).
+func TestBPEDirDefault(t *testing.T) {
+	t.Setenv("OFASERVE_BPE_DIR", "")
+	d, err := BPEDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(root, "models", "bpe"); d != want {
+		t.Errorf("BPEDir() = %s, want %s", d, want)
+	}
+	for _, f := range []struct{ name, sha string }{
+		{"dict.txt", "2c31c5b236661067fe8626775eb995ef5fe808ac87d2ad4a6ddbef68550f5cc6"},
+		{"encoder.json", "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783"},
+		{"vocab.bpe", "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5"},
+	} {
+		data, err := os.ReadFile(filepath.Join(d, f.name))
+		if err != nil {
+			t.Errorf("%s: %v", f.name, err)
+			continue
+		}
+		sum := sha256.Sum256(data)
+		if got := hex.EncodeToString(sum[:]); got != f.sha {
+			t.Errorf("%s: sha256 %s, want %s", f.name, got, f.sha)
+		}
 	}
 }
 

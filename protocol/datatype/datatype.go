@@ -16,7 +16,7 @@ import (
 	"strings"
 )
 
-// Type is an API datatype (spec §2.9) decoded once into a small enum, so
+// Type is an API datatype (docs/triton-batcher-and-kserve-v2.md §2.9) decoded once into a small enum, so
 // hot paths switch on an int rather than compare strings.
 type Type uint8
 

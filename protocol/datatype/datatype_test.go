@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// The table of spec §2.9: name, element size in bytes (0: variable), and
+// The table of docs/triton-batcher-and-kserve-v2.md §2.9: name, element size in bytes (0: variable), and
 // whether it is an (unsigned) integer.
 var spec = []struct {
 	name       string

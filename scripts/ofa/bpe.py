@@ -1,5 +1,5 @@
 """GPT-2 byte-level BPE over HF-style ``vocab.json`` + ``merges.txt``, and OFA's text normalisation and
-visual-entailment prompts (spec §3.2-3.3).
+visual-entailment prompts (docs/ofa-visual-entailment.md §3.2-3.3).
 
 Special and added tokens (``<s>``, ``<code_i>`` ...) inside user text are *not* split out: text is
 encoded like fairseq's GPT-2 BPE does, byte by byte.

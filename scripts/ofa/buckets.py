@@ -1,4 +1,4 @@
-"""Relative-position bucket rules of OFA (spec §2.7), as full tables and as on-the-fly functions.
+"""Relative-position bucket rules of OFA (docs/ofa-visual-entailment.md §2.7), as full tables and as on-the-fly functions.
 
 The tables (``token_rp_bucket`` [P, P], ``image_rp_bucket`` [G*G+1, G*G+1]) are what checkpoints store.
 The model computes the same numbers on the fly for the sizes it sees, from the same float32 ops, so the

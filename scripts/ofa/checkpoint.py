@@ -21,7 +21,7 @@ import torch
 from .config import ConfigError, OFAConfig, from_hf_config
 from .modeling import INDEX_BUFFERS, OFAModel, build_model, check_buffers
 
-# fairseq -> HF/ModelScope names of single dotted components (spec §0.9).
+# fairseq -> HF/ModelScope names of single dotted components (docs/ofa-visual-entailment.md §0.9).
 FAIRSEQ_RENAMES: Dict[str, str] = {
     "attn_ln": "self_attn_mid_layer_norm",
     "self_attn_ln": "self_attn_mid_layer_norm",

@@ -1,4 +1,4 @@
-"""The exported visual-entailment scorer: one encoder pass, one decoder pass, 3 answer logits (spec §2.8).
+"""The exported visual-entailment scorer: one encoder pass, one decoder pass, 3 answer logits (docs/ofa-visual-entailment.md §2.8).
 
 ``forward(patch_images f32[B,3,H,W], input_ids i64[B,L]) -> f32[B,3]``; ``input_ids`` rows are
 ``[bos] + bpe(prompt) + [eos]`` right-padded with the pad id.  The output holds the decoder logits of the

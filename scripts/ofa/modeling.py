@@ -1,7 +1,7 @@
-"""OFA encoder-decoder in plain PyTorch (spec §2), written to be scriptable by ``torch.jit.script``.
+"""OFA encoder-decoder in plain PyTorch (docs/ofa-visual-entailment.md §2), written to be scriptable by ``torch.jit.script``.
 
 Module and parameter names reproduce the HF/ModelScope port, so ``state_dict()`` has exactly the key set
-of spec §4.2.  Positions enter only as additive attention biases (absolute ``LN(pos)Wq·(LN(pos)Wk)^T``
+of docs/ofa-visual-entailment.md §4.2.  Positions enter only as additive attention biases (absolute ``LN(pos)Wq·(LN(pos)Wk)^T``
 shared by the layers, plus per-layer relative-position tables).  Masks are always built (no data-dependent
 branches), attention softmax, LayerNorm and GELU run in float32 whatever the weight dtype.
 """
@@ -89,7 +89,7 @@ class EncoderLayer(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    """Pre-LN NormFormer decoder layer: self-attention, cross-attention, FFN (spec §2.6)."""
+    """Pre-LN NormFormer decoder layer: self-attention, cross-attention, FFN (docs/ofa-visual-entailment.md §2.6)."""
 
     def __init__(self, cfg: OFAConfig, device: Optional[torch.device] = None) -> None:
         super().__init__()
@@ -263,7 +263,7 @@ class Decoder(nn.Module):
 
 
 class OFAModel(nn.Module):
-    """The OFA encoder-decoder. ``state_dict()`` keys are the HF/ModelScope names (spec §4.2)."""
+    """The OFA encoder-decoder. ``state_dict()`` keys are the HF/ModelScope names (docs/ofa-visual-entailment.md §4.2)."""
 
     def __init__(self, cfg: OFAConfig, device: Optional[torch.device] = None) -> None:
         super().__init__()

@@ -1,7 +1,7 @@
 """Builds the HF-style OFA vocabulary (``vocab.json`` + ``merges.txt``) from OFA's fairseq BPE files.
 
 Inputs (``encoder.json``: GPT-2 token -> GPT-2 id; ``vocab.bpe``: GPT-2 merges; ``dict.txt``: fairseq
-dictionary, one GPT-2 id (or ``madeupwordNNNN``) per line).  Output ids (spec §3.4): ``<s>``=0,
+dictionary, one GPT-2 id (or ``madeupwordNNNN``) per line).  Output ids (docs/ofa-visual-entailment.md §3.4): ``<s>``=0,
 ``<pad>``=1, ``</s>``=2, ``<unk>``=3, dict.txt line i -> 4+i, ``<mask>``, then ``<code_0..8191>`` and
 ``<bin_0..999>`` -> 59457 entries for OFA's dict.txt.
 """

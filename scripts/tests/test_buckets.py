@@ -1,4 +1,4 @@
-"""Relative-position buckets against the check values of spec §2.7."""
+"""Relative-position buckets against the check values of docs/ofa-visual-entailment.md §2.7."""
 
 import pytest
 import torch
@@ -6,7 +6,7 @@ import torch
 from ofa.buckets import (image_bucket_grid, image_position_ids, make_image_bucket_position,
                          make_image_position_idx, make_token_bucket_position, token_bucket)
 
-# r = query - key -> final index, spec §2.7
+# r = query - key -> final index, docs/ofa-visual-entailment.md §2.7
 TOKEN_CHECKS = {0: 255, 1: 256, -1: 254, 127: 382, 128: 383, 129: 384, 200: 411, -200: 99,
                 500: 467, 1023: 510, -1023: 0}
 

@@ -1,4 +1,4 @@
-"""Key set, shapes and parameter count of `large` (spec §4.2) and strict loading of every naming."""
+"""Key set, shapes and parameter count of `large` (docs/ofa-visual-entailment.md §4.2) and strict loading of every naming."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ Shape = Tuple[int, ...]
 
 def spec_keys(d: int = 1024, heads: int = 16, layers: int = 12, ffn: int = 4096, vocab: int = 59457,
               blocks: Tuple[int, int, int] = (3, 8, 36)) -> Dict[str, Shape]:
-    """The HF/ModelScope key list of spec §4.2, written out from the spec text."""
+    """The HF/ModelScope key list of docs/ofa-visual-entailment.md §4.2, written out from the spec text."""
     k: Dict[str, Shape] = {}
 
     def lin(p: str, i: int, o: int) -> None:

@@ -1,4 +1,4 @@
-"""Single-pass scoring (spec §2.8) equals the constrained per-candidate traverse scoring."""
+"""Single-pass scoring (docs/ofa-visual-entailment.md §2.8) equals the constrained per-candidate traverse scoring."""
 
 from __future__ import annotations
 

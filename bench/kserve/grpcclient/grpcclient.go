@@ -1,5 +1,5 @@
 // Package grpcclient is ofabench's gRPC client for the KServe v2 / Triton
-// GRPCInferenceService (spec §3): it turns a kserve.Request into a
+// GRPCInferenceService (docs/triton-batcher-and-kserve-v2.md §3): it turns a kserve.Request into a
 // ModelInferRequest carrying raw_input_contents, sends it, and reads
 // metadata, config and statistics into the same types the HTTP client
 // returns, so the load generator does not care which protocol it drives.

@@ -1,0 +1,11 @@
+// Package libtorch is the model kind for raw TorchScript models: Triton's
+// pytorch_libtorch platform (backend "pytorch"). A request carries the
+// module's own tensors; the kind checks them against config.pbtxt with
+// Triton's messages, queues them in a dynamic batcher, concatenates a batch's
+// requests along dimension 0 (requests whose variable dimensions or optional
+// inputs differ never share a batch), runs one forward on a free instance and
+// splits every output back by each request's batch size. How config tensors
+// bind to forward's arguments and results, the instance, precision and
+// thread parameters are the contract written down in models/README.md ("The
+// pytorch_libtorch kind").
+package libtorch
