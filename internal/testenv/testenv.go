@@ -55,7 +55,7 @@ func RepoRoot() (string, error) {
 
 // BPEDir returns the folder of OFA's BPE data (encoder.json, vocab.bpe,
 // dict.txt): $OFASERVE_BPE_DIR as given, else the copy committed in
-// models/bpe, which must hold encoder.json.
+// third_party/ofa-bpe, which must hold encoder.json.
 func BPEDir() (string, error) {
 	if d := os.Getenv("OFASERVE_BPE_DIR"); d != "" {
 		return d, nil
@@ -64,7 +64,7 @@ func BPEDir() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	d := filepath.Join(root, "models", "bpe")
+	d := filepath.Join(root, "third_party", "ofa-bpe")
 	if _, err := os.Stat(filepath.Join(d, "encoder.json")); err != nil {
 		return "", fmt.Errorf("OFA BPE files not found (%w); set OFASERVE_BPE_DIR", err)
 	}

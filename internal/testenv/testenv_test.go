@@ -48,7 +48,7 @@ func TestBPEDirFromEnv(t *testing.T) {
 }
 
 // The committed tokenizer data is the default, and it is the files
-// models/bpe/README.md names (an accidental edit changes a digest).
+// third_party/ofa-bpe/README.md names (an accidental edit changes a digest).
 func TestBPEDirDefault(t *testing.T) {
 	t.Setenv("OFASERVE_BPE_DIR", "")
 	d, err := BPEDir()
@@ -59,7 +59,7 @@ func TestBPEDirDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := filepath.Join(root, "models", "bpe"); d != want {
+	if want := filepath.Join(root, "third_party", "ofa-bpe"); d != want {
 		t.Errorf("BPEDir() = %s, want %s", d, want)
 	}
 	for _, f := range []struct{ name, sha string }{

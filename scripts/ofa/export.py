@@ -59,7 +59,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--out", default=os.path.join(repo_root(), "models"), help="model repository (default: models/)")
     p.add_argument("--bpe-dir", default=None, help="OFA BPE files (encoder.json, vocab.bpe, dict.txt); "
-                   "default $OFASERVE_BPE_DIR, else the repository's models/bpe")
+                   "default $OFASERVE_BPE_DIR, else the repository's third_party/ofa-bpe")
     p.add_argument("--max-batch-size", type=int, default=16)
     p.add_argument("--quiet", action="store_true", help="no progress output")
     return p.parse_args(argv)

@@ -19,12 +19,12 @@ NUM_BINS = 1000
 
 
 def default_bpe_dir() -> str:
-    """``$OFASERVE_BPE_DIR`` or the repository's own copy, ``models/bpe`` (scripts/ofa/../../models/bpe)."""
+    """``$OFASERVE_BPE_DIR``, else the repository's own copy in ``third_party/ofa-bpe``."""
     env = os.environ.get("OFASERVE_BPE_DIR")
     if env:
         return env
     repo_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    return os.path.join(repo_root, "models", "bpe")
+    return os.path.join(repo_root, "third_party", "ofa-bpe")
 
 
 def build_vocab(bpe_dir: str) -> Dict[str, int]:

@@ -1,4 +1,4 @@
-"""Tokenizer files built from models/bpe and the BPE encoder against docs/ofa-visual-entailment.md §3.3 worked examples."""
+"""Tokenizer files built from third_party/ofa-bpe and the BPE encoder against docs/ofa-visual-entailment.md §3.3 worked examples."""
 
 from __future__ import annotations
 
