@@ -12,7 +12,7 @@
 // knows nothing about torch, batching or OFA: the Repository and Model
 // interfaces below are all it consumes, declared here where they are used.
 //
-// Error statuses follow the spec's mapping from backend.Code (see
+// Error statuses follow docs/triton-batcher-and-kserve-v2.md §2.8's mapping from backend.Code (see
 // httpStatus and grpcCode). One deliberate difference from Triton: a
 // malformed or ill-typed JSON body is a client error, so it gets 400 rather
 // than Triton's 500.

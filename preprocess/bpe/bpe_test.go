@@ -9,7 +9,7 @@ import (
 	"unicode/utf8"
 )
 
-// Ids from the spec (ofa-visual-entailment.md §0.4 and §3.3), computed
+// Ids from docs/ofa-visual-entailment.md §0.4 and §3.3, computed
 // there by an independent implementation.
 func TestOFASpecExamples(t *testing.T) {
 	tok := ofaTokenizer(t)

@@ -13,8 +13,8 @@ func TestBuild(t *testing.T) {
 		premise, hypothesis string
 		want                []int64
 	}{
-		// The check value of issue 6 and the worked examples of the spec
-		// (ofa-visual-entailment.md §3.3), computed there independently.
+		// The check value of issue 6 and the worked examples of
+		// docs/ofa-visual-entailment.md §3.3, computed there independently.
 		{"", "two dogs play", []int64{0, 473, 5, 2274, 6190, 22, 80, 3678, 310, 22, 116, 2}},
 		{"", "Two  Dogs-play", []int64{0, 473, 5, 2274, 6190, 22, 80, 3678, 310, 22, 116, 2}},
 		{"", "There are two birds.", []int64{0, 473, 5, 2274, 6190, 22, 89, 32, 80, 7723, 4, 22, 116, 2}},

@@ -19,7 +19,7 @@ Shape = Tuple[int, ...]
 
 def spec_keys(d: int = 1024, heads: int = 16, layers: int = 12, ffn: int = 4096, vocab: int = 59457,
               blocks: Tuple[int, int, int] = (3, 8, 36)) -> Dict[str, Shape]:
-    """The HF/ModelScope key list of docs/ofa-visual-entailment.md §4.2, written out from the spec text."""
+    """The HF/ModelScope key list of docs/ofa-visual-entailment.md §4.2, written out from that text."""
     k: Dict[str, Shape] = {}
 
     def lin(p: str, i: int, o: int) -> None:
@@ -111,7 +111,7 @@ def spec_keys(d: int = 1024, heads: int = 16, layers: int = 12, ffn: int = 4096,
     return k
 
 
-# HF -> fairseq, written from the spec's rename table (§0.9), applied per dotted component.
+# HF -> fairseq, written from the rename table of docs/ofa-visual-entailment.md §0.9, applied per dotted component.
 def to_fairseq(key: str) -> str:
     parts = key.split(".")
     enc = parts[0] == "encoder"
