@@ -42,6 +42,7 @@ run: setup-run build models
 	@scripts/run.sh $(MODEL_REPO) $(HTTP_PORT)
 
 lint:
+	@$(PY) scripts/check_doc_refs.py
 	@go mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy: run go mod tidy"; go mod tidy -diff; exit 1; }
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt: $$out"; exit 1; fi
 	go vet ./...
