@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO="${1:?model repository}"; PORT="${2:?http port}"; shift 2
-PHOTO=/usr/share/matplotlib/sample_data/grace_hopper.jpg
+PHOTO=/usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg # python-matplotlib-data (setup run)
 
 bin/ofaserve --model-repository="$REPO" --http-port="$PORT" "$@" &
 pid=$!
@@ -18,7 +18,9 @@ for _ in $(seq 1 600); do
   if curl -fs -o /dev/null "localhost:$PORT/v2/health/ready"; then ready=1; break; fi
   sleep 0.2
 done
-if [ -n "$ready" ]; then
+if [ -n "$ready" ] && [ ! -f "$PHOTO" ]; then
+  echo "run: ready on :$PORT, but the sample photo $PHOTO is missing (scripts/setup.sh run installs it)" >&2
+elif [ -n "$ready" ]; then
   cat <<MSG
 
 ofaserve is ready on :$PORT (the default model has seeded random weights: its answers are not meaningful;
