@@ -7,6 +7,8 @@ export PATH := $(GOBIN):$(PATH)
 export OFASERVE_PYTHON := $(PY)
 # Binaries find libofatorch.so beside them or in ../lib when deployed (cgo directives cannot carry '$').
 export CGO_LDFLAGS := -Wl,-rpath,$$ORIGIN -Wl,-rpath,$$ORIGIN/../lib
+# go-nvml's header marks many NVML calls deprecated; cgo compiles them all, so silence that one warning.
+export CGO_CFLAGS := -O2 -g -Wno-deprecated-declarations
 # Packages whose test binaries scripts/gpu_check.sh runs on a GPU box (OFASERVE_TEST_DEVICE=cuda:0).
 GPU_TEST_PKGS ?= libtorch backend/libtorch backend/ofa server
 
