@@ -242,38 +242,71 @@ type adapterRules struct {
 	} `json:"rules"`
 }
 
-func TestAutoscalerDrivenByQueueMetric(t *testing.T) {
-	var h autoscalingv2.HorizontalPodAutoscaler
-	decodeStrict(t, "kubernetes/hpa.yaml", &h)
-	if h.Spec.ScaleTargetRef.Kind != "Deployment" || h.Spec.ScaleTargetRef.Name != "ofaserve" {
-		t.Errorf("HPA scales %+v, want Deployment ofaserve", h.Spec.ScaleTargetRef)
+// serverSource is the text of server/'s non-test Go files, where every metric name is declared.
+func serverSource(t *testing.T) string {
+	t.Helper()
+	files, err := filepath.Glob("../server/*.go")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no Go files in server/ (%v)", err)
 	}
-	if len(h.Spec.Metrics) != 1 || h.Spec.Metrics[0].Pods == nil {
-		t.Fatalf("HPA metrics %+v, want one Pods metric", h.Spec.Metrics)
+	var b strings.Builder
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Write(data)
 	}
-	metric := h.Spec.Metrics[0].Pods.Metric.Name
+	return b.String()
+}
 
+// Each autoscaler scales the Deployment on a pods metric that a prometheus-adapter rule makes from a gauge the
+// server really exports (Triton's names).
+func TestAutoscalersDrivenByServerMetrics(t *testing.T) {
 	var cm corev1.ConfigMap
 	decodeStrict(t, "kubernetes/prometheus-adapter.yaml", &cm)
 	var rules adapterRules
 	if err := yaml.UnmarshalStrict([]byte(cm.Data["config.yaml"]), &rules); err != nil {
 		t.Fatalf("adapter config.yaml: %v", err)
 	}
-	found := false
-	for _, r := range rules.Rules {
-		if r.Name.As == metric {
-			found = true
-			// The series must be the Triton-compatible queue gauge the server exports.
-			if !strings.Contains(r.SeriesQuery, "nv_inference_pending_request_count") {
-				t.Errorf("rule for %s reads %q, want nv_inference_pending_request_count", metric, r.SeriesQuery)
+	exported := serverSource(t)
+	for _, tc := range []struct{ file, series string }{
+		{"kubernetes/hpa.yaml", "nv_inference_pending_request_count"},
+		{"kubernetes/gpu-autoscaling/hpa.yaml", "nv_gpu_utilization"},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			var h autoscalingv2.HorizontalPodAutoscaler
+			decodeStrict(t, tc.file, &h)
+			if h.Spec.ScaleTargetRef.Kind != "Deployment" || h.Spec.ScaleTargetRef.Name != "ofaserve" {
+				t.Errorf("HPA scales %+v, want Deployment ofaserve", h.Spec.ScaleTargetRef)
 			}
-			if r.Resources.Overrides["pod"].Resource != "pod" {
-				t.Errorf("rule for %s does not map the pod label to pods", metric)
+			if len(h.Spec.Metrics) != 1 || h.Spec.Metrics[0].Pods == nil {
+				t.Fatalf("HPA metrics %+v, want one Pods metric", h.Spec.Metrics)
 			}
-		}
-	}
-	if !found {
-		t.Errorf("no prometheus-adapter rule produces the HPA's metric %q", metric)
+			metric := h.Spec.Metrics[0].Pods.Metric.Name
+			found := false
+			for _, r := range rules.Rules {
+				if r.Name.As != metric {
+					continue
+				}
+				found = true
+				if !strings.Contains(r.SeriesQuery, tc.series+"{") {
+					t.Errorf("rule for %s reads %q, want %s", metric, r.SeriesQuery, tc.series)
+				}
+				if r.Resources.Overrides["pod"].Resource != "pod" {
+					t.Errorf("rule for %s does not map the pod label to pods", metric)
+				}
+			}
+			if !found {
+				t.Errorf("no prometheus-adapter rule produces the HPA's metric %q", metric)
+			}
+			if !strings.Contains(exported, `"`+tc.series+`"`) {
+				t.Errorf("server/ does not export %s", tc.series)
+			}
+		})
 	}
 }
 
@@ -299,9 +332,10 @@ type inferenceService struct {
 	metav1.ObjectMeta `json:"metadata"`
 	Spec              struct {
 		Predictor struct {
-			MinReplicas int `json:"minReplicas"`
-			MaxReplicas int `json:"maxReplicas"`
-			Model       struct {
+			CanaryTrafficPercent *int `json:"canaryTrafficPercent"`
+			MinReplicas          int  `json:"minReplicas"`
+			MaxReplicas          int  `json:"maxReplicas"`
+			Model                struct {
 				ModelFormat struct {
 					Name string `json:"name"`
 				} `json:"modelFormat"`
@@ -351,5 +385,29 @@ func TestKServeRuntimeAgreesWithServer(t *testing.T) {
 	}
 	if m.ProtocolVersion != "v2" {
 		t.Errorf("protocolVersion %q, want v2", m.ProtocolVersion)
+	}
+}
+
+// The canary manifest updates the same InferenceService with a new repository and sends part of the traffic to it.
+func TestKServeCanaryRollout(t *testing.T) {
+	var base, canary inferenceService
+	decodeStrict(t, "kserve/inferenceservice.yaml", &base)
+	decodeStrict(t, "kserve/inferenceservice-canary.yaml", &canary)
+	if canary.Name != base.Name {
+		t.Errorf("canary updates %q, want the same InferenceService %q", canary.Name, base.Name)
+	}
+	p := canary.Spec.Predictor.CanaryTrafficPercent
+	if p == nil || *p <= 0 || *p >= 100 {
+		t.Errorf("canaryTrafficPercent %v, want between 1 and 99", p)
+	}
+	if base.Spec.Predictor.CanaryTrafficPercent != nil {
+		t.Error("the base InferenceService must not split traffic")
+	}
+	bm, cm := base.Spec.Predictor.Model, canary.Spec.Predictor.Model
+	if cm.StorageURI == bm.StorageURI {
+		t.Errorf("canary serves the same storage %q as the base: no new version to roll out", cm.StorageURI)
+	}
+	if cm.Runtime != bm.Runtime || cm.ProtocolVersion != bm.ProtocolVersion || cm.ModelFormat != bm.ModelFormat {
+		t.Errorf("canary model %+v differs from the base %+v beyond its storage", cm, bm)
 	}
 }
