@@ -90,7 +90,7 @@ func TestStagingReuse(t *testing.T) {
 	if st0.BufferAllocations != 4 || st0.Pinned != (testDevice() != "cpu") {
 		t.Fatalf("fresh staging: %+v, want 4 buffers (2 slots x 2 inputs, the device buffer is the host one on the CPU)", st0)
 	}
-	wantBytes := int64(2 * 16 * (3 * 5 * 7 * 4 + 4*8))
+	wantBytes := int64(2 * 16 * (3*5*7*4 + 4*8))
 	if testDevice() == "cpu" && st0.BufferBytes != wantBytes {
 		t.Errorf("buffers hold %d bytes, want %d", st0.BufferBytes, wantBytes)
 	}
