@@ -104,6 +104,12 @@ func TestPaddingKeepsRealRows(t *testing.T) {
 		}
 		return p
 	}
+	// On the CPU only GEMM blocking differs between shapes (differences near 1e-7). On a GPU cuDNN may
+	// pick other convolution algorithms for another batch size, with TF32 on by default for them.
+	tol := 1e-5
+	if device() != "cpu" {
+		tol = 2e-3
+	}
 	worst, checked := 0.0, 0
 	for _, sh := range set.Shapes() {
 		for _, b := range uniq(sh.Batch, prevOf(set.BatchSizes(), sh.Batch)+1) {
@@ -137,7 +143,7 @@ func TestPaddingKeepsRealRows(t *testing.T) {
 				for i := 0; i < b*3; i++ {
 					d := math.Abs(float64(alone[i] - padded[i]))
 					worst = math.Max(worst, d)
-					if d > 1e-5*(1+math.Abs(float64(alone[i]))) {
+					if d > tol*(1+math.Abs(float64(alone[i]))) {
 						t.Errorf("bucket %v, %d rows of up to %d ids: logit %d is %v padded, %v alone", sh, b, l, i, padded[i], alone[i])
 					}
 				}
