@@ -6,6 +6,10 @@
 // memory and the module's own CUDA stream on a GPU) and outputs are copied back into memory owned by Go, so
 // no Go value ever points into libtorch and nothing needs a finalizer: a Module lives until Close.
 //
+// A Staging (Module.NewStaging) is the fast input path of one model instance: buffers allocated once
+// (pinned on CUDA), the next batch copied to the device while the current one computes, images sent as
+// uint8 and normalized on the device, and CUDA graphs replayed for captured shapes.
+//
 // A Module is safe for concurrent use: many goroutines may call Forward on one Module, and different
 // Modules may be used at the same time. Each call sets libtorch's inference mode, device and stream on the
 // OS thread it runs on. Forward checks its context before it starts; a forward pass that has started runs
@@ -33,6 +37,10 @@ package libtorch
 #cgo noescape ofa_forward_into
 #cgo nocallback ofa_forward_into
 #cgo nocallback ofa_result_free
+#cgo noescape ofa_stage
+#cgo nocallback ofa_stage
+#cgo noescape ofa_staged_forward
+#cgo nocallback ofa_staged_forward
 #include <stdlib.h>
 #include "ofatorch.h"
 */
@@ -72,8 +80,9 @@ type Module struct {
 	min    int
 	max    int
 
-	mu sync.RWMutex // held shared by Forward, exclusively by Close
-	h  *C.ofa_module
+	mu       sync.RWMutex // held shared by Forward and staged calls, exclusively by Close and CaptureGraph
+	h        *C.ofa_module
+	stagings []*Staging // open stagings made from this module (under mu); Close frees them first
 
 	scratch sync.Pool // *[]Tensor: Forward's output buffers, reused across calls
 }
@@ -188,12 +197,28 @@ func (m *Module) ForwardInto(ctx context.Context, inputs []Tensor, outs []Tensor
 	// Every argument of ofa_forward_into points to memory without Go pointers (the descriptors are plain
 	// numbers; the data are byte buffers), so cgo's pointer rules hold without pinning; the shim keeps
 	// none of them after the call (cgo noescape: the descriptor arrays stay on this stack).
-	var in, od [maxInto]C.ofa_tensor_desc
-	var ip, op [maxInto]unsafe.Pointer
+	var in [maxInto]C.ofa_tensor_desc
+	var ip [maxInto]unsafe.Pointer
+	if !describeInputs(inputs, &in, &ip) {
+		return m.forwardPinned(inputs, outs)
+	}
+	var ob outBuffers
+	bufs := ob.lend(outs)
+	r := C.ofa_forward_into(m.h, C.int32_t(len(inputs)), &in[0], ip[0], ip[1], ip[2], ip[3],
+		C.int32_t(len(bufs)), &ob.d[0], ob.p[0], ob.p[1], ob.p[2], ob.p[3])
+	if r.error != nil {
+		return outs, fmt.Errorf("libtorch: forward %s: %s", m.path, takeError(r.error))
+	}
+	return ob.take(outs, bufs, r), nil
+}
+
+// describeInputs fills the pointer-free descriptors and data pointers of ofa_forward_into and ofa_stage
+// for at most maxInto inputs; false when a rank exceeds maxDims.
+func describeInputs(inputs []Tensor, in *[maxInto]C.ofa_tensor_desc, ip *[maxInto]unsafe.Pointer) bool {
 	for i := range inputs {
 		t := &inputs[i]
 		if len(t.Shape) > maxDims {
-			return m.forwardPinned(inputs, outs)
+			return false
 		}
 		d := &in[i]
 		d.dtype = C.int32_t(t.DType)
@@ -206,26 +231,38 @@ func (m *Module) ForwardInto(ctx context.Context, inputs []Tensor, outs []Tensor
 			ip[i] = unsafe.Pointer(unsafe.SliceData(t.Data))
 		}
 	}
+	return true
+}
+
+// outBuffers lends the Data capacity of up to maxInto output tensors to the shim.
+type outBuffers struct {
+	d [maxInto]C.ofa_tensor_desc
+	p [maxInto]unsafe.Pointer
+}
+
+// lend describes the buffers of outs[:cap] (at most maxInto) and returns them.
+func (ob *outBuffers) lend(outs []Tensor) []Tensor {
 	bufs := outs[:min(cap(outs), maxInto)]
 	for i := range bufs {
 		if c := cap(bufs[i].Data); c > 0 {
-			od[i].nbytes = C.int64_t(c)
-			op[i] = unsafe.Pointer(unsafe.SliceData(bufs[i].Data))
+			ob.d[i].nbytes = C.int64_t(c)
+			ob.p[i] = unsafe.Pointer(unsafe.SliceData(bufs[i].Data))
 		}
 	}
-	r := C.ofa_forward_into(m.h, C.int32_t(len(inputs)), &in[0], ip[0], ip[1], ip[2], ip[3],
-		C.int32_t(len(bufs)), &od[0], op[0], op[1], op[2], op[3])
-	if r.error != nil {
-		return outs, fmt.Errorf("libtorch: forward %s: %s", m.path, takeError(r.error))
-	}
-	if r.result != nil { // did not fit: copy from the shim's result, growing buffers for next time
+	return bufs
+}
+
+// take turns a successful ofa_forward_into_ret into the outputs: written into the lent buffers, or, when
+// they did not fit, copied from the shim's result into buffers grown for next time.
+func (ob *outBuffers) take(outs, bufs []Tensor, r C.ofa_forward_into_ret) []Tensor {
+	if r.result != nil {
 		outs = copyResult(outs, unsafe.Slice(r.result.outputs, int(r.result.n)))
 		C.ofa_result_free(r.result)
-		return outs, nil
+		return outs
 	}
 	outs = bufs[:int(r.n)]
 	for i := range outs {
-		t, d := &outs[i], &od[i]
+		t, d := &outs[i], &ob.d[i]
 		t.DType = DType(d.dtype)
 		t.Data = t.Data[:int(d.nbytes)]
 		t.Shape = t.Shape[:0]
@@ -233,7 +270,7 @@ func (m *Module) ForwardInto(ctx context.Context, inputs []Tensor, outs []Tensor
 			t.Shape = append(t.Shape, int64(v))
 		}
 	}
-	return outs, nil
+	return outs
 }
 
 // maxInto and maxDims are what ofa_forward_into takes: tensors per call and dimensions per tensor.
@@ -345,11 +382,15 @@ func cloneTensors(ts []Tensor) []Tensor {
 	return res
 }
 
-// Close releases the module. It waits for running Forward calls; later calls return ErrClosed.
-// Closing twice is harmless.
+// Close releases the module and the Stagings made from it. It waits for running Forward and staged
+// calls; later calls return ErrClosed. Closing twice is harmless.
 func (m *Module) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	for _, s := range m.stagings {
+		s.free()
+	}
+	m.stagings = nil
 	if m.h != nil {
 		C.ofa_unload(m.h)
 		m.h = nil

@@ -216,3 +216,33 @@ func TestOptionsValidated(t *testing.T) {
 		}
 	}
 }
+
+// PrepareUint8 refuses what Prepare refuses (except a bad std, which it never
+// uses), allocating nothing for a refused input.
+func TestPrepareUint8Refusals(t *testing.T) {
+	enc := encoded(t)
+	for _, tt := range []struct {
+		name string
+		data []byte
+		opt  Options
+		is   error
+	}{
+		{"empty", nil, Options{Width: 8, Height: 8}, ErrEmpty},
+		{"garbage", []byte("not an image at all"), Options{Width: 8, Height: 8}, ErrUnsupported},
+		{"too many pixels", enc["png"], Options{Width: 8, Height: 8, Limits: Limits{MaxPixels: 100}}, ErrTooLarge},
+	} {
+		dst := make([]uint8, 0, 1)
+		out, err := PrepareUint8(tt.data, tt.opt, dst)
+		if !errors.Is(err, tt.is) || out != nil {
+			t.Errorf("%s: PrepareUint8 = %d bytes, %v; want nil, %v", tt.name, len(out), err, tt.is)
+		}
+	}
+	if _, err := PrepareUint8(enc["png"], Options{Width: 0, Height: 8}, nil); err == nil || !strings.Contains(err.Error(), "invalid target size") {
+		t.Errorf("zero width: %v, want an invalid target size", err)
+	}
+	// Norm is not used, so a zero std is no error here.
+	out, err := PrepareUint8(enc["png"], Options{Width: 5, Height: 3}, nil)
+	if err != nil || len(out) != 45 {
+		t.Errorf("PrepareUint8 with a zero Normalize: %d bytes, %v", len(out), err)
+	}
+}

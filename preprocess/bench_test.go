@@ -41,6 +41,25 @@ func BenchmarkPrepare(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "images/s")
 }
 
+// BenchmarkPrepareUint8 is BenchmarkPrepare without the normalization (the
+// bytes a GPU normalizes itself): compare its cpu-ms/op with Prepare's.
+func BenchmarkPrepareUint8(b *testing.B) {
+	data := benchJPEG(b)
+	opt := Options{Width: 480, Height: 480}
+	dst := make([]uint8, 3*480*480)
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	for i := 0; i < b.N; i++ {
+		var err error
+		if dst, err = PrepareUint8(data, opt, dst); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(cpuTime()-cpu0)/1e6/float64(b.N), "cpu-ms/op")
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "images/s")
+}
+
 // cpuTime is this process's user+system CPU time in nanoseconds.
 func cpuTime() int64 {
 	var ru syscall.Rusage

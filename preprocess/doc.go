@@ -24,6 +24,10 @@
 //   - Prepare does all of it in one call, reusing internal buffers and fusing
 //     the last resize pass with the normalization; it is what a server calls
 //     per request.
+//   - PrepareUint8 is Prepare stopping before the normalization: the resized
+//     8-bit RGB image in HWC order, a quarter of the bytes, for a device that
+//     normalizes it itself (libtorch.Staging's image inputs compute the same
+//     float32 values on the device).
 //
 // All functions are safe for concurrent use. Errors wrap one of ErrEmpty,
 // ErrTooLarge, ErrUnsupported or ErrCorrupt and name what was wrong; garbage

@@ -2,6 +2,7 @@ package preprocess
 
 import (
 	"bytes"
+	"math"
 	"testing"
 )
 
@@ -35,6 +36,15 @@ func FuzzDecodeRGB(f *testing.F) {
 		out, err := Prepare(data, Options{Width: 7, Height: 5, Norm: OFANormalize, Limits: fuzzLimits}, nil)
 		if err != nil || len(out) != 3*7*5 {
 			t.Fatalf("Prepare after a successful decode: %d floats, %v", len(out), err)
+		}
+		pix, err := PrepareUint8(data, Options{Width: 7, Height: 5, Limits: fuzzLimits}, nil)
+		if err != nil || len(pix) != 3*7*5 {
+			t.Fatalf("PrepareUint8 after a successful decode: %d bytes, %v", len(pix), err)
+		}
+		for i, v := range ToCHW(&RGB{Width: 7, Height: 5, Pix: pix}, OFANormalize, nil) {
+			if math.Float32bits(v) != math.Float32bits(out[i]) {
+				t.Fatalf("element %d: PrepareUint8 then ToCHW gives %v, Prepare %v", i, v, out[i])
+			}
 		}
 	})
 }

@@ -182,3 +182,55 @@ func TestPrepareMatchesTorchvision(t *testing.T) {
 	}
 	t.Logf("%d tensors bit-identical to torchvision", checked)
 }
+
+// PrepareUint8 is Prepare without the normalization: its pixels, normalized in
+// Go, are torchvision's tensor bit for bit (the normalization is one-to-one
+// per channel, so the bytes are PIL's resized pixels), they equal DecodeRGB +
+// Resize, and one buffer is reused across calls of every size.
+func TestPrepareUint8MatchesTorchvision(t *testing.T) {
+	dir, cases := pilRef(t)
+	checked := 0
+	var pix []uint8
+	var f32 []float32
+	for _, c := range cases {
+		data := readFile(t, filepath.Join(dir, c.File))
+		decoded, err := DecodeRGB(data, Limits{})
+		if err != nil {
+			t.Fatalf("%s: %v", c.File, err)
+		}
+		for _, tt := range c.Tensors {
+			name := fmt.Sprintf("%s/%dx%d/%s", c.File, tt.Width, tt.Height, tt.Norm)
+			norm := Normalize{Mean: tt.Mean, Std: tt.Std}
+			pix, err = PrepareUint8(data, Options{Width: tt.Width, Height: tt.Height, Norm: norm}, pix)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if len(pix) != 3*tt.Width*tt.Height {
+				t.Fatalf("%s: %d bytes, want %d", name, len(pix), 3*tt.Width*tt.Height)
+			}
+			resized, err := decoded.Resize(tt.Width, tt.Height)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if maxd, n := diffBytes(pix, resized.Pix); n != 0 {
+				t.Errorf("%s: PrepareUint8 differs from DecodeRGB+Resize: max |Δ| = %d in %d samples", name, maxd, n)
+			}
+			f32 = ToCHW(&RGB{Width: tt.Width, Height: tt.Height, Pix: pix}, norm, f32)
+			raw := readFile(t, filepath.Join(dir, fmt.Sprintf("%s.%dx%d.%s.f32", c.File, tt.Width, tt.Height, tt.Norm)))
+			if len(raw) != 4*len(f32) {
+				t.Fatalf("%s: %d floats, torchvision %d", name, len(f32), len(raw)/4)
+			}
+			bad := 0
+			for i, v := range f32 {
+				if math.Float32bits(v) != binary.LittleEndian.Uint32(raw[4*i:]) {
+					bad++
+				}
+			}
+			if bad != 0 {
+				t.Errorf("%s: %d of %d floats from PrepareUint8's pixels differ from torchvision", name, bad, len(f32))
+			}
+			checked++
+		}
+	}
+	t.Logf("%d uint8 images bit-identical to PIL's resize", checked)
+}

@@ -2,10 +2,10 @@ package preprocess
 
 import "sync"
 
-// Options configure Prepare.
+// Options configure Prepare and PrepareUint8.
 type Options struct {
 	Width, Height int       // the model's input size (e.g. 480×480 for OFA-large)
-	Norm          Normalize // e.g. OFANormalize
+	Norm          Normalize // e.g. OFANormalize (Prepare only: PrepareUint8 does not normalize)
 	Limits        Limits    // applied to the encoded input
 }
 
@@ -52,21 +52,66 @@ func Prepare(data []byte, opt Options, dst []float32) ([]float32, error) {
 	if err := opt.Norm.Check(); err != nil {
 		return nil, err
 	}
+	w, h := opt.Width, opt.Height
+	var t lut
+	err := prepare(data, opt, func() {
+		if n := 3 * w * h; cap(dst) < n {
+			dst = make([]float32, n)
+		} else {
+			dst = dst[:n]
+		}
+		t = opt.Norm.lut()
+	}, func(y int, row []uint8) {
+		t.row(dst, y, w, h, row)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return dst, nil
+}
+
+// PrepareUint8 is Prepare without the normalization: the resized image as
+// 8-bit RGB in HWC order (Height rows of Width pixels of R, G, B: the layout of
+// RGB.Pix and of numpy.asarray(pil_image)), len 3*Height*Width, written into
+// dst when its capacity allows (else a new slice). opt.Norm is ignored.
+//
+// It is a quarter of Prepare's bytes, for callers that normalize elsewhere (on
+// the GPU: libtorch's Staging with an ImageNormalize input computes the same
+// float32 values as Prepare from these bytes). The pixels are exactly
+// Pillow's Image.resize((W, H), Image.BICUBIC) after the same decode, and
+// ToCHW(&RGB{W, H, pix}, norm, nil) equals Prepare's output bit for bit.
+func PrepareUint8(data []byte, opt Options, dst []uint8) ([]uint8, error) {
+	w := opt.Width
+	err := prepare(data, opt, func() {
+		if n := 3 * w * opt.Height; cap(dst) < n {
+			dst = make([]uint8, n)
+		} else {
+			dst = dst[:n]
+		}
+	}, func(y int, row []uint8) {
+		copy(dst[3*w*y:3*w*(y+1)], row[:3*w])
+	})
+	if err != nil {
+		return nil, err
+	}
+	return dst, nil
+}
+
+// prepare decodes data with pooled buffers and resamples it to
+// opt.Width×opt.Height, handing each output row (packed RGB) to emit, top to
+// bottom. ready runs once the image has decoded, before the first row: the
+// caller sizes its output there, so a refused input allocates nothing.
+func prepare(data []byte, opt Options, ready func(), emit func(y int, row []uint8)) error {
+	if err := checkTarget(opt.Width, opt.Height); err != nil {
+		return err
+	}
 	b := bufferPool.Get().(*buffers)
 	defer b.release()
 	img, err := decodeRGB(data, opt.Limits, &b.s)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	w, h := opt.Width, opt.Height
-	n := 3 * w * h
-	if cap(dst) < n {
-		dst = make([]float32, n)
-	}
-	dst = dst[:n]
-	t := opt.Norm.lut()
-	resample(img, w, h, &b.tmp, &b.acc, &b.s.row, func(y int, row []uint8) {
-		t.row(dst, y, w, h, row)
-	})
-	return dst, nil
+	ready()
+	resample(img, opt.Width, opt.Height, &b.tmp, &b.acc, &b.s.row, emit)
+	return nil
 }

@@ -5,11 +5,24 @@
 #include <torch/script.h>
 
 #include <exception>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "ofatorch.h"
+
+// A loaded module (module.cpp owns its life cycle; staging.cpp runs it too).
+struct ofa_module {
+  torch::jit::Module module;
+  c10::Device device{c10::kCPU};
+  std::optional<c10::Stream> stream;  // CUDA: this module's stream from the pool
+  at::ScalarType precision = at::ScalarType::Undefined;  // reduced precision, or Undefined
+  std::string schema;
+  std::vector<std::string> arg_names;  // forward's arguments after self
+  int32_t min_inputs = 0;
+  int32_t max_inputs = 0;
+};
 
 namespace ofa {
 
@@ -47,6 +60,30 @@ void apply_thread_settings();
 
 // Wraps host tensors made by to_host in an ofa_result that describes them.
 ofa_result* make_result(std::vector<at::Tensor> outputs);
+
+// Throws Failure naming forward's arguments unless m's forward takes n inputs.
+void check_arity(const ofa_module* m, int32_t n);
+
+// Runs m's forward on inputs already on m's device and returns its outputs flattened, still on the device.
+// Floating inputs are converted to m's reduced precision first (integer and bool inputs never are). The
+// caller holds InferenceMode and m's stream. Throws Failure for an exception raised by forward.
+std::vector<at::Tensor> call_forward(ofa_module* m, std::vector<at::Tensor> inputs);
+
+// Turns forward's host outputs (to_host) into ofa_forward_into's answer: copied into out_data[0..n_out)
+// and described in outs when all fit, else kept in ret->result.
+void copy_into(std::vector<at::Tensor> res, int32_t n_out, ofa_tensor_desc* outs, void* const* out_data,
+               ofa_forward_into_ret* ret);
+
+// Checks the description of input index's host buffer (dtype code, rank, shape, size against the data)
+// and returns its ATen type. name is the schema's argument name, used in errors (built only on error).
+at::ScalarType check_input(int32_t dtype, int32_t ndim, const int64_t* shape, const void* data, int64_t nbytes,
+                           int index, const std::string& name);
+
+// Formats a shape as "[2,3]".
+std::string shape_string(const int64_t* shape, int32_t ndim);
+
+// The Go package's name of an ATen type ("float32"), or ATen's own name.
+const char* dtype_name(at::ScalarType t);
 
 }  // namespace ofa
 

@@ -9,17 +9,6 @@
 
 #include "internal.h"
 
-struct ofa_module {
-  torch::jit::Module module;
-  c10::Device device{c10::kCPU};
-  std::optional<c10::Stream> stream;  // CUDA: this module's stream from the pool
-  at::ScalarType precision = at::ScalarType::Undefined;  // reduced precision, or Undefined
-  std::string schema;
-  std::vector<std::string> arg_names;  // forward's arguments after self
-  int32_t min_inputs = 0;
-  int32_t max_inputs = 0;
-};
-
 namespace ofa {
 namespace {
 
@@ -143,30 +132,20 @@ std::string describe(const std::exception& e) {
   return strip_traceback(trim_space(msg));
 }
 
-// Runs m's forward on n inputs, input(i, name) building the i-th on m's device, and returns its outputs
-// flattened, as contiguous host tensors (to_host). Sets InferenceMode and the module's stream for the
-// call. Throws Failure for a wrong input count or an exception raised by forward, and other exceptions
-// for bad inputs or outputs.
-template <typename MakeInput>
-std::vector<at::Tensor> run_forward(ofa_module* m, int32_t n, MakeInput input) {
-  if (n < m->min_inputs || n > m->max_inputs) {
-    std::string names;
-    for (const auto& a : m->arg_names) names += (names.empty() ? "" : ", ") + a;
-    std::string want = m->min_inputs == m->max_inputs
-                           ? std::to_string(m->max_inputs)
-                           : std::to_string(m->min_inputs) + " to " + std::to_string(m->max_inputs);
-    throw Failure("wrong number of inputs: forward takes " + want + " (" + names + "), got " + std::to_string(n));
-  }
-  c10::InferenceMode im;
-  // Goroutines move between OS threads: set the thread count, device and stream for this call, on this
-  // thread.
-  apply_thread_settings();
-  std::optional<c10::StreamGuard> stream_guard;
-  if (m->stream) stream_guard.emplace(*m->stream);
+void check_arity(const ofa_module* m, int32_t n) {
+  if (n >= m->min_inputs && n <= m->max_inputs) return;
+  std::string names;
+  for (const auto& a : m->arg_names) names += (names.empty() ? "" : ", ") + a;
+  std::string want = m->min_inputs == m->max_inputs
+                         ? std::to_string(m->max_inputs)
+                         : std::to_string(m->min_inputs) + " to " + std::to_string(m->max_inputs);
+  throw Failure("wrong number of inputs: forward takes " + want + " (" + names + "), got " + std::to_string(n));
+}
+
+std::vector<at::Tensor> call_forward(ofa_module* m, std::vector<at::Tensor> inputs) {
   std::vector<c10::IValue> args;
-  args.reserve(static_cast<size_t>(n));
-  for (int32_t i = 0; i < n; i++) {
-    at::Tensor t = input(i, m->arg_names[static_cast<size_t>(i)]);
+  args.reserve(inputs.size());
+  for (at::Tensor& t : inputs) {
     // Floating inputs follow the parameters into the reduced precision; integer and bool inputs (token
     // ids, masks) are never converted.
     if (m->precision != at::ScalarType::Undefined && t.is_floating_point() && t.scalar_type() != m->precision) {
@@ -182,8 +161,53 @@ std::vector<at::Tensor> run_forward(ofa_module* m, int32_t n, MakeInput input) {
   }
   std::vector<at::Tensor> outs;
   flatten(result, &outs);
+  return outs;
+}
+
+// Runs m's forward on n inputs, input(i, name) building the i-th on m's device, and returns its outputs
+// flattened, as contiguous host tensors (to_host). Sets InferenceMode and the module's stream for the
+// call. Throws Failure for a wrong input count or an exception raised by forward, and other exceptions
+// for bad inputs or outputs.
+template <typename MakeInput>
+std::vector<at::Tensor> run_forward(ofa_module* m, int32_t n, MakeInput input) {
+  check_arity(m, n);
+  c10::InferenceMode im;
+  // Goroutines move between OS threads: set the thread count, device and stream for this call, on this
+  // thread.
+  apply_thread_settings();
+  std::optional<c10::StreamGuard> stream_guard;
+  if (m->stream) stream_guard.emplace(*m->stream);
+  std::vector<at::Tensor> inputs;
+  inputs.reserve(static_cast<size_t>(n));
+  for (int32_t i = 0; i < n; i++) inputs.push_back(input(i, m->arg_names[static_cast<size_t>(i)]));
+  std::vector<at::Tensor> outs = call_forward(m, std::move(inputs));
   to_host(&outs, m->precision);
   return outs;
+}
+
+void copy_into(std::vector<at::Tensor> res, int32_t n_out, ofa_tensor_desc* outs, void* const* out_data,
+               ofa_forward_into_ret* ret) {
+  ret->n = static_cast<int32_t>(res.size());
+  bool fits = res.size() <= static_cast<size_t>(n_out);
+  for (size_t i = 0; fits && i < res.size(); i++) {
+    const at::Tensor& t = res[i];
+    int64_t nbytes = static_cast<int64_t>(t.nbytes());
+    fits = t.dim() <= OFA_INTO_MAX_DIMS && nbytes <= outs[i].nbytes && (nbytes == 0 || out_data[i] != nullptr);
+  }
+  if (!fits) {
+    ret->result = make_result(std::move(res));
+    return;
+  }
+  for (size_t i = 0; i < res.size(); i++) {
+    const at::Tensor& t = res[i];
+    ofa_tensor_desc& d = outs[i];
+    d.dtype = from_scalar_type(t.scalar_type());
+    c10::IntArrayRef sizes = t.sizes();
+    d.ndim = static_cast<int32_t>(sizes.size());
+    d.nbytes = static_cast<int64_t>(t.nbytes());
+    for (int32_t k = 0; k < d.ndim; k++) d.shape[k] = sizes[static_cast<size_t>(k)];
+    if (d.nbytes > 0) std::memcpy(out_data[i], t.data_ptr(), static_cast<size_t>(d.nbytes));
+  }
 }
 
 }  // namespace ofa
@@ -295,27 +319,7 @@ ofa_forward_into_ret ofa_forward_into(ofa_module* m, int32_t n_in, const ofa_ten
       }
       return ofa::input_tensor(d.dtype, d.ndim, d.shape, in_data[i], d.nbytes, i, name, m->device);
     });
-    ret.n = static_cast<int32_t>(res.size());
-    bool fits = res.size() <= static_cast<size_t>(n_out);
-    for (size_t i = 0; fits && i < res.size(); i++) {
-      const at::Tensor& t = res[i];
-      int64_t nbytes = static_cast<int64_t>(t.nbytes());
-      fits = t.dim() <= OFA_INTO_MAX_DIMS && nbytes <= outs[i].nbytes && (nbytes == 0 || out_data[i] != nullptr);
-    }
-    if (!fits) {
-      ret.result = ofa::make_result(std::move(res));
-      return ret;
-    }
-    for (size_t i = 0; i < res.size(); i++) {
-      const at::Tensor& t = res[i];
-      ofa_tensor_desc& d = outs[i];
-      d.dtype = ofa::from_scalar_type(t.scalar_type());
-      c10::IntArrayRef sizes = t.sizes();
-      d.ndim = static_cast<int32_t>(sizes.size());
-      d.nbytes = static_cast<int64_t>(t.nbytes());
-      for (int32_t k = 0; k < d.ndim; k++) d.shape[k] = sizes[static_cast<size_t>(k)];
-      if (d.nbytes > 0) std::memcpy(out_data[i], t.data_ptr(), static_cast<size_t>(d.nbytes));
-    }
+    ofa::copy_into(std::move(res), n_out, outs, out_data, &ret);
   } catch (const ofa::Failure& e) {
     ret.error = ofa::make_error(e.what());
   } catch (const std::exception& e) {

@@ -136,6 +136,96 @@ OFA_API ofa_forward_into_ret ofa_forward_into(ofa_module* m, int32_t n_in, const
                                               const void* in3, int32_t n_out, ofa_tensor_desc* outs,
                                               void* out0, void* out1, void* out2, void* out3);
 
+/* ---- Staging: reused buffers, asynchronous copies, image normalization on the device, CUDA graphs. ----
+ *
+ * A staging set belongs to one module (one model instance) and holds n_slots slots. Each slot holds, per
+ * forward input, a host buffer and a device buffer of the capacity given at creation, allocated there once
+ * and reused by every call: pinned host memory when the module is on CUDA; on the CPU plain host memory,
+ * which is then also the device buffer. ofa_stage copies a batch into a free slot's host buffers and, on
+ * CUDA, starts the host-to-device copies on the staging's own copy stream and returns without waiting;
+ * ofa_staged_forward makes the module's stream wait for those copies, runs forward on the slot's device
+ * tensors and copies the outputs into caller buffers as ofa_forward_into does. So batch N+1 can be staged
+ * and copied while batch N computes: two slots are enough for that.
+ *
+ * An image input is sent as uint8 [B,H,W,3] (8-bit RGB rows, a quarter of the bytes of float32) and becomes
+ * float32 [B,3,H,W] on the device: ((x / 255) - mean[c]) / std[c], each operation rounded to float32 in
+ * that order (torchvision's ToTensor + Normalize, the CPU path of ofaserve's preprocess package), so on the
+ * CPU the values are bit-identical to normalizing on the host. forward then converts it to the module's
+ * reduced precision like any floating input.
+ *
+ * A slot is free, staged (after ofa_stage) or running (inside ofa_staged_forward); ofa_staged_forward and
+ * ofa_staged_release make it free again. Calls on different slots may run at once; calls on one slot must
+ * not. The module must outlive the staging: free the staging before ofa_unload.
+ *
+ * CUDA graphs: ofa_staging_capture records forward for one set of staged input shapes (a bucket) into a
+ * CUDA graph; from then on a staged batch of exactly those shapes is replayed from the graph (inputs copied
+ * into the graph's own device buffers, outputs copied out before the next replay), other shapes run
+ * eagerly. Where capture is impossible (the CPU, a shim built without CUDA headers, a module that
+ * synchronizes) it says why and the eager path stays in use. */
+
+/* One forward input of a staging set. */
+typedef struct {
+  int32_t dtype;                        /* the host dtype (OFA_UINT8 for an image input) */
+  int32_t ndim;                         /* the rank of every staged tensor of this input */
+  int64_t max_shape[OFA_INTO_MAX_DIMS]; /* capacity: staged shapes may not exceed these, dim by dim */
+  int32_t image;                        /* non-zero: uint8 [B,H,W,3] normalized into float32 [B,3,H,W] */
+  float mean[3];                        /* image only: the per-channel normalization */
+  float std[3];
+} ofa_staging_input;
+
+/* What a staging set has done, counted since ofa_staging_new. */
+typedef struct {
+  int64_t buffer_allocations; /* host and device buffers allocated: all at ofa_staging_new, none later */
+  int64_t buffer_bytes;       /* their total size */
+  int32_t pinned;             /* 1 when the host buffers are pinned (CUDA) */
+  int32_t graphs;             /* CUDA graphs captured */
+  int64_t staged;             /* batches staged */
+  int64_t bytes_staged;       /* host bytes staged (on CUDA, the host-to-device traffic) */
+  int64_t eager_forwards;     /* staged forwards run eagerly */
+  int64_t graph_replays;      /* staged forwards replayed from a graph */
+} ofa_staging_stats;
+
+typedef struct ofa_staging ofa_staging;
+
+/* Makes a staging set of n_slots (1..16) slots for m's forward with n_inputs (<= OFA_INTO_MAX_TENSORS)
+ * inputs, allocating every buffer. */
+OFA_API char* ofa_staging_new(ofa_module* m, int32_t n_slots, int32_t n_inputs, const ofa_staging_input* inputs,
+                              ofa_staging** out);
+
+/* Waits for the staging's copies and frees it. Must not race with other calls on it. */
+OFA_API void ofa_staging_free(ofa_staging* s);
+
+/* Stages n_in inputs, described by in[0..n_in) with data in0..in3, into slot, which must be free. Every
+ * input is checked before anything is copied; on error the slot stays free. The shim keeps no pointer to
+ * any argument after the call. */
+OFA_API char* ofa_stage(ofa_staging* s, int32_t slot, int32_t n_in, const ofa_tensor_desc* in, const void* in0,
+                        const void* in1, const void* in2, const void* in3);
+
+/* Runs forward on the batch staged in slot and frees the slot, whatever the outcome. Outputs as
+ * ofa_forward_into. */
+OFA_API ofa_forward_into_ret ofa_staged_forward(ofa_staging* s, int32_t slot, int32_t n_out, ofa_tensor_desc* outs,
+                                                void* out0, void* out1, void* out2, void* out3);
+
+/* Frees a staged slot without running it (waiting for its copies first). */
+OFA_API char* ofa_staged_release(ofa_staging* s, int32_t slot);
+
+/* What ofa_staging_capture returns: status OFA_GRAPH_CAPTURED (reason NULL), OFA_GRAPH_UNAVAILABLE (no graph
+ * for these shapes, the eager path runs them; reason says why) or OFA_GRAPH_INVALID (bad arguments; reason
+ * says what). Free reason with ofa_free. */
+enum { OFA_GRAPH_CAPTURED = 0, OFA_GRAPH_UNAVAILABLE = 1, OFA_GRAPH_INVALID = 2 };
+typedef struct {
+  int32_t status;
+  char* reason;
+} ofa_capture_ret;
+
+/* Captures a CUDA graph of forward for staged inputs of the shapes in shapes[0..n_in) (dtype, ndim and
+ * shape read; the staging's input order), running forward on zero-filled inputs of those shapes to warm up
+ * and to record. Graphs of one staging share one memory pool: capture the largest bucket first. Must not
+ * race with any other call on the staging or its module. */
+OFA_API ofa_capture_ret ofa_staging_capture(ofa_staging* s, int32_t n_in, const ofa_tensor_desc* shapes);
+
+OFA_API void ofa_staging_get_stats(ofa_staging* s, ofa_staging_stats* out);
+
 /* ---- CPU threads. libtorch's thread settings are process-wide: they apply to every module. ---- */
 
 /* Sets the number of threads one op may use (intra-op parallelism, at::set_num_threads); n >= 1. Every

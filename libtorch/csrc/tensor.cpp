@@ -24,6 +24,15 @@ constexpr DTypeEntry kDTypes[] = {
     {OFA_INT8, at::kChar, "int8"},        {OFA_INT16, at::kShort, "int16"},
 };
 
+// The per-result bookkeeping behind ofa_result::internal.
+struct Result {
+  ofa_result pub{};
+  std::vector<at::Tensor> tensors;
+  std::vector<ofa_tensor_out> outs;
+};
+
+}  // namespace
+
 const char* dtype_name(at::ScalarType t) {
   for (const auto& e : kDTypes) {
     if (e.type == t) return e.name;
@@ -38,15 +47,6 @@ std::string shape_string(const int64_t* shape, int32_t ndim) {
   s << "]";
   return s.str();
 }
-
-// The per-result bookkeeping behind ofa_result::internal.
-struct Result {
-  ofa_result pub{};
-  std::vector<at::Tensor> tensors;
-  std::vector<ofa_tensor_out> outs;
-};
-
-}  // namespace
 
 bool to_scalar_type(int32_t code, at::ScalarType* out) {
   for (const auto& e : kDTypes) {
@@ -65,8 +65,8 @@ int32_t from_scalar_type(at::ScalarType t) {
   return -1;
 }
 
-at::Tensor input_tensor(int32_t dtype, int32_t ndim, const int64_t* shape, const void* data, int64_t nbytes,
-                        int index, const std::string& name, const c10::Device& device) {
+at::ScalarType check_input(int32_t dtype, int32_t ndim, const int64_t* shape, const void* data, int64_t nbytes,
+                           int index, const std::string& name) {
   // The error prefix is built only on the error path: this runs on every forward.
   auto what = [&]() { return "input " + std::to_string(index) + (name.empty() ? "" : " (" + name + ")"); };
   at::ScalarType st;
@@ -95,6 +95,13 @@ at::Tensor input_tensor(int32_t dtype, int32_t ndim, const int64_t* shape, const
                                 " needs " + std::to_string(want) + " bytes, got " + std::to_string(nbytes));
   }
   if (want > 0 && data == nullptr) throw std::invalid_argument(what() + ": no data");
+  return st;
+}
+
+at::Tensor input_tensor(int32_t dtype, int32_t ndim, const int64_t* shape, const void* data, int64_t nbytes,
+                        int index, const std::string& name, const c10::Device& device) {
+  at::ScalarType st = check_input(dtype, ndim, shape, data, nbytes, index, name);
+  const int64_t want = nbytes;
   c10::IntArrayRef sizes(shape, static_cast<size_t>(ndim));
   if (device.is_cpu()) {
     // A private copy: the module may write to its inputs or keep them, and outputs may alias them. The

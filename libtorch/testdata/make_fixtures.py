@@ -119,6 +119,14 @@ class Tiny(nn.Module):
         return self.l2(torch.relu(self.l1(x)))
 
 
+class Echo(nn.Module):
+    """Returns its inputs: image f32[B,3,H,W], ids i64[B,4] -> (image, ids). The staging tests read back what
+    a staged image input became on the device (normalized, and in the module's precision)."""
+
+    def forward(self, image: Tensor, ids: Tensor) -> Tuple[Tensor, Tensor]:
+        return image, ids
+
+
 def f32(b: int, *shape: int) -> Tensor:
     return torch.randn(b, *shape)
 
@@ -141,6 +149,7 @@ FIXTURES: Dict[str, Tuple[Callable[[], nn.Module], Callable[[int], List[Tensor]]
     # ids far beyond what a float type holds exactly, so a conversion could not go unnoticed.
     "gather": (Gather, lambda b: [f32(b, 4), torch.randint(2**40, 2**41, (b, 3))], "script"),
     "tiny": (Tiny, lambda b: [f32(b, 16)], "trace"),
+    "echo": (Echo, lambda b: [f32(b, 3, 5, 7), torch.randint(0, 100, (b, 4))], "script"),
 }
 
 

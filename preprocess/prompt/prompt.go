@@ -75,6 +75,12 @@ type Config struct {
 	// Bos and Eos name the tokens framing the ids: empty means "<s>" and
 	// "</s>".
 	Bos, Eos string
+	// AllowUnused accepts templates that leave an argument out, as Python's
+	// str.format does: ModelScope formats the prompt a model's
+	// configuration.json sets with the texts it has, whatever fields the
+	// prompt holds (Meta sets it for such a prompt). Otherwise a template must
+	// use every argument, so it cannot drop the hypothesis by mistake.
+	AllowUnused bool
 }
 
 // Builder builds encoder input ids; it is safe for concurrent use when its
@@ -99,13 +105,13 @@ func New(enc Encoder, cfg Config) (*Builder, error) {
 	if cfg.Template == "" {
 		cfg.Template = DefaultTemplate
 	}
-	if b.alone, err = parseTemplate(cfg.Template, 1); err != nil {
+	if b.alone, err = parseTemplate(cfg.Template, 1, cfg.AllowUnused); err != nil {
 		return nil, fmt.Errorf("prompt: Template: %w", err)
 	}
 	if cfg.PremiseTemplate == "" {
 		cfg.PremiseTemplate = DefaultPremiseTemplate
 	}
-	if b.premise, err = parseTemplate(cfg.PremiseTemplate, 2); err != nil {
+	if b.premise, err = parseTemplate(cfg.PremiseTemplate, 2, cfg.AllowUnused); err != nil {
 		return nil, fmt.Errorf("prompt: PremiseTemplate: %w", err)
 	}
 	b.maxWords = orDefault(cfg.MaxWords, DefaultMaxLength)

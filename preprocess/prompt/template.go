@@ -17,9 +17,10 @@ type templatePart struct {
 	arg     int // index of the argument that follows literal, or -1
 }
 
-// parseTemplate parses src for use with nargs arguments and requires each
-// argument to be used, so a template cannot silently drop the hypothesis.
-func parseTemplate(src string, nargs int) (template, error) {
+// parseTemplate parses src for use with nargs arguments and, unless
+// allowUnused, requires each argument to be used, so a template cannot
+// silently drop the hypothesis.
+func parseTemplate(src string, nargs int, allowUnused bool) (template, error) {
 	var t template
 	var lit strings.Builder
 	used := make([]bool, nargs)
@@ -68,7 +69,7 @@ func parseTemplate(src string, nargs int) (template, error) {
 		}
 	}
 	for k, u := range used {
-		if !u {
+		if !u && !allowUnused {
 			return template{}, fmt.Errorf("template %q does not use argument %d of %d", src, k, nargs)
 		}
 	}

@@ -20,6 +20,7 @@ import torch
 
 from .config import ConfigError, OFAConfig, from_hf_config
 from .modeling import INDEX_BUFFERS, OFAModel, build_model, check_buffers
+from .prompts import PromptError, templates_from_prompt
 
 # fairseq -> HF/ModelScope names of single dotted components (docs/ofa-visual-entailment.md §0.9).
 FAIRSEQ_RENAMES: Dict[str, str] = {
@@ -33,6 +34,7 @@ FAIRSEQ_RENAMES: Dict[str, str] = {
 TIED_KEYS = ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "decoder.output_projection.weight")
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
+GEN_TYPES = ("generation", "traverse")  # ModelScope's OFA scoring modes (docs/ofa-visual-entailment.md §2.8)
 
 
 class CheckpointError(RuntimeError):
@@ -202,7 +204,8 @@ class TaskSettings:
     max_src_length: int = 256
     mean: List[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
     std: List[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
-    prompt_without_premise: Optional[str] = None
+    prompt: Optional[str] = None  # model.prompt: replaces both templates (ofa/prompts.py)
+    gen_type: Optional[str] = None  # model.gen_type as configured (ModelScope's default: generation)
     answers: Optional[List[str]] = None
     source: str = "defaults (SNLI-VE fine-tune: prompt_type prev_output)"
 
@@ -211,12 +214,14 @@ class TaskSettings:
 
 
 def read_configuration(model_dir: str, log: Callable[[str], None] = print) -> TaskSettings:
-    """Read ModelScope ``configuration.json`` if present (ModelScope defaults for absent keys)."""
+    """Read ModelScope's ``configuration.json`` (ModelScope's defaults for absent keys). A ModelScope model
+    directory always has one, and ModelScope reads its task settings nowhere else, so a missing file (or a
+    missing answer file it names) is an error, not a guess."""
     ts = TaskSettings()
     path = os.path.join(model_dir, "configuration.json")
-    if not os.path.exists(path):
-        log("configuration.json: absent; using the SNLI-VE fine-tune settings (prompt_type prev_output, 480 px)")
-        return ts
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path} does not exist: a ModelScope model directory has configuration.json "
+                              "(the task settings: prompt_type, patch_image_size, max_src_length, answer2label, ...)")
     try:
         with open(path, "r", encoding="utf-8") as f:
             conf = json.load(f)
@@ -230,19 +235,33 @@ def read_configuration(model_dir: str, log: Callable[[str], None] = print) -> Ta
     ts.max_src_length = int(m.get("max_src_length", 256))
     if m.get("imagenet_default_mean_and_std", False):
         ts.mean, ts.std = list(IMAGENET_MEAN), list(IMAGENET_STD)
-    if isinstance(m.get("prompt"), str):
-        ts.prompt_without_premise = m["prompt"]
+    if "prompt" in m:
+        if not isinstance(m["prompt"], str):
+            raise CheckpointError(f"{path}: model.prompt is {type(m['prompt']).__name__}, not a string")
+        ts.prompt = m["prompt"]
+        try:
+            templates_from_prompt(ts.prompt)
+        except PromptError as e:
+            raise CheckpointError(f"{path}: model.prompt: {e}") from e
+    ts.gen_type = m.get("gen_type", "generation")  # ModelScope's default when the key is absent
+    if ts.gen_type not in GEN_TYPES:
+        raise CheckpointError(f"{path}: model.gen_type {ts.gen_type!r} is not one of ModelScope's {GEN_TYPES}")
     a2l = m.get("answer2label")
     if isinstance(a2l, str):
         a2l_path = os.path.join(model_dir, a2l)
-        if os.path.exists(a2l_path):
+        if not os.path.isfile(a2l_path):
+            raise CheckpointError(f"{a2l_path} does not exist: {path} names it as model.answer2label "
+                                  "(the answer set yes/no/maybe)")
+        try:
             with open(a2l_path, "r", encoding="utf-8") as f:
                 ts.answers = list(json.load(f))
+        except (OSError, ValueError, TypeError) as e:
+            raise CheckpointError(f"cannot read the answer file {a2l_path}: {e}") from e
     elif isinstance(a2l, dict):
         ts.answers = list(a2l)
     log("configuration.json: task={} gen_type={} prompt_type={} patch_image_size={} max_src_length={} "
         "imagenet_mean_std={} answers={} prompt={}".format(
-            conf.get("task"), m.get("gen_type"), ts.prompt_type, ts.patch_image_size, ts.max_src_length,
+            conf.get("task"), ts.gen_type, ts.prompt_type, ts.patch_image_size, ts.max_src_length,
             bool(m.get("imagenet_default_mean_and_std", False)), ts.answers, m.get("prompt")))
     if ts.answers is not None and sorted(a.strip() for a in ts.answers) != ["maybe", "no", "yes"]:
         raise CheckpointError(f"answer set {ts.answers} is not {{yes, no, maybe}}: not a visual-entailment model")

@@ -21,11 +21,12 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from .bpe import BPE, PROMPT_WITH_PREMISE, PROMPT_WITHOUT_PREMISE
+from .bpe import BPE
 from .checkpoint import CheckpointError, TaskSettings, load_model_dir
 from .config import PRESETS, ConfigError, preset
 from .entailment import ANSWERS, LABELS, VisualEntailment
 from .modeling import OFAModel, build_model
+from .prompts import templates_from_prompt
 from .vocab import default_bpe_dir, write_tokenizer_files
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -33,6 +34,9 @@ RAW_NAME = "ofa_entailment_raw"
 OFA_NAME = "ofa_entailment"
 META_FILE = "ofa_meta.json"
 META_FORMAT_VERSION = 1
+# How the server scores: one encoder and one decoder pass, the three answers' logits at the decision
+# position, softmax over them (ModelScope's gen_type "traverse"; docs/ofa-visual-entailment.md §2.8).
+SCORING = "traverse"
 
 
 class ExportError(RuntimeError):
@@ -46,8 +50,8 @@ def repo_root() -> str:
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="export_ofa.py", description=__doc__.split("\n")[0])
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--model-dir", help="checkpoint directory: config.json + pytorch_model.bin "
-                     "[+ configuration.json, vocab.json, merges.txt]")
+    src.add_argument("--model-dir", help="ModelScope checkpoint directory: config.json + pytorch_model.bin + "
+                     "configuration.json (+ the answer file it names) [+ vocab.json, merges.txt]")
     src.add_argument("--random-init", action="store_true", help="seeded random weights (tests, `make run`)")
     p.add_argument("--config", default="tiny", choices=sorted(PRESETS), help="preset for --random-init")
     p.add_argument("--seed", type=int, default=0, help="seed for --random-init")
@@ -156,9 +160,22 @@ def _sha256(path: str) -> str:
     return h.hexdigest()
 
 
+def scoring_note(gen_type: Optional[str]) -> str:
+    """The export log's line on scoring: what the server does, and how ModelScope's gen_type compares."""
+    what = ("scoring: the server scores the three answers in one pass (traverse: logits of ' yes', ' no', "
+            "' maybe' at the decision position, softmax over them; label = argmax, confidence = its probability)")
+    if gen_type is None:
+        return what + "; no configuration.json, so no ModelScope gen_type to compare"
+    if gen_type == "traverse":
+        return what + "; configuration.json gen_type=traverse: the same scoring as ModelScope"
+    return (what + f"; configuration.json gen_type={gen_type}: ModelScope would beam-search the answer under the "
+            "same constraint and report score 1.0, so labels agree and confidences differ")
+
+
 def build_meta(model: OFAModel, ts: TaskSettings, ans_ids: List[int], args: argparse.Namespace,
                source: str, bpe_vocab_size: int) -> Dict[str, Any]:
     cfg = model.config
+    with_premise, without_premise, _ = templates_from_prompt(ts.prompt)
     return {
         "format_version": META_FORMAT_VERSION,
         "config_name": cfg.name,
@@ -171,9 +188,9 @@ def build_meta(model: OFAModel, ts: TaskSettings, ans_ids: List[int], args: argp
         "resample": "bicubic",
         "mean": ts.mean,
         "std": ts.std,
-        "prompt_with_premise": PROMPT_WITH_PREMISE,
-        "prompt_without_premise": (ts.prompt_without_premise.replace("{}", "{hypothesis}")
-                                   if ts.prompt_without_premise else PROMPT_WITHOUT_PREMISE),
+        "prompt_with_premise": with_premise,
+        "prompt_without_premise": without_premise,
+        "prompt_override": ts.prompt,
         "text_normalization": "ofa_pre_caption",
         "bos_id": cfg.bos_token_id,
         "pad_id": cfg.pad_token_id,
@@ -184,6 +201,8 @@ def build_meta(model: OFAModel, ts: TaskSettings, ans_ids: List[int], args: argp
         "max_text_length": cfg.max_text_length,
         "max_src_length": ts.max_src_length,
         "prompt_type": ts.prompt_type,
+        "gen_type": ts.gen_type,
+        "scoring": SCORING,
         "vocab_file": "vocab.json",
         "merges_file": "merges.txt",
         "vocab_size": bpe_vocab_size,
@@ -234,6 +253,9 @@ def export(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
             source = "random-init"
         if args.prompt_type:
             ts.prompt_type = args.prompt_type
+        for note in templates_from_prompt(ts.prompt)[2]:
+            log("      prompt: " + note)
+        log("      " + scoring_note(ts.gen_type))
 
         # 2. tokenizer files
         raw_dir = os.path.join(work, RAW_NAME)

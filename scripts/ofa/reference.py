@@ -2,10 +2,11 @@
 
 Preprocessing follows ModelScope/OFA: PIL open, ``ImageOps.exif_transpose``, ``convert("RGB")``, bicubic
 resize to the model size (aspect not kept), ToTensor (/255), Normalize(mean, std) - all from the
-repository's ``ofa_meta.json``; the prompt is OFA's ``pre_caption`` + template, tokenised with our GPT-2
-BPE over the repository's ``vocab.json``/``merges.txt``.  The model is the *eager* module rebuilt from the
-config in ``ofa_meta.json`` and the weights inside ``model.pt`` (loaded strictly), or, with
-``torchscript=True``, the exported module itself.
+repository's ``ofa_meta.json``; the prompt is OFA's ``pre_caption`` (truncated to ``max_src_length``
+words) + the model's template (``ofa/prompts.py``), tokenised with our GPT-2 BPE over the repository's
+``vocab.json``/``merges.txt``.  The model is the *eager* module rebuilt from the config in
+``ofa_meta.json`` and the weights inside ``model.pt`` (loaded strictly), or, with ``torchscript=True``,
+the exported module itself.
 
 CLI (from scripts/, or with PYTHONPATH=scripts):
   python3 -m ofa.reference --repo models --image dog.jpg --hypothesis "there are two birds." [--premise P]
@@ -25,12 +26,13 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from .bpe import BPE, build_prompt, encode_prompt
+from .bpe import BPE
 from .checkpoint import load_state_dict_strict, normalize_keys
 from .config import OFAConfig
 from .entailment import VisualEntailment
 from .export import META_FILE, OFA_NAME
 from .modeling import build_model
+from .prompts import meta_input_ids, meta_prompt
 
 ImageSource = Union[str, bytes, Image.Image]
 
@@ -74,8 +76,8 @@ class Reference:
             self.module = VisualEntailment(model, self.meta["answer_ids"], self.meta["prompt_type"]).eval()
 
     def input_ids(self, hypothesis: str, premise: Optional[str] = None) -> List[int]:
-        prompt = build_prompt(hypothesis, premise)
-        return encode_prompt(self.bpe, prompt, self.meta["bos_id"], self.meta["eos_id"], self.meta["max_src_length"])
+        """The model's templates, pre_caption(max_src_length) and the token budget (ofa/prompts.py)."""
+        return meta_input_ids(self.bpe, self.meta, hypothesis, premise)
 
     def image_tensor(self, image: ImageSource) -> torch.Tensor:
         h, w = self.meta["image_size"]
@@ -103,7 +105,7 @@ class Reference:
             "logits": [float(v) for v in logits],
             "probabilities": [float(v) for v in probs],
             "input_ids": ids,
-            "prompt": build_prompt(hypothesis, premise),
+            "prompt": meta_prompt(self.meta, hypothesis, premise),
         }
 
 

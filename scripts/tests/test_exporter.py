@@ -7,13 +7,14 @@ import json
 import os
 import subprocess
 import sys
-from typing import Dict
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from ofa.bpe import encode_prompt
 from ofa.config import preset, to_hf_config
 from ofa.export import export, main, ofa_config_pbtxt, raw_config_pbtxt
 from ofa.modeling import init_weights, build_model
@@ -26,7 +27,7 @@ META_KEYS = {"format_version", "config_name", "source", "seed", "dtype", "device
              "resample", "mean", "std", "prompt_with_premise", "prompt_without_premise", "text_normalization",
              "bos_id", "pad_id", "eos_id", "answers", "answer_ids", "labels", "max_text_length", "max_src_length",
              "prompt_type", "vocab_file", "merges_file", "vocab_size", "max_batch_size", "model_file",
-             "model_config", "torch_version", "model_sha256"}
+             "model_config", "torch_version", "model_sha256", "prompt_override", "gen_type", "scoring"}
 
 
 def _tree(root: str) -> Dict[str, str]:
@@ -89,6 +90,8 @@ def test_meta(repo: str) -> None:
     assert meta["mean"] == [0.5] * 3 and meta["std"] == [0.5] * 3
     assert meta["max_text_length"] == 1024 and meta["prompt_type"] == "prev_output"
     assert meta["vocab_size"] == 59457 and meta["seed"] == 3 and meta["dtype"] == "fp32"
+    # No configuration.json: no override, no ModelScope gen_type; the server's scoring is always traverse.
+    assert meta["prompt_override"] is None and meta["gen_type"] is None and meta["scoring"] == "traverse"
 
 
 def test_reference_pipeline_eager_equals_torchscript(repo: str, tmp_path) -> None:
@@ -151,8 +154,11 @@ def test_model_dir_export(model_dir: str, tmp_path, capsys) -> None:
     assert main(["--model-dir", model_dir, "--out", out]) == 0
     err = capsys.readouterr().err
     assert "prompt_type=prev_output" in err and "stripped the 'model.' prefix" in err and "float16" in err
+    assert "scoring: the server scores the three answers in one pass" in err
+    assert "gen_type=traverse: the same scoring as ModelScope" in err
     meta = json.load(open(os.path.join(out, "ofa_entailment/1/ofa_meta.json")))
     assert meta["image_size"] == [32, 32] and meta["source"] == os.path.basename(model_dir)
+    assert meta["gen_type"] == "traverse" and meta["scoring"] == "traverse" and meta["prompt_override"] is None
     assert "dims: [ 3, 32, 32 ]" in open(os.path.join(out, "ofa_entailment_raw/config.pbtxt")).read()
 
 
@@ -210,3 +216,77 @@ def test_cli_exit_code(model_dir: str, tmp_path) -> None:
                        capture_output=True, text=True, timeout=300)
     assert r.returncode != 0 and "missing keys" in r.stderr
     assert os.listdir(out) == []
+
+
+def _variant(model_dir: str, tmp_path, name: str, model_conf: Optional[Dict[str, object]] = None,
+             drop: Sequence[str] = ()) -> str:
+    """A copy of model_dir (weights hard-linked) with configuration.json's model section updated by
+    model_conf (a None value deletes the key) and the files in drop removed."""
+    d = str(tmp_path / name)
+    os.makedirs(d)
+    for f in os.listdir(model_dir):
+        if f in drop:
+            continue
+        os.link(os.path.join(model_dir, f), os.path.join(d, f))
+    if model_conf is not None and "configuration.json" not in drop:
+        conf = json.load(open(os.path.join(model_dir, "configuration.json")))
+        for k, v in model_conf.items():
+            if v is None:
+                conf["model"].pop(k, None)
+            else:
+                conf["model"][k] = v
+        os.unlink(os.path.join(d, "configuration.json"))
+        with open(os.path.join(d, "configuration.json"), "w") as f:
+            json.dump(conf, f)
+    return d
+
+
+@pytest.mark.parametrize("case,want", [
+    ("no configuration.json", "configuration.json does not exist: a ModelScope model directory has configuration.json"),
+    ("no answer file", "ans2label.json does not exist"),
+    ("unusable prompt", "model.prompt: prompt '{} {} {}' uses argument 2"),
+    ("unknown gen_type", "model.gen_type 'beam' is not one of ModelScope's"),
+])
+def test_model_dir_errors_name_the_file(model_dir: str, tmp_path, capsys, case: str, want: str) -> None:
+    if case == "no configuration.json":
+        d = _variant(model_dir, tmp_path, "v", drop=["configuration.json"])
+    elif case == "no answer file":
+        d = _variant(model_dir, tmp_path, "v", drop=["ans2label.json"])
+    elif case == "unusable prompt":
+        d = _variant(model_dir, tmp_path, "v", {"prompt": "{} {} {}"})
+    else:
+        d = _variant(model_dir, tmp_path, "v", {"gen_type": "beam"})
+    out = str(tmp_path / "repo")
+    assert main(["--model-dir", d, "--out", out, "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert want in err and "nothing was written" in err
+    if case in ("no configuration.json", "no answer file", "unusable prompt"):
+        assert os.path.join(d, "") in err  # the message names the file by its path
+    assert [f for f in os.listdir(out)] == []
+
+
+def test_model_dir_prompt_override_and_word_limit(model_dir: str, tmp_path, capsys) -> None:
+    prompt = " is {} what the image shows?"
+    d = _variant(model_dir, tmp_path, "v", {"prompt": prompt, "max_src_length": 4, "gen_type": None})
+    out = str(tmp_path / "repo")
+    assert main(["--model-dir", d, "--out", out]) == 0
+    err = capsys.readouterr().err
+    assert "replaces both templates" in err and "leaves out the hypothesis" in err
+    assert "gen_type=generation: ModelScope would beam-search" in err
+    meta = json.load(open(os.path.join(out, "ofa_entailment/1/ofa_meta.json")))
+    assert meta["prompt_override"] == prompt and meta["gen_type"] == "generation" and meta["max_src_length"] == 4
+    assert meta["prompt_without_premise"] == " is {hypothesis} what the image shows?"
+    assert meta["prompt_with_premise"] == " is {premise} what the image shows?"
+    ref = Reference(out)
+    # What ModelScope's preprocessor computes: prompt.format(...) over pre_caption(text, 4), ids cut to 4.
+    got = ref.predict(_png(tmp_path), "One two three four five six", "A B C D E")
+    assert got["prompt"] == " is a b c d what the image shows?"
+    assert got["input_ids"] == encode_prompt(ref.bpe, " is a b c d what the image shows?", 0, 2, 4)
+    alone = ref.input_ids("One two three four five six")
+    assert alone == encode_prompt(ref.bpe, " is one two three four what the image shows?", 0, 2, 4)
+
+
+def _png(tmp_path) -> str:
+    p = str(tmp_path / "img.png")
+    Image.fromarray((np.random.RandomState(1).rand(20, 30, 3) * 255).astype("uint8")).save(p)
+    return p

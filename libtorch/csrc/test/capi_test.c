@@ -155,6 +155,91 @@ static void check_multi_into(ofa_module* m) {
   free(want);
 }
 
+/* A staging set on the multi fixture: staged forwards match Python, slots cycle, misuse is refused with a
+ * message naming the slot's state, and capturing a graph on the CPU answers "not supported on cpu". */
+static void check_staging(ofa_module* m) {
+  long xs, is, os;
+  float* x = read_file("multi/b2_in0.bin", &xs);
+  int64_t* ids = read_file("multi/b2_in1.bin", &is);
+  float* want = read_file("multi/b2_out0.bin", &os);
+  ofa_staging_input spec[2] = {{OFA_FLOAT32, 2, {16, 4}, 0, {0}, {0}}, {OFA_INT64, 2, {16, 3}, 0, {0}, {0}}};
+  ofa_staging* s = NULL;
+  char* err = ofa_staging_new(m, 2, 2, spec, &s);
+  CHECK(err == NULL && s != NULL, "staging_new: %s", err ? err : "");
+  if (err != NULL) {
+    ofa_free(err);
+    return;
+  }
+  ofa_staging_stats st0;
+  ofa_staging_get_stats(s, &st0);
+  CHECK(st0.buffer_allocations == 4 && st0.pinned == 0, "staging stats: %lld buffers, pinned %d",
+        (long long)st0.buffer_allocations, st0.pinned);
+  ofa_tensor_desc in[2] = {{OFA_FLOAT32, 2, xs, {2, 4}}, {OFA_INT64, 2, is, {2, 3}}};
+  float buf[64];
+  ofa_tensor_desc out[1];
+  for (int k = 0; k < 6; k++) {
+    int slot = k % 2;
+    err = ofa_stage(s, slot, 2, in, x, ids, NULL, NULL);
+    CHECK(err == NULL, "stage into slot %d: %s", slot, err ? err : "");
+    ofa_free(err);
+    out[0].nbytes = sizeof buf;
+    ofa_forward_into_ret r = ofa_staged_forward(s, slot, 1, out, buf, NULL, NULL, NULL);
+    CHECK(r.error == NULL && r.result == NULL && r.n == 1 && out[0].nbytes == os, "staged forward %d: %s", k,
+          r.error ? r.error : "");
+    double maxdiff = 0;
+    for (long i = 0; r.error == NULL && i < os / 4; i++) {
+      double d = fabs((double)buf[i] - (double)want[i]);
+      if (d > maxdiff) maxdiff = d;
+    }
+    CHECK(maxdiff <= 1e-6, "staged forward %d: max abs diff %g", k, maxdiff);
+    ofa_free(r.error);
+    ofa_result_free(r.result);
+  }
+  printf("ok   six staged forwards through two slots match Python\n");
+  ofa_staging_stats st;
+  ofa_staging_get_stats(s, &st);
+  CHECK(st.buffer_allocations == st0.buffer_allocations && st.staged == 6 && st.eager_forwards == 6 &&
+            st.graph_replays == 0 && st.bytes_staged == 6 * (xs + is),
+        "staging stats after 6: %lld buffers, %lld staged, %lld eager, %lld bytes", (long long)st.buffer_allocations,
+        (long long)st.staged, (long long)st.eager_forwards, (long long)st.bytes_staged);
+
+  expect_error(ofa_staged_forward(s, 0, 1, out, buf, NULL, NULL, NULL).error, "slot 0 is free, not staged",
+               "staged forward of a free slot");
+  err = ofa_stage(s, 1, 2, in, x, ids, NULL, NULL);
+  CHECK(err == NULL, "stage: %s", err ? err : "");
+  ofa_free(err);
+  expect_error(ofa_stage(s, 1, 2, in, x, ids, NULL, NULL), "slot 1 is staged, not free", "stage twice");
+  err = ofa_staged_release(s, 1);
+  CHECK(err == NULL, "release: %s", err ? err : "");
+  ofa_free(err);
+  expect_error(ofa_staged_release(s, 1), "slot 1 is free", "release twice");
+  expect_error(ofa_stage(s, 2, 2, in, x, ids, NULL, NULL), "no slot 2", "stage into slot 2 of 2");
+  ofa_tensor_desc big[2] = {{OFA_FLOAT32, 2, 17 * 16, {17, 4}}, {OFA_INT64, 2, 17 * 24, {17, 3}}};
+  float* bx = calloc(17 * 4, sizeof(float));
+  int64_t* bi = calloc(17 * 3, sizeof(int64_t));
+  expect_error(ofa_stage(s, 0, 2, big, bx, bi, NULL, NULL), "up to [16,4]", "stage above capacity");
+  free(bx);
+  free(bi);
+  expect_error(ofa_stage(s, 0, 1, in, x, NULL, NULL, NULL), "1 inputs, the staging was made for 2", "stage one input");
+  ofa_staging_input bad[2] = {{OFA_FLOAT32, 2, {16, 4}, 1, {0}, {1, 1, 1}}, spec[1]};
+  ofa_staging* s2 = NULL;
+  expect_error(ofa_staging_new(m, 2, 2, bad, &s2), "an image input is uint8 [B,H,W,3]", "float image input");
+  expect_error(ofa_staging_new(m, 2, 1, spec, &s2), "wrong number of inputs", "staging of one input for two");
+
+  ofa_capture_ret c = ofa_staging_capture(s, 2, in);
+  CHECK(c.status == OFA_GRAPH_UNAVAILABLE && c.reason != NULL && strstr(c.reason, "not supported on cpu") != NULL,
+        "capture on cpu: status %d, reason %s", c.status, c.reason ? c.reason : "");
+  if (c.reason) printf("ok   capture on cpu: %s\n", c.reason);
+  ofa_free(c.reason);
+  c = ofa_staging_capture(s, 2, big);
+  CHECK(c.status == OFA_GRAPH_INVALID && c.reason != NULL, "capture above capacity: status %d", c.status);
+  ofa_free(c.reason);
+  ofa_staging_free(s);
+  free(x);
+  free(ids);
+  free(want);
+}
+
 /* The inter-op pool: libtorch takes one setting, before the pool starts; the second is refused. Must run
  * before anything could start inter-op work. */
 static void check_interop_threads(void) {
@@ -255,6 +340,7 @@ int main(int argc, char** argv) {
   check_multi(m, "multi forward after errors");
   check_multi_into(m);
   check_multi(m, "multi forward after forward_into errors");
+  check_staging(m);
   check_intra_threads(m);
   ofa_unload(m);
 
