@@ -6,7 +6,7 @@ import (
 	"strconv"
 
 	"github.com/ofaserve/ofaserve/batcher"
-	"github.com/ofaserve/ofaserve/repository/modelconfig"
+	"github.com/ofaserve/ofaserve/protocol/modelconfig"
 )
 
 // InstanceDevices lists one device per model instance ("cpu" or "cuda:N"),

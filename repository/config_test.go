@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ofaserve/ofaserve/repository/modelconfig"
+	"github.com/ofaserve/ofaserve/protocol/modelconfig"
 )
 
 const linearConfig = `

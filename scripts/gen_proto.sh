@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Generates the Go code for every .proto under repository/ and server/
-# (`make proto`). Imports are resolved from the repository root, so a proto
-# that needs the model config writes:
-#   import "repository/modelconfig/model_config.proto";
+# Generates the Go code for every .proto under protocol/ (`make proto`).
+# Imports are resolved from the repository root, so a proto that needs the
+# model config writes:
+#   import "protocol/modelconfig/model_config.proto";
 # Files that declare a service also get gRPC stubs (protoc-gen-go-grpc makes
 # nothing for files without one). Output lands next to each .proto.
 set -euo pipefail
@@ -13,7 +13,7 @@ for tool in protoc protoc-gen-go protoc-gen-go-grpc; do
   command -v "$tool" >/dev/null || { echo "gen_proto: $tool not found (run make setup)" >&2; exit 1; }
 done
 
-mapfile -t protos < <(find repository server -name '*.proto' 2>/dev/null | sort)
+mapfile -t protos < <(find protocol -name '*.proto' 2>/dev/null | sort)
 if [ ${#protos[@]} -eq 0 ]; then
   echo "gen_proto: no .proto files" >&2
   exit 1

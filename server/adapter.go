@@ -3,8 +3,8 @@ package server
 import (
 	"context"
 
+	"github.com/ofaserve/ofaserve/protocol/modelconfig"
 	"github.com/ofaserve/ofaserve/repository"
-	"github.com/ofaserve/ofaserve/repository/modelconfig"
 )
 
 // FromRepository adapts a *repository.Repository to the Repository the

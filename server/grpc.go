@@ -19,9 +19,9 @@ import (
 
 	"github.com/ofaserve/ofaserve/backend"
 	"github.com/ofaserve/ofaserve/protocol/datatype"
+	pb "github.com/ofaserve/ofaserve/protocol/inferencepb"
+	"github.com/ofaserve/ofaserve/protocol/modelconfig"
 	"github.com/ofaserve/ofaserve/repository"
-	"github.com/ofaserve/ofaserve/repository/modelconfig"
-	pb "github.com/ofaserve/ofaserve/server/inferencepb"
 )
 
 // maxGRPCMessage is Triton's gRPC message limit in both directions.

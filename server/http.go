@@ -11,8 +11,8 @@ import (
 
 	"github.com/ofaserve/ofaserve/backend"
 	"github.com/ofaserve/ofaserve/protocol/datatype"
+	"github.com/ofaserve/ofaserve/protocol/modelconfig"
 	"github.com/ofaserve/ofaserve/repository"
-	"github.com/ofaserve/ofaserve/repository/modelconfig"
 )
 
 // extensions are the protocol extensions this server implements.

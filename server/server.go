@@ -16,8 +16,8 @@ import (
 
 	"github.com/ofaserve/ofaserve/backend"
 	"github.com/ofaserve/ofaserve/batcher"
+	"github.com/ofaserve/ofaserve/protocol/modelconfig"
 	"github.com/ofaserve/ofaserve/repository"
-	"github.com/ofaserve/ofaserve/repository/modelconfig"
 )
 
 // Repository is what the server needs from the model repository.

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/ofaserve/ofaserve/batcher"
-	pb "github.com/ofaserve/ofaserve/server/inferencepb"
+	pb "github.com/ofaserve/ofaserve/protocol/inferencepb"
 )
 
 // modelStats is one model version's statistics.

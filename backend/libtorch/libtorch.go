@@ -12,7 +12,7 @@ import (
 	"github.com/ofaserve/ofaserve/backend/instances"
 	"github.com/ofaserve/ofaserve/batcher"
 	torch "github.com/ofaserve/ofaserve/libtorch"
-	"github.com/ofaserve/ofaserve/repository/modelconfig"
+	"github.com/ofaserve/ofaserve/protocol/modelconfig"
 )
 
 // Model is a loaded pytorch_libtorch model version. It implements

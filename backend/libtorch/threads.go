@@ -9,7 +9,7 @@ import (
 
 	"github.com/ofaserve/ofaserve/backend"
 	torch "github.com/ofaserve/ofaserve/libtorch"
-	"github.com/ofaserve/ofaserve/repository/modelconfig"
+	"github.com/ofaserve/ofaserve/protocol/modelconfig"
 )
 
 // Triton's pytorch backend parameters for libtorch's CPU threads, read from a

@@ -15,7 +15,7 @@ import (
 	"github.com/ofaserve/ofaserve/preprocess"
 	"github.com/ofaserve/ofaserve/preprocess/bpe"
 	"github.com/ofaserve/ofaserve/preprocess/prompt"
-	"github.com/ofaserve/ofaserve/repository/modelconfig"
+	"github.com/ofaserve/ofaserve/protocol/modelconfig"
 )
 
 // Names of the model's inputs and outputs.

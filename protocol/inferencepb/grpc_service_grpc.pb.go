@@ -8,7 +8,7 @@
 // versions:
 // - protoc-gen-go-grpc v1.6.2
 // - protoc             v3.21.12
-// source: server/inferencepb/grpc_service.proto
+// source: protocol/inferencepb/grpc_service.proto
 
 package inferencepb
 
@@ -848,5 +848,5 @@ var GRPCInferenceService_ServiceDesc = grpc.ServiceDesc{
 			ClientStreams: true,
 		},
 	},
-	Metadata: "server/inferencepb/grpc_service.proto",
+	Metadata: "protocol/inferencepb/grpc_service.proto",
 }

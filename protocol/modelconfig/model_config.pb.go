@@ -14,7 +14,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: repository/modelconfig/model_config.proto
+// source: protocol/modelconfig/model_config.proto
 
 package modelconfig
 
@@ -104,11 +104,11 @@ func (x DataType) String() string {
 }
 
 func (DataType) Descriptor() protoreflect.EnumDescriptor {
-	return file_repository_modelconfig_model_config_proto_enumTypes[0].Descriptor()
+	return file_protocol_modelconfig_model_config_proto_enumTypes[0].Descriptor()
 }
 
 func (DataType) Type() protoreflect.EnumType {
-	return &file_repository_modelconfig_model_config_proto_enumTypes[0]
+	return &file_protocol_modelconfig_model_config_proto_enumTypes[0]
 }
 
 func (x DataType) Number() protoreflect.EnumNumber {
@@ -117,7 +117,7 @@ func (x DataType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use DataType.Descriptor instead.
 func (DataType) EnumDescriptor() ([]byte, []int) {
-	return file_repository_modelconfig_model_config_proto_rawDescGZIP(), []int{0}
+	return file_protocol_modelconfig_model_config_proto_rawDescGZIP(), []int{0}
 }
 
 type ModelInstanceGroup_Kind int32
@@ -158,11 +158,11 @@ func (x ModelInstanceGroup_Kind) String() string {
 }
 
 func (ModelInstanceGroup_Kind) Descriptor() protoreflect.EnumDescriptor {
-	return file_repository_modelconfig_model_config_proto_enumTypes[1].Descriptor()
+	return file_protocol_modelconfig_model_config_proto_enumTypes[1].Descriptor()
 }
 
 func (ModelInstanceGroup_Kind) Type() protoreflect.EnumType {
-	return &file_repository_modelconfig_model_config_proto_enumTypes[1]
+	return &file_protocol_modelconfig_model_config_proto_enumTypes[1]
 }
 
 func (x ModelInstanceGroup_Kind) Number() protoreflect.EnumNumber {
@@ -171,7 +171,7 @@ func (x ModelInstanceGroup_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ModelInstanceGroup_Kind.Descriptor instead.
 func (ModelInstanceGroup_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_repository_modelconfig_model_config_proto_rawDescGZIP(), []int{0, 0}
+	return file_protocol_modelconfig_model_config_proto_rawDescGZIP(), []int{0, 0}
 }
 
 type ModelInput_Format int32
@@ -207,11 +207,11 @@ func (x ModelInput_Format) String() string {
 }
 
 func (ModelInput_Format) Descriptor() protoreflect.EnumDescriptor {
-	return file_repository_modelconfig_model_config_proto_enumTypes[2].Descriptor()
+	return file_protocol_modelconfig_model_config_proto_enumTypes[2].Descriptor()
 }
 
 func (ModelInput_Format) Type() protoreflect.EnumType {
-	return &file_repository_modelconfig_model_config_proto_enumTypes[2]
+	return &file_protocol_modelconfig_model_config_proto_enumTypes[2]
 }
 
 func (x ModelInput_Format) Number() protoreflect.EnumNumber {
@@ -220,7 +220,7 @@ func (x ModelInput_Format) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ModelInput_Format.Descriptor instead.
 func (ModelInput_Format) EnumDescriptor() ([]byte, []int) {
-	return file_repository_modelconfig_model_config_proto_rawDescGZIP(), []int{2, 0}
+	return file_protocol_modelconfig_model_config_proto_rawDescGZIP(), []int{2, 0}
 }
 
 type ModelQueuePolicy_TimeoutAction int32
@@ -253,11 +253,11 @@ func (x ModelQueuePolicy_TimeoutAction) String() string {
 }
 
 func (ModelQueuePolicy_TimeoutAction) Descriptor() protoreflect.EnumDescriptor {
-	return file_repository_modelconfig_model_config_proto_enumTypes[3].Descriptor()
+	return file_protocol_modelconfig_model_config_proto_enumTypes[3].Descriptor()
 }
 
 func (ModelQueuePolicy_TimeoutAction) Type() protoreflect.EnumType {
-	return &file_repository_modelconfig_model_config_proto_enumTypes[3]
+	return &file_protocol_modelconfig_model_config_proto_enumTypes[3]
 }
 
 func (x ModelQueuePolicy_TimeoutAction) Number() protoreflect.EnumNumber {
@@ -266,7 +266,7 @@ func (x ModelQueuePolicy_TimeoutAction) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ModelQueuePolicy_TimeoutAction.Descriptor instead.
 func (ModelQueuePolicy_TimeoutAction) EnumDescriptor() ([]byte, []int) {
-	return file_repository_modelconfig_model_config_proto_rawDescGZIP(), []int{5, 0}
+	return file_protocol_modelconfig_model_config_proto_rawDescGZIP(), []int{5, 0}
 }
 
 // ModelInstanceGroup is a group of execution instances of a model.
@@ -285,7 +285,7 @@ type ModelInstanceGroup struct {
 
 func (x *ModelInstanceGroup) Reset() {
 	*x = ModelInstanceGroup{}
-	mi := &file_repository_modelconfig_model_config_proto_msgTypes[0]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -297,7 +297,7 @@ func (x *ModelInstanceGroup) String() string {
 func (*ModelInstanceGroup) ProtoMessage() {}
 
 func (x *ModelInstanceGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_repository_modelconfig_model_config_proto_msgTypes[0]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -310,7 +310,7 @@ func (x *ModelInstanceGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelInstanceGroup.ProtoReflect.Descriptor instead.
 func (*ModelInstanceGroup) Descriptor() ([]byte, []int) {
-	return file_repository_modelconfig_model_config_proto_rawDescGZIP(), []int{0}
+	return file_protocol_modelconfig_model_config_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *ModelInstanceGroup) GetName() string {
@@ -352,7 +352,7 @@ type ModelTensorReshape struct {
 
 func (x *ModelTensorReshape) Reset() {
 	*x = ModelTensorReshape{}
-	mi := &file_repository_modelconfig_model_config_proto_msgTypes[1]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -364,7 +364,7 @@ func (x *ModelTensorReshape) String() string {
 func (*ModelTensorReshape) ProtoMessage() {}
 
 func (x *ModelTensorReshape) ProtoReflect() protoreflect.Message {
-	mi := &file_repository_modelconfig_model_config_proto_msgTypes[1]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -377,7 +377,7 @@ func (x *ModelTensorReshape) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelTensorReshape.ProtoReflect.Descriptor instead.
 func (*ModelTensorReshape) Descriptor() ([]byte, []int) {
-	return file_repository_modelconfig_model_config_proto_rawDescGZIP(), []int{1}
+	return file_protocol_modelconfig_model_config_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *ModelTensorReshape) GetShape() []int64 {
@@ -408,7 +408,7 @@ type ModelInput struct {
 
 func (x *ModelInput) Reset() {
 	*x = ModelInput{}
-	mi := &file_repository_modelconfig_model_config_proto_msgTypes[2]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -420,7 +420,7 @@ func (x *ModelInput) String() string {
 func (*ModelInput) ProtoMessage() {}
 
 func (x *ModelInput) ProtoReflect() protoreflect.Message {
-	mi := &file_repository_modelconfig_model_config_proto_msgTypes[2]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -433,7 +433,7 @@ func (x *ModelInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelInput.ProtoReflect.Descriptor instead.
 func (*ModelInput) Descriptor() ([]byte, []int) {
-	return file_repository_modelconfig_model_config_proto_rawDescGZIP(), []int{2}
+	return file_protocol_modelconfig_model_config_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ModelInput) GetName() string {
@@ -502,7 +502,7 @@ type ModelOutput struct {
 
 func (x *ModelOutput) Reset() {
 	*x = ModelOutput{}
-	mi := &file_repository_modelconfig_model_config_proto_msgTypes[3]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -514,7 +514,7 @@ func (x *ModelOutput) String() string {
 func (*ModelOutput) ProtoMessage() {}
 
 func (x *ModelOutput) ProtoReflect() protoreflect.Message {
-	mi := &file_repository_modelconfig_model_config_proto_msgTypes[3]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -527,7 +527,7 @@ func (x *ModelOutput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelOutput.ProtoReflect.Descriptor instead.
 func (*ModelOutput) Descriptor() ([]byte, []int) {
-	return file_repository_modelconfig_model_config_proto_rawDescGZIP(), []int{3}
+	return file_protocol_modelconfig_model_config_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ModelOutput) GetName() string {
@@ -580,7 +580,7 @@ type ModelVersionPolicy struct {
 
 func (x *ModelVersionPolicy) Reset() {
 	*x = ModelVersionPolicy{}
-	mi := &file_repository_modelconfig_model_config_proto_msgTypes[4]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -592,7 +592,7 @@ func (x *ModelVersionPolicy) String() string {
 func (*ModelVersionPolicy) ProtoMessage() {}
 
 func (x *ModelVersionPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_repository_modelconfig_model_config_proto_msgTypes[4]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -605,7 +605,7 @@ func (x *ModelVersionPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelVersionPolicy.ProtoReflect.Descriptor instead.
 func (*ModelVersionPolicy) Descriptor() ([]byte, []int) {
-	return file_repository_modelconfig_model_config_proto_rawDescGZIP(), []int{4}
+	return file_protocol_modelconfig_model_config_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ModelVersionPolicy) GetPolicyChoice() isModelVersionPolicy_PolicyChoice {
@@ -680,7 +680,7 @@ type ModelQueuePolicy struct {
 
 func (x *ModelQueuePolicy) Reset() {
 	*x = ModelQueuePolicy{}
-	mi := &file_repository_modelconfig_model_config_proto_msgTypes[5]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -692,7 +692,7 @@ func (x *ModelQueuePolicy) String() string {
 func (*ModelQueuePolicy) ProtoMessage() {}
 
 func (x *ModelQueuePolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_repository_modelconfig_model_config_proto_msgTypes[5]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -705,7 +705,7 @@ func (x *ModelQueuePolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelQueuePolicy.ProtoReflect.Descriptor instead.
 func (*ModelQueuePolicy) Descriptor() ([]byte, []int) {
-	return file_repository_modelconfig_model_config_proto_rawDescGZIP(), []int{5}
+	return file_protocol_modelconfig_model_config_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ModelQueuePolicy) GetTimeoutAction() ModelQueuePolicy_TimeoutAction {
@@ -752,7 +752,7 @@ type ModelDynamicBatching struct {
 
 func (x *ModelDynamicBatching) Reset() {
 	*x = ModelDynamicBatching{}
-	mi := &file_repository_modelconfig_model_config_proto_msgTypes[6]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -764,7 +764,7 @@ func (x *ModelDynamicBatching) String() string {
 func (*ModelDynamicBatching) ProtoMessage() {}
 
 func (x *ModelDynamicBatching) ProtoReflect() protoreflect.Message {
-	mi := &file_repository_modelconfig_model_config_proto_msgTypes[6]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -777,7 +777,7 @@ func (x *ModelDynamicBatching) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelDynamicBatching.ProtoReflect.Descriptor instead.
 func (*ModelDynamicBatching) Descriptor() ([]byte, []int) {
-	return file_repository_modelconfig_model_config_proto_rawDescGZIP(), []int{6}
+	return file_protocol_modelconfig_model_config_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ModelDynamicBatching) GetPreferredBatchSize() []int32 {
@@ -839,7 +839,7 @@ type ModelParameter struct {
 
 func (x *ModelParameter) Reset() {
 	*x = ModelParameter{}
-	mi := &file_repository_modelconfig_model_config_proto_msgTypes[7]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -851,7 +851,7 @@ func (x *ModelParameter) String() string {
 func (*ModelParameter) ProtoMessage() {}
 
 func (x *ModelParameter) ProtoReflect() protoreflect.Message {
-	mi := &file_repository_modelconfig_model_config_proto_msgTypes[7]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -864,7 +864,7 @@ func (x *ModelParameter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelParameter.ProtoReflect.Descriptor instead.
 func (*ModelParameter) Descriptor() ([]byte, []int) {
-	return file_repository_modelconfig_model_config_proto_rawDescGZIP(), []int{7}
+	return file_protocol_modelconfig_model_config_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ModelParameter) GetStringValue() string {
@@ -900,7 +900,7 @@ type ModelConfig struct {
 
 func (x *ModelConfig) Reset() {
 	*x = ModelConfig{}
-	mi := &file_repository_modelconfig_model_config_proto_msgTypes[8]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -912,7 +912,7 @@ func (x *ModelConfig) String() string {
 func (*ModelConfig) ProtoMessage() {}
 
 func (x *ModelConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_repository_modelconfig_model_config_proto_msgTypes[8]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -925,7 +925,7 @@ func (x *ModelConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelConfig.ProtoReflect.Descriptor instead.
 func (*ModelConfig) Descriptor() ([]byte, []int) {
-	return file_repository_modelconfig_model_config_proto_rawDescGZIP(), []int{8}
+	return file_protocol_modelconfig_model_config_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ModelConfig) GetName() string {
@@ -1034,7 +1034,7 @@ type ModelVersionPolicy_Latest struct {
 
 func (x *ModelVersionPolicy_Latest) Reset() {
 	*x = ModelVersionPolicy_Latest{}
-	mi := &file_repository_modelconfig_model_config_proto_msgTypes[9]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1046,7 +1046,7 @@ func (x *ModelVersionPolicy_Latest) String() string {
 func (*ModelVersionPolicy_Latest) ProtoMessage() {}
 
 func (x *ModelVersionPolicy_Latest) ProtoReflect() protoreflect.Message {
-	mi := &file_repository_modelconfig_model_config_proto_msgTypes[9]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1059,7 +1059,7 @@ func (x *ModelVersionPolicy_Latest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelVersionPolicy_Latest.ProtoReflect.Descriptor instead.
 func (*ModelVersionPolicy_Latest) Descriptor() ([]byte, []int) {
-	return file_repository_modelconfig_model_config_proto_rawDescGZIP(), []int{4, 0}
+	return file_protocol_modelconfig_model_config_proto_rawDescGZIP(), []int{4, 0}
 }
 
 func (x *ModelVersionPolicy_Latest) GetNumVersions() uint32 {
@@ -1078,7 +1078,7 @@ type ModelVersionPolicy_All struct {
 
 func (x *ModelVersionPolicy_All) Reset() {
 	*x = ModelVersionPolicy_All{}
-	mi := &file_repository_modelconfig_model_config_proto_msgTypes[10]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1090,7 +1090,7 @@ func (x *ModelVersionPolicy_All) String() string {
 func (*ModelVersionPolicy_All) ProtoMessage() {}
 
 func (x *ModelVersionPolicy_All) ProtoReflect() protoreflect.Message {
-	mi := &file_repository_modelconfig_model_config_proto_msgTypes[10]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1103,7 +1103,7 @@ func (x *ModelVersionPolicy_All) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelVersionPolicy_All.ProtoReflect.Descriptor instead.
 func (*ModelVersionPolicy_All) Descriptor() ([]byte, []int) {
-	return file_repository_modelconfig_model_config_proto_rawDescGZIP(), []int{4, 1}
+	return file_protocol_modelconfig_model_config_proto_rawDescGZIP(), []int{4, 1}
 }
 
 // Specific serves the listed versions.
@@ -1116,7 +1116,7 @@ type ModelVersionPolicy_Specific struct {
 
 func (x *ModelVersionPolicy_Specific) Reset() {
 	*x = ModelVersionPolicy_Specific{}
-	mi := &file_repository_modelconfig_model_config_proto_msgTypes[11]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1128,7 +1128,7 @@ func (x *ModelVersionPolicy_Specific) String() string {
 func (*ModelVersionPolicy_Specific) ProtoMessage() {}
 
 func (x *ModelVersionPolicy_Specific) ProtoReflect() protoreflect.Message {
-	mi := &file_repository_modelconfig_model_config_proto_msgTypes[11]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1141,7 +1141,7 @@ func (x *ModelVersionPolicy_Specific) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelVersionPolicy_Specific.ProtoReflect.Descriptor instead.
 func (*ModelVersionPolicy_Specific) Descriptor() ([]byte, []int) {
-	return file_repository_modelconfig_model_config_proto_rawDescGZIP(), []int{4, 2}
+	return file_protocol_modelconfig_model_config_proto_rawDescGZIP(), []int{4, 2}
 }
 
 func (x *ModelVersionPolicy_Specific) GetVersions() []int64 {
@@ -1151,11 +1151,11 @@ func (x *ModelVersionPolicy_Specific) GetVersions() []int64 {
 	return nil
 }
 
-var File_repository_modelconfig_model_config_proto protoreflect.FileDescriptor
+var File_protocol_modelconfig_model_config_proto protoreflect.FileDescriptor
 
-const file_repository_modelconfig_model_config_proto_rawDesc = "" +
+const file_protocol_modelconfig_model_config_proto_rawDesc = "" +
 	"\n" +
-	")repository/modelconfig/model_config.proto\x12\tinference\"\xcd\x01\n" +
+	"'protocol/modelconfig/model_config.proto\x12\tinference\"\xcd\x01\n" +
 	"\x12ModelInstanceGroup\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x05R\x05count\x12\x12\n" +
@@ -1258,23 +1258,23 @@ const file_repository_modelconfig_model_config_proto_rawDesc = "" +
 	"\tTYPE_FP32\x10\v\x12\r\n" +
 	"\tTYPE_FP64\x10\f\x12\x0f\n" +
 	"\vTYPE_STRING\x10\r\x12\r\n" +
-	"\tTYPE_BF16\x10\x0eB5Z3github.com/ofaserve/ofaserve/repository/modelconfigb\x06proto3"
+	"\tTYPE_BF16\x10\x0eB3Z1github.com/ofaserve/ofaserve/protocol/modelconfigb\x06proto3"
 
 var (
-	file_repository_modelconfig_model_config_proto_rawDescOnce sync.Once
-	file_repository_modelconfig_model_config_proto_rawDescData []byte
+	file_protocol_modelconfig_model_config_proto_rawDescOnce sync.Once
+	file_protocol_modelconfig_model_config_proto_rawDescData []byte
 )
 
-func file_repository_modelconfig_model_config_proto_rawDescGZIP() []byte {
-	file_repository_modelconfig_model_config_proto_rawDescOnce.Do(func() {
-		file_repository_modelconfig_model_config_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_repository_modelconfig_model_config_proto_rawDesc), len(file_repository_modelconfig_model_config_proto_rawDesc)))
+func file_protocol_modelconfig_model_config_proto_rawDescGZIP() []byte {
+	file_protocol_modelconfig_model_config_proto_rawDescOnce.Do(func() {
+		file_protocol_modelconfig_model_config_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_protocol_modelconfig_model_config_proto_rawDesc), len(file_protocol_modelconfig_model_config_proto_rawDesc)))
 	})
-	return file_repository_modelconfig_model_config_proto_rawDescData
+	return file_protocol_modelconfig_model_config_proto_rawDescData
 }
 
-var file_repository_modelconfig_model_config_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_repository_modelconfig_model_config_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
-var file_repository_modelconfig_model_config_proto_goTypes = []any{
+var file_protocol_modelconfig_model_config_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_protocol_modelconfig_model_config_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_protocol_modelconfig_model_config_proto_goTypes = []any{
 	(DataType)(0),                       // 0: inference.DataType
 	(ModelInstanceGroup_Kind)(0),        // 1: inference.ModelInstanceGroup.Kind
 	(ModelInput_Format)(0),              // 2: inference.ModelInput.Format
@@ -1294,7 +1294,7 @@ var file_repository_modelconfig_model_config_proto_goTypes = []any{
 	nil,                                 // 16: inference.ModelDynamicBatching.PriorityQueuePolicyEntry
 	nil,                                 // 17: inference.ModelConfig.ParametersEntry
 }
-var file_repository_modelconfig_model_config_proto_depIdxs = []int32{
+var file_protocol_modelconfig_model_config_proto_depIdxs = []int32{
 	1,  // 0: inference.ModelInstanceGroup.kind:type_name -> inference.ModelInstanceGroup.Kind
 	0,  // 1: inference.ModelInput.data_type:type_name -> inference.DataType
 	2,  // 2: inference.ModelInput.format:type_name -> inference.ModelInput.Format
@@ -1322,35 +1322,35 @@ var file_repository_modelconfig_model_config_proto_depIdxs = []int32{
 	0,  // [0:20] is the sub-list for field type_name
 }
 
-func init() { file_repository_modelconfig_model_config_proto_init() }
-func file_repository_modelconfig_model_config_proto_init() {
-	if File_repository_modelconfig_model_config_proto != nil {
+func init() { file_protocol_modelconfig_model_config_proto_init() }
+func file_protocol_modelconfig_model_config_proto_init() {
+	if File_protocol_modelconfig_model_config_proto != nil {
 		return
 	}
-	file_repository_modelconfig_model_config_proto_msgTypes[4].OneofWrappers = []any{
+	file_protocol_modelconfig_model_config_proto_msgTypes[4].OneofWrappers = []any{
 		(*ModelVersionPolicy_Latest_)(nil),
 		(*ModelVersionPolicy_All_)(nil),
 		(*ModelVersionPolicy_Specific_)(nil),
 	}
-	file_repository_modelconfig_model_config_proto_msgTypes[8].OneofWrappers = []any{
+	file_protocol_modelconfig_model_config_proto_msgTypes[8].OneofWrappers = []any{
 		(*ModelConfig_DynamicBatching)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_repository_modelconfig_model_config_proto_rawDesc), len(file_repository_modelconfig_model_config_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_protocol_modelconfig_model_config_proto_rawDesc), len(file_protocol_modelconfig_model_config_proto_rawDesc)),
 			NumEnums:      4,
 			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
-		GoTypes:           file_repository_modelconfig_model_config_proto_goTypes,
-		DependencyIndexes: file_repository_modelconfig_model_config_proto_depIdxs,
-		EnumInfos:         file_repository_modelconfig_model_config_proto_enumTypes,
-		MessageInfos:      file_repository_modelconfig_model_config_proto_msgTypes,
+		GoTypes:           file_protocol_modelconfig_model_config_proto_goTypes,
+		DependencyIndexes: file_protocol_modelconfig_model_config_proto_depIdxs,
+		EnumInfos:         file_protocol_modelconfig_model_config_proto_enumTypes,
+		MessageInfos:      file_protocol_modelconfig_model_config_proto_msgTypes,
 	}.Build()
-	File_repository_modelconfig_model_config_proto = out.File
-	file_repository_modelconfig_model_config_proto_goTypes = nil
-	file_repository_modelconfig_model_config_proto_depIdxs = nil
+	File_protocol_modelconfig_model_config_proto = out.File
+	file_protocol_modelconfig_model_config_proto_goTypes = nil
+	file_protocol_modelconfig_model_config_proto_depIdxs = nil
 }
