@@ -31,7 +31,7 @@ var testRepo string
 func TestMain(m *testing.M) {
 	repo, err := ofatest.Export()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "backend/ofa tests need an exported OFA model (run scripts/setup.sh and `make shim`):", err)
+		fmt.Fprintln(os.Stderr, "backend/ofa tests need an exported OFA model (run scripts/dev/setup.sh and `make shim`):", err)
 		os.Exit(1)
 	}
 	testRepo = repo

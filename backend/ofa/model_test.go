@@ -34,7 +34,7 @@ func closeTo(a [3]float32, b []float64, eps float64) bool {
 // probabilities; RESULT and LABEL agree with SCORES.
 func TestMatchesReference(t *testing.T) {
 	t.Run("cpu", func(t *testing.T) { testMatchesReference(t, exportedConfig(t)) })
-	// On a GPU box (scripts/gpu_check.sh) the same checks run on the device.
+	// On a GPU box (scripts/gpu/gpu_check.sh) the same checks run on the device.
 	dev := os.Getenv("OFASERVE_TEST_DEVICE")
 	if gpu, ok := strings.CutPrefix(dev, "cuda:"); ok {
 		t.Run(dev, func(t *testing.T) {

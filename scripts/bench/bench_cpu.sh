@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # bench_cpu.sh: the CPU performance figures of docs/PERFORMANCE.md, on this machine, in a few minutes.
 #
-#   scripts/bench_cpu.sh [all|bare|batching|python|openloop] [OUT_DIR]
+#   scripts/bench/bench_cpu.sh [all|bare|batching|python|openloop] [OUT_DIR]
 #
 # Each step is one command and writes CSV/JSON (and a PNG) to OUT_DIR (default out/bench-cpu):
 #   bare      the TorchScript forward loop at batch 1 and 16, no server          -> bare.json
 #   batching  ofaserve on ofa_entailment_raw with dynamic batching, then a copy of the repository whose
 #             config.pbtxt says max_batch_size: 1; same closed-loop sweep        -> dynamic.*, mbs1.*
-#   python    scripts/python_baseline_server.py vs ofaserve on ofa_entailment (images + hypotheses,
+#   python    scripts/bench/python_baseline_server.py vs ofaserve on ofa_entailment (images + hypotheses,
 #             KServe v2 JSON), same sweep                                        -> python.*, ofaserve_ofa.*
 #             (skipped with a note while ofaserve cannot load the `ofa` model kind)
 #   openloop  ofaserve dynamic at 70% of its measured saturation, Poisson arrivals -> openloop70.*
@@ -18,7 +18,7 @@
 # BARE_SECS (6s), THREADS (2, both cores of the dev VM; 0 = libtorch's default intra-op thread count; N sets it for the
 # bare loop and ofaserve alike, so both use the box the same way).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 STEP="${1:-all}"
 OUT="${2:-out/bench-cpu}"
 PY="${OFASERVE_PYTHON:-/usr/bin/python3}"
@@ -136,7 +136,7 @@ step_python() {
   fi
   stop_last
   local pport=$((BASE_PORT + 6))
-  "$PY" scripts/python_baseline_server.py --model-repository "$REPO" --port "$pport" >"$LOG/python.log" 2>&1 &
+  "$PY" scripts/bench/python_baseline_server.py --model-repository "$REPO" --port "$pport" >"$LOG/python.log" 2>&1 &
   PIDS+=($!)
   wait_ready "$pport" ofa_entailment python
   bench python -m ofa_entailment -u "127.0.0.1:$pport" --images "$OUT/images" \
@@ -160,7 +160,7 @@ summary() {
   local files=()
   for f in dynamic mbs1 ofaserve_ofa python; do [ -f "$OUT/$f.json" ] && files+=("$OUT/$f.json"); done
   [ ${#files[@]} -gt 0 ] && bin/ofabench plot -o "$OUT/latency_vs_throughput.png" -title "ofaserve CPU ($CONFIG OFA, ${IMAGE_SIZE}px)" "${files[@]}"
-  "$PY" scripts/bench_summary.py "$OUT" | tee "$OUT/summary.txt"
+  "$PY" scripts/bench/bench_summary.py "$OUT" | tee "$OUT/summary.txt"
 }
 
 case "$STEP" in

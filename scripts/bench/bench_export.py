@@ -6,7 +6,7 @@
 2. Forward time of the eager VisualEntailment module vs the scripted one for --forward-config at batch
    sizes 1 and 16 (same weights, same inputs, interleaved, median of --iters runs) and their ratio.
 
-Usage: /usr/bin/python3 scripts/bench_export.py [--configs micro,tiny,large] [--forward-config tiny]
+Usage: /usr/bin/python3 scripts/bench/bench_export.py [--configs micro,tiny,large] [--forward-config tiny]
        [--image-size 480] [--iters 5] [--json out.json]
 """
 
@@ -21,7 +21,7 @@ import tempfile
 import time
 from typing import Any, Dict, List
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # scripts/, for the ofa package
 
 import torch  # noqa: E402
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Times OFA's Python image preprocessing on one core, for scripts/bench_preprocess.sh.
+"""Times OFA's Python image preprocessing on one core, for scripts/bench/bench_preprocess.sh.
 
 Usage: bench_preprocess.py make JPEG     write the benchmark's 640x480 JPEG (a real photo from Debian)
        bench_preprocess.py time JPEG N   print "WALL_MS CPU_MS" per image of PIL + torchvision (best of N rounds;

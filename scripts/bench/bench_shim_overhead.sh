@@ -16,7 +16,7 @@
 # runtime included: the steadier figure on a shared machine), and the ratios to C++ direct (1.00 means no
 # overhead). Env: ROUNDS (default 5), SECS per measurement (default 2).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 PY="${OFASERVE_PYTHON:-/usr/bin/python3}"
 ROUNDS="${ROUNDS:-5}"
 SECS="${SECS:-2}"

@@ -16,7 +16,7 @@ runs on its own thread with one intra-op thread (parallelism across requests; on
 with 2 OpenMP threads measured 20-50x slower than with 1, docs/PERFORMANCE.md), inter-op threads 1. It has no queue, no dynamic batching and no
 statistics endpoint - that is the point of the comparison (docs/PERFORMANCE.md).
 
-Usage: /usr/bin/python3 scripts/python_baseline_server.py --model-repository REPO [--port 8010]
+Usage: /usr/bin/python3 scripts/bench/python_baseline_server.py --model-repository REPO [--port 8010]
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # scripts/, for the ofa package
 from ofa.bpe import BPE, build_prompt, encode_prompt  # noqa: E402
 from ofa.reference import preprocess_image  # noqa: E402
 

@@ -6,7 +6,7 @@
 # Files that declare a service also get gRPC stubs (protoc-gen-go-grpc makes
 # nothing for files without one). Output lands next to each .proto.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 export PATH="$(go env GOPATH)/bin:$PATH"
 for tool in protoc protoc-gen-go protoc-gen-go-grpc; do

@@ -3,13 +3,13 @@
 # OFA `tiny` (real architecture, 33M parameters) with seeded random weights at 256x256 px, exported by
 # scripts/export_ofa.py.  Skips the export when DIR already holds an export made with the same
 # arguments and the same exporter sources (stamp: DIR/ofa_entailment/export.stamp).
-# Usage: scripts/make_models.sh [DIR]   (default: models)
+# Usage: scripts/dev/make_models.sh [DIR]   (default: models)
 # Env:   OFA_EXPORT_ARGS overrides the exporter arguments; OFASERVE_PYTHON the interpreter.
 set -euo pipefail
 DIR="${1:-models}"
 mkdir -p "$DIR"
 DIR="$(cd "$DIR" && pwd)"
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 PY="${OFASERVE_PYTHON:-/usr/bin/python3}"
 
 ARGS=(--random-init --config tiny --image-size 256 --seed 0 --dtype fp32 --device cpu)

@@ -2,9 +2,9 @@
 # `make run`'s last step: serves the model repository in the foreground and, once the server is ready, prints one
 # request the user can paste: the OFA/Triton tutorial's inference call with a real photo that setup installed
 # (matplotlib's sample data). Ctrl-C (or SIGTERM) shuts the server down gracefully.
-# Usage: scripts/run.sh MODEL_REPO HTTP_PORT [more ofaserve flags]
+# Usage: scripts/dev/run.sh MODEL_REPO HTTP_PORT [more ofaserve flags]
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 REPO="${1:?model repository}"; PORT="${2:?http port}"; shift 2
 PHOTO=/usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg # python-matplotlib-data (setup run)
 
@@ -19,7 +19,7 @@ for _ in $(seq 1 600); do
   sleep 0.2
 done
 if [ -n "$ready" ] && [ ! -f "$PHOTO" ]; then
-  echo "run: ready on :$PORT, but the sample photo $PHOTO is missing (scripts/setup.sh run installs it)" >&2
+  echo "run: ready on :$PORT, but the sample photo $PHOTO is missing (scripts/dev/setup.sh run installs it)" >&2
 elif [ -n "$ready" ]; then
   cat <<MSG
 

@@ -2,14 +2,14 @@
 # Installs what ofaserve needs, idempotently and quietly, from Debian's apt, the Go module proxy and the npm
 # registry (nothing else is reachable or needed).
 #
-# Usage: scripts/setup.sh [run|test|proto]
+# Usage: scripts/dev/setup.sh [run|test|proto]
 #   run    what `make run` needs: libtorch + a C++ toolchain for the shim, TurboJPEG, PyTorch for the exporter,
 #          matplotlib's sample photos (the first request's image), the Go modules.
 #   test   run's set plus what only the tests use: torchvision, PIL, pytest, scikit-image and aiohttp (Python
 #          references and the Python baseline), staticcheck and grpcurl, and the npm tokenizer reference.
 #   proto  test's set plus protoc and its Go plugins (`make proto`).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 MODE="${1:-test}"
 
 RUN_APT=(libtorch-dev python3-torch python3-numpy python3-regex cmake g++ pkg-config make libturbojpeg0-dev

@@ -3,7 +3,7 @@
 # but no Go and no network. bin/ofaserve and bin/ofabench are built elsewhere (`make build`) and carried.
 #
 #   1. builds the shim against the wheel's libtorch into build-gpu/ (skipped when build-gpu/libofatorch.so
-#      exists, e.g. after scripts/gpu_check.sh, which builds it the same way);
+#      exists, e.g. after scripts/gpu/gpu_check.sh, which builds it the same way);
 #   2. exports OFA `large` with seeded random weights at 480 px, fp32 and bf16, on cuda;
 #   3. the bare model: `ofabench bare` at batch 1 and 16 on each export (parameters as saved), on cuda:0;
 #   4. ofaserve on cuda:0 (instance_group KIND_GPU) per precision: a closed-loop sweep on
@@ -13,14 +13,14 @@
 # of BUDGET seconds (default 450, i.e. under 8 minutes in all); a step that runs out is reported, and
 # later steps still run with what remains.
 #
-# Usage: scripts/gpu_bench.sh [--dry-run] [OUT]
+# Usage: scripts/gpu/gpu_bench.sh [--dry-run] [OUT]
 #   --dry-run  print the plan (commands and budgets) without running anything; works anywhere.
 # Env: OFASERVE_PYTHON (python3 with the CUDA wheel), DEVICE (cuda:0), CONFIG (large), IMAGE_SIZE (480),
 #      PRECISIONS ("fp32 bf16"), CONC (1:64:4x), INTERVAL_MS (2000), BUDGET (450),
 #      GPU_BENCH_ALLOW_CPU=1 rehearses on a CPU machine: DEVICE=cpu, reuses build/ for the shim
 #      (with CONFIG=tiny IMAGE_SIZE=64 it finishes in a few minutes on 2 cores).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 ROOT="$(pwd)"
 DRY=0
 if [ "${1:-}" = "--dry-run" ]; then DRY=1; shift; fi
@@ -86,7 +86,7 @@ fi
 if [ -f "$BUILD/libofatorch.so" ] && [ "$DRY" = 0 ]; then
   note "shim" "reusing $BUILD/libofatorch.so"
 else
-  # Same configure as scripts/gpu_check.sh: find_package(Torch), or the manual import when the wheel's
+  # Same configure as scripts/gpu/gpu_check.sh: find_package(Torch), or the manual import when the wheel's
   # TorchConfig.cmake wants a CUDA toolkit that is not installed.
   if run cmake-configure 120 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$PREFIX" ||
      { rm -rf "$BUILD/CMakeCache.txt" "$BUILD/CMakeFiles"
@@ -208,7 +208,7 @@ if [ "$DRY" = 0 ]; then
   fi
   : >"$OUT/summary.md"
   for p in $PRECISIONS; do
-    { echo "### $p"; "$PY" "$ROOT/scripts/bench_summary.py" "$OUT" "${p}_"; echo; } >>"$OUT/summary.md" 2>&1
+    { echo "### $p"; "$PY" "$ROOT/scripts/bench/bench_summary.py" "$OUT" "${p}_"; echo; } >>"$OUT/summary.md" 2>&1
   done
 fi
 finish

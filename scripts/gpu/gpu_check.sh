@@ -22,7 +22,7 @@
 # Bounded to about 6 minutes in all: each step gets what is left of BUDGET seconds, less the
 # SERVE_BUDGET seconds kept for step 4, which is bounded by them.
 #
-# Usage: scripts/gpu_check.sh [--dry-run]
+# Usage: scripts/gpu/gpu_check.sh [--dry-run]
 #   --dry-run: print what would run, without a GPU, a build or tests (checks the script's own logic).
 # Env: OFASERVE_PYTHON (default python3: the interpreter with the CUDA wheel), OFASERVE_TEST_DEVICE
 #      (default cuda:0), BUDGET (default 340 seconds), SERVE_BUDGET (default 90 seconds, within BUDGET),
@@ -39,12 +39,12 @@
 #   printf '%s\n' 'set(TORCH_CXX_FLAGS "-D_GLIBCXX_USE_CXX11_ABI=1")' \
 #     'message(FATAL_ERROR "simulated CUDA wheel: no CUDA toolkit")' >"$w/share/cmake/Torch/TorchConfig.cmake"
 #   TORCH_CMAKE_PREFIX=$w/share/cmake TORCH_LIB_DIR=$w/lib GPU_CHECK_ALLOW_CPU=1 OFASERVE_TEST_DEVICE=cpu \
-#     OFASERVE_PYTHON=/usr/bin/python3 scripts/gpu_check.sh
+#     OFASERVE_PYTHON=/usr/bin/python3 scripts/gpu/gpu_check.sh
 #
 # The wheel's TorchConfig.cmake insists on a CUDA toolkit (nvcc); without one the configure fails and we
 # configure again with -DOFA_TORCH_MANUAL=ON, which imports the wheel's libraries by hand.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 ROOT="$(pwd)"
 PY="${OFASERVE_PYTHON:-python3}"
 DEVICE="${OFASERVE_TEST_DEVICE:-cuda:0}"
