@@ -119,8 +119,8 @@ func decodeHTTPInfer(header, blobs []byte, hasHeaderLen bool, m Model, maxInput 
 			blobs = blobs[binSize:]
 			continue
 		}
-		want, ok := elementCount(in.Shape)
-		if !ok {
+		want, variable, ok := datatype.ElementCount(in.Shape)
+		if !ok || variable > 0 {
 			return nil, invalidArg("input '%s' has a shape %s that causes total element count to exceed maximum size of %d", in.Name, backend.FormatShape(in.Shape), int64(math.MaxInt64))
 		}
 		data, err := decodeJSONData(in.Data, d, want, maxInput, in.Name, nil)
@@ -268,19 +268,13 @@ func rawRequest(m Model, body []byte) (*httpInfer, error) {
 		data = datatype.AppendElement(make([]byte, 0, 4+len(body)), body)
 		shape = append(shape, 1)
 	} else {
-		fixed, variable := int64(d.Size()), -1
-		for i, v := range spec.Dims {
-			if v < 0 {
-				if variable >= 0 {
-					return nil, invalidArg("The shape of the raw input '%s' can not be deduced because there are more than one variable-sized dimension", spec.Name)
-				}
-				variable = i
-				continue
-			}
-			fixed *= v
+		fixed, variable, _ := datatype.ElementCount(spec.Dims)
+		if variable > 1 {
+			return nil, invalidArg("The shape of the raw input '%s' can not be deduced because there are more than one variable-sized dimension", spec.Name)
 		}
-		for i, v := range spec.Dims {
-			if i == variable {
+		fixed *= int64(d.Size())
+		for _, v := range spec.Dims {
+			if v == -1 {
 				if fixed == 0 || int64(len(body))%fixed != 0 {
 					return nil, invalidArg("The shape of the raw input '%s' can not be deduced: %d bytes is not a multiple of %d", spec.Name, len(body), fixed)
 				}

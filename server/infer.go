@@ -83,8 +83,8 @@ func validateRequest(m Model, req *backend.Request, outs []outputReq) error {
 			}
 			return invalidArg("unexpected shape for input '%s' for model '%s'. Expected %s, got %s.%s", in.Name, name, backend.FormatShape(full), backend.FormatShape(in.Shape), note)
 		}
-		count, ok := elementCount(in.Shape)
-		if !ok {
+		count, variable, ok := datatype.ElementCount(in.Shape)
+		if !ok || variable > 0 {
 			return invalidArg("input '%s' has a shape %s that causes total element count to exceed maximum size of %d", in.Name, backend.FormatShape(in.Shape), int64(1<<63-1))
 		}
 		if d == datatype.Bytes {
@@ -284,8 +284,8 @@ func classify(t backend.Tensor, k int64, m Model, req *backend.Request) (backend
 	if !classifiable(d) {
 		return t, invalidArg("class result not available for output '%s' due to unsupported type '%s'", t.Name, t.Datatype)
 	}
-	count, ok := elementCount(t.Shape)
-	if !ok || count*int64(d.Size()) != int64(len(t.Data)) {
+	count, variable, ok := datatype.ElementCount(t.Shape)
+	if !ok || variable > 0 || count*int64(d.Size()) != int64(len(t.Data)) {
 		return t, backend.Errorf(backend.CodeInternal, "output '%s' of model '%s' has %d bytes for shape %s", t.Name, m.Name(), len(t.Data), backend.FormatShape(t.Shape))
 	}
 	var labels []string

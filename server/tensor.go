@@ -9,22 +9,6 @@ import (
 	"github.com/ofaserve/ofaserve/protocol/datatype"
 )
 
-// elementCount returns the product of shape, or ok=false when a dimension is
-// negative or the product overflows int64.
-func elementCount(shape []int64) (n int64, ok bool) {
-	n = 1
-	for _, d := range shape {
-		if d < 0 {
-			return 0, false
-		}
-		if d != 0 && n > math.MaxInt64/d {
-			return 0, false
-		}
-		n *= d
-	}
-	return n, true
-}
-
 // bytesElements counts the elements of a BYTES tensor in the binary layout
 // (4-byte LE length + bytes each); ok=false if the data is not well formed.
 func bytesElements(data []byte) (n int64, ok bool) {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	torch "github.com/ofaserve/ofaserve/libtorch"
+	"github.com/ofaserve/ofaserve/protocol/datatype"
 
 	"github.com/ofaserve/ofaserve/backend"
 	"github.com/ofaserve/ofaserve/batcher"
@@ -83,7 +84,8 @@ func modelShape(shape, reshape []int64, batched bool, rows int) []int64 {
 		inner = shape[1:]
 	}
 	if reshape != nil {
-		inner = resolve(reshape, product(inner))
+		n, _, _ := datatype.ElementCount(inner)
+		inner = resolve(reshape, n)
 	}
 	if !batched {
 		return inner
@@ -94,27 +96,17 @@ func modelShape(shape, reshape []int64, batched bool, rows int) []int64 {
 // resolve fills the one -1 of dims so that the product is n.
 func resolve(dims []int64, n int64) []int64 {
 	out := append([]int64(nil), dims...)
-	fixed := int64(1)
+	fixed, _, _ := datatype.ElementCount(dims)
 	hole := -1
 	for i, d := range out {
 		if d == -1 {
 			hole = i
-		} else {
-			fixed *= d
 		}
 	}
 	if hole >= 0 && fixed > 0 {
 		out[hole] = n / fixed
 	}
 	return out
-}
-
-func product(dims []int64) int64 {
-	n := int64(1)
-	for _, d := range dims {
-		n *= d
-	}
-	return n
 }
 
 // split checks forward's outputs against the config and hands each request
@@ -156,7 +148,8 @@ func (m *Model) split(batch []*prepared, rows int, outs []torch.Tensor) ([]*resu
 			if m.maxBatch > 0 {
 				inner = shape[1:]
 			}
-			d := resolve(spec.dims, product(inner))
+			n, _, _ := datatype.ElementCount(inner)
+			d := resolve(spec.dims, n)
 			if m.maxBatch > 0 {
 				d = append([]int64{int64(rows)}, d...)
 			}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/ofaserve/ofaserve/backend"
+	"github.com/ofaserve/ofaserve/protocol/datatype"
 )
 
 // prepare validates a request against the config (Triton's checks and
@@ -159,14 +160,11 @@ func (m *Model) shapeKey(p *prepared) string {
 
 // byteSize is the byte size of a tensor of this shape, false on overflow.
 func byteSize(shape []int64, elem int) (int64, bool) {
-	n := int64(elem)
-	for _, d := range shape {
-		if d != 0 && n > math.MaxInt64/d {
-			return 0, false
-		}
-		n *= d
+	n, variable, ok := datatype.ElementCount(shape)
+	if !ok || variable > 0 || n > math.MaxInt64/int64(elem) {
+		return 0, false
 	}
-	return n, true
+	return n * int64(elem), true
 }
 
 // dimsString prints config dims the way Triton's messages show the full
