@@ -22,12 +22,12 @@ type Set[P, R any] struct {
 	b       *batcher.Batcher[P, R]
 }
 
-// Load loads file once per instance device of cfg (backend.InstanceDevices) with opts (its Device is set
+// Load loads file once per instance device of cfg (Devices) with opts (its Device is set
 // per instance), lets check inspect the first module (nil: no check), and starts the batcher with exec.
 // On any failure every module loaded so far is closed.
 func Load[P, R any](ctx context.Context, cfg *modelconfig.ModelConfig, file string, opts libtorch.Options,
 	check func(*libtorch.Module) error, exec batcher.ExecFunc[P, R]) (*Set[P, R], error) {
-	s := &Set[P, R]{Devices: backend.InstanceDevices(cfg)}
+	s := &Set[P, R]{Devices: Devices(cfg)}
 	for _, dev := range s.Devices {
 		if err := ctx.Err(); err != nil {
 			s.closeModules()

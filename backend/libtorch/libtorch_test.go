@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ofaserve/ofaserve/backend"
+	"github.com/ofaserve/ofaserve/backend/instances"
 	"github.com/ofaserve/ofaserve/batcher"
 	"github.com/ofaserve/ofaserve/internal/testenv"
 	"github.com/ofaserve/ofaserve/repository"
@@ -484,7 +485,7 @@ instance_group [{ kind: KIND_GPU count: 2 gpus: [0, 1] }, { kind: KIND_CPU count
 	if err := repository.Normalize("f", "m", cfg, 2); err != nil {
 		t.Fatal(err)
 	}
-	if d := strings.Join(backend.InstanceDevices(cfg), ","); d != "cuda:0,cuda:1,cuda:0,cuda:1,cpu" {
+	if d := strings.Join(instances.Devices(cfg), ","); d != "cuda:0,cuda:1,cuda:0,cuda:1,cpu" {
 		t.Errorf("devices = %s", d)
 	}
 }
