@@ -102,7 +102,7 @@ func Load(ctx context.Context, spec backend.LoadSpec) (backend.Model, error) {
 			return nil, fmt.Errorf("parameter 'precision': unknown value '%s' (want float32, float16 or bfloat16)", p.GetStringValue())
 		}
 	}
-	if err := ApplyThreadParameters(cfg, spec.Logger); err != nil {
+	if err := instances.ApplyThreadParameters(cfg, spec.Logger); err != nil {
 		return nil, err
 	}
 

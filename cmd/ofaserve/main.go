@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/ofaserve/ofaserve/backend"
+	"github.com/ofaserve/ofaserve/backend/instances"
 	torchbackend "github.com/ofaserve/ofaserve/backend/libtorch"
 	"github.com/ofaserve/ofaserve/backend/ofa"
 	"github.com/ofaserve/ofaserve/libtorch"
@@ -148,7 +149,7 @@ func newLogger(c *config, w io.Writer) *slog.Logger {
 func loaders() map[string]backend.Loader {
 	return map[string]backend.Loader{
 		repository.BackendPytorch: torchbackend.Load,
-		"ofa":                     torchbackend.WithThreadParameters(ofa.Load),
+		"ofa":                     instances.WithThreadParameters(ofa.Load),
 	}
 }
 

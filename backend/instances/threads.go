@@ -1,4 +1,4 @@
-package libtorch
+package instances
 
 import (
 	"context"
