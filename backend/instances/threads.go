@@ -1,14 +1,12 @@
 package instances
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
 
-	"github.com/ofaserve/ofaserve/backend"
-	torch "github.com/ofaserve/ofaserve/libtorch"
+	"github.com/ofaserve/ofaserve/libtorch"
 	"github.com/ofaserve/ofaserve/protocol/modelconfig"
 )
 
@@ -39,8 +37,8 @@ func ThreadParameters(cfg *modelconfig.ModelConfig) (intra, inter int, err error
 		if err != nil {
 			return 0, fmt.Errorf("parameter '%s': '%s' is not an integer thread count", key, p.GetStringValue())
 		}
-		if n < 0 || n > torch.MaxThreads {
-			return 0, fmt.Errorf("parameter '%s': %d threads is out of range (0 to %d; 0 keeps libtorch's setting)", key, n, torch.MaxThreads)
+		if n < 0 || n > libtorch.MaxThreads {
+			return 0, fmt.Errorf("parameter '%s': %d threads is out of range (0 to %d; 0 keeps libtorch's setting)", key, n, libtorch.MaxThreads)
 		}
 		return n, nil
 	}
@@ -68,9 +66,9 @@ func ApplyThreadParameters(cfg *modelconfig.ModelConfig, log *slog.Logger) error
 		log = slog.New(slog.DiscardHandler)
 	}
 	if intra > 0 {
-		switch cur := torch.ConfiguredNumThreads(); {
+		switch cur := libtorch.ConfiguredNumThreads(); {
 		case cur == 0:
-			if err := torch.SetNumThreads(intra); err != nil {
+			if err := libtorch.SetNumThreads(intra); err != nil {
 				return fmt.Errorf("parameter '%s': %w", ParamIntraOpThreads, err)
 			}
 			log.Info("libtorch intra-op threads set (process-wide)", "threads", intra, "parameter", ParamIntraOpThreads)
@@ -80,8 +78,8 @@ func ApplyThreadParameters(cfg *modelconfig.ModelConfig, log *slog.Logger) error
 		}
 	}
 	if inter > 0 {
-		if err := torch.SetNumInteropThreads(inter); err != nil {
-			if cur := torch.NumInteropThreads(); cur != inter {
+		if err := libtorch.SetNumInteropThreads(inter); err != nil {
+			if cur := libtorch.NumInteropThreads(); cur != inter {
 				log.Warn("libtorch inter-op threads are process-wide and can no longer change; this model's value is ignored",
 					"parameter", ParamInterOpThreads, "asked", inter, "threads", cur, "err", err)
 			}
@@ -90,16 +88,4 @@ func ApplyThreadParameters(cfg *modelconfig.ModelConfig, log *slog.Logger) error
 		}
 	}
 	return nil
-}
-
-// WithThreadParameters makes a loader of another model kind that runs
-// TorchScript (ofa) honour INTRA_OP_THREAD_COUNT and INTER_OP_THREAD_COUNT
-// as this kind's Load does: they are applied before the model loads.
-func WithThreadParameters(load backend.Loader) backend.Loader {
-	return func(ctx context.Context, spec backend.LoadSpec) (backend.Model, error) {
-		if err := ApplyThreadParameters(spec.Config, spec.Logger); err != nil {
-			return nil, err
-		}
-		return load(ctx, spec)
-	}
 }

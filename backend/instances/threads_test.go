@@ -4,7 +4,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ofaserve/ofaserve/repository"
+	"google.golang.org/protobuf/encoding/prototext"
+
+	"github.com/ofaserve/ofaserve/protocol/modelconfig"
 )
 
 func TestThreadParameters(t *testing.T) {
@@ -24,8 +26,8 @@ func TestThreadParameters(t *testing.T) {
 		// Triton's names are case-sensitive; other keys are not ours to judge.
 		{`parameters { key: "intra_op_thread_count" value: { string_value: "x" } }`, 0, 0, ""},
 	} {
-		cfg, err := repository.ParseConfig("config.pbtxt", []byte(`platform: "pytorch_libtorch" `+tc.params))
-		if err != nil {
+		cfg := &modelconfig.ModelConfig{}
+		if err := prototext.Unmarshal([]byte(`platform: "pytorch_libtorch" `+tc.params), cfg); err != nil {
 			t.Fatal(err)
 		}
 		intra, inter, err := ThreadParameters(cfg)

@@ -102,12 +102,9 @@ func Load(ctx context.Context, spec backend.LoadSpec) (backend.Model, error) {
 			return nil, fmt.Errorf("parameter 'precision': unknown value '%s' (want float32, float16 or bfloat16)", p.GetStringValue())
 		}
 	}
-	if err := instances.ApplyThreadParameters(cfg, spec.Logger); err != nil {
-		return nil, err
-	}
 
 	file := filepath.Join(spec.VersionDir, cfg.GetDefaultModelFilename())
-	set, err := instances.Load(ctx, cfg, file, torch.Options{Precision: precision}, m.bind, m.exec)
+	set, err := instances.Load(ctx, spec, file, torch.Options{Precision: precision}, m.bind, m.exec)
 	if err != nil {
 		return nil, err
 	}

@@ -348,6 +348,8 @@ func TestLoadErrors(t *testing.T) {
 		{"missing metadata", []string{`string_value: "ofa_meta.json"`, `string_value: "nope.json"`}, "nope.json"},
 		{"bad parameter", []string{`parameters {`, `parameters { key: "max_text_bytes" value: { string_value: "lots" } }
 parameters {`}, "parameter 'max_text_bytes'"},
+		{"bad thread parameter", []string{`parameters {`, `parameters { key: "INTER_OP_THREAD_COUNT" value: { string_value: "many" } }
+parameters {`}, "parameter 'INTER_OP_THREAD_COUNT': 'many' is not an integer"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -175,7 +175,7 @@ func Load(ctx context.Context, spec backend.LoadSpec) (backend.Model, error) {
 		}
 		return nil
 	}
-	m.set, err = instances.Load(ctx, cfg, file, torch.Options{}, check, m.exec)
+	m.set, err = instances.Load(ctx, spec, file, torch.Options{}, check, m.exec)
 	if err != nil {
 		return nil, err
 	}

@@ -26,7 +26,6 @@ import (
 	"time"
 
 	"github.com/ofaserve/ofaserve/backend"
-	"github.com/ofaserve/ofaserve/backend/instances"
 	torchbackend "github.com/ofaserve/ofaserve/backend/libtorch"
 	"github.com/ofaserve/ofaserve/backend/ofa"
 	"github.com/ofaserve/ofaserve/libtorch"
@@ -144,12 +143,13 @@ func newLogger(c *config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// loaders are the model kinds this binary serves. Both run TorchScript, so
-// both honour Triton's INTRA_OP_THREAD_COUNT / INTER_OP_THREAD_COUNT.
+// loaders are the model kinds this binary serves. Both run TorchScript
+// through backend/instances, so both honour Triton's INTRA_OP_THREAD_COUNT /
+// INTER_OP_THREAD_COUNT.
 func loaders() map[string]backend.Loader {
 	return map[string]backend.Loader{
 		repository.BackendPytorch: torchbackend.Load,
-		"ofa":                     instances.WithThreadParameters(ofa.Load),
+		"ofa":                     ofa.Load,
 	}
 }
 
