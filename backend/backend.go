@@ -1,13 +1,16 @@
 // Package backend defines what a model kind is: the protocol-level tensors a
 // request carries in and out, the Model interface every kind implements
 // (backend/libtorch for raw TorchScript models, backend/ofa for the OFA
-// visual-entailment pipeline), and the status codes errors carry so the
-// HTTP and gRPC frontends can map them to Triton's statuses.
+// visual-entailment pipeline), a model's Signature with the one validation
+// every request passes, and the status codes errors carry so the HTTP and
+// gRPC frontends can map them to Triton's statuses.
 //
-// A Model turns protocol inputs into model tensors in the caller's goroutine,
-// queues the prepared request in its batcher, and splits the batched output
-// back into a Response. The server knows nothing about torch or OFA; it only
-// sees this package's types.
+// A request is validated once, by Signature.Validate, which the repository's
+// model handle calls before a kind sees it. A Model then turns the protocol
+// inputs into model tensors in the caller's goroutine (checking only what is
+// its own to check), queues the prepared request in its batcher, and splits
+// the batched output back into a Response. The server knows nothing about
+// torch or OFA; it only sees this package's types.
 package backend
 
 import (
@@ -77,7 +80,8 @@ type TensorSpec struct {
 
 // Model is one loaded version of a model.
 type Model interface {
-	// Infer runs one request. It blocks until the response is ready, the
+	// Infer runs one request that has passed Signature.Validate against the
+	// model's signature. It blocks until the response is ready, the
 	// request fails, or ctx is done.
 	Infer(ctx context.Context, req *Request) (*Response, error)
 	// Close stops accepting requests, finishes or fails the queued ones

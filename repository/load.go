@@ -54,9 +54,9 @@ func (r *Repository) load(ctx context.Context, name string, override *modelconfi
 		return fail(err)
 	}
 
-	// The tensors (and their label files) are the same for every version:
-	// read them once.
-	inputs, outputs, specErr := tensorSpecs(dir, cfg)
+	// The signature (and its label files) is the same for every version:
+	// read it once.
+	sig, specErr := signature(dir, name, cfg)
 
 	// Load every selected version; the new ones only become visible once
 	// loaded, and replace the old set in one step.
@@ -67,7 +67,7 @@ func (r *Repository) load(ctx context.Context, name string, override *modelconfi
 		if pre == nil {
 			pre = specErr
 		}
-		m := r.loadVersion(ctx, dir, name, v.version, pre, cfg, inputs, outputs)
+		m := r.loadVersion(ctx, dir, name, v.version, pre, cfg, sig)
 		fresh[v.version] = m
 		if st, reason := m.State(); st != StateReady {
 			errs = append(errs, fmt.Errorf("version %d is at %s state: %s", v.version, st, reason))
@@ -208,7 +208,7 @@ func versionDirs(dir string) ([]int64, error) {
 
 // loadVersion loads one version and returns its handle in state READY, or
 // UNAVAILABLE with the reason (pre, if not nil, fails it before loading).
-func (r *Repository) loadVersion(ctx context.Context, dir, name string, version int64, pre error, cfg *modelconfig.ModelConfig, inputs, outputs []backend.TensorSpec) *Model {
+func (r *Repository) loadVersion(ctx context.Context, dir, name string, version int64, pre error, cfg *modelconfig.ModelConfig, sig backend.Signature) *Model {
 	m := &Model{name: name, version: version, cfg: cfg, state: StateLoading}
 	fail := func(err error) *Model {
 		m.setState(StateUnavailable, err.Error())
@@ -218,11 +218,11 @@ func (r *Repository) loadVersion(ctx context.Context, dir, name string, version 
 	if pre != nil {
 		return fail(pre)
 	}
-	m.inputs, m.outputs = inputs, outputs
+	m.sig = sig
 	spec := backend.LoadSpec{
 		Name: name, Version: version,
 		ModelDir: dir, VersionDir: filepath.Join(dir, strconv.FormatInt(version, 10)),
-		Config: cfg, Inputs: inputs, Outputs: outputs, GPUs: r.opts.GPUs,
+		Config: cfg, Signature: sig, GPUs: r.opts.GPUs,
 		Logger: r.log.With("model", name, "version", version),
 	}
 	start := time.Now()
@@ -239,29 +239,23 @@ func (r *Repository) loadVersion(ctx context.Context, dir, name string, version 
 	return m
 }
 
-// tensorSpecs converts a normalized config's tensors to the protocol view,
-// reading output labels from their files in the model folder.
-func tensorSpecs(dir string, cfg *modelconfig.ModelConfig) (inputs, outputs []backend.TensorSpec, err error) {
-	for _, in := range cfg.Input {
-		inputs = append(inputs, backend.TensorSpec{
-			Name: in.Name, Datatype: backend.Datatype(in.DataType), Dims: slices.Clone(in.Dims),
-			Optional: in.Optional, AllowRagged: in.AllowRaggedBatch,
-		})
-	}
-	for _, out := range cfg.Output {
-		spec := backend.TensorSpec{Name: out.Name, Datatype: backend.Datatype(out.DataType), Dims: slices.Clone(out.Dims)}
-		if out.LabelFilename != "" {
-			data, err := os.ReadFile(filepath.Join(dir, out.LabelFilename))
-			if err != nil {
-				return nil, nil, fmt.Errorf("output '%s' label_filename: %w", out.Name, err)
-			}
-			for _, l := range strings.Split(strings.TrimRight(string(data), "\r\n"), "\n") {
-				spec.Labels = append(spec.Labels, strings.TrimRight(l, "\r"))
-			}
+// signature reads a normalized config's signature, with the output labels
+// from their files in the model folder.
+func signature(dir, name string, cfg *modelconfig.ModelConfig) (backend.Signature, error) {
+	sig := backend.SignatureOf(name, cfg)
+	for i, out := range cfg.Output {
+		if out.LabelFilename == "" {
+			continue
 		}
-		outputs = append(outputs, spec)
+		data, err := os.ReadFile(filepath.Join(dir, out.LabelFilename))
+		if err != nil {
+			return sig, fmt.Errorf("output '%s' label_filename: %w", out.Name, err)
+		}
+		for _, l := range strings.Split(strings.TrimRight(string(data), "\r\n"), "\n") {
+			sig.Outputs[i].Labels = append(sig.Outputs[i].Labels, strings.TrimRight(l, "\r"))
+		}
 	}
-	return inputs, outputs, nil
+	return sig, nil
 }
 
 func validModelName(name string) bool {

@@ -38,13 +38,13 @@ func (s State) String() string {
 
 // Model is one version of a model. Its methods are safe for concurrent use.
 type Model struct {
-	name            string
-	version         int64
-	cfg             *modelconfig.ModelConfig
-	inputs, outputs []backend.TensorSpec
-	impl            backend.Model
-	closeOnce       sync.Once
-	closeErr        error
+	name      string
+	version   int64
+	cfg       *modelconfig.ModelConfig
+	sig       backend.Signature
+	impl      backend.Model
+	closeOnce sync.Once
+	closeErr  error
 
 	mu     sync.RWMutex
 	state  State
@@ -69,14 +69,10 @@ func (m *Model) Platform() string {
 	return m.cfg.Backend
 }
 
-// Inputs returns the declared inputs (without the batch dimension).
-func (m *Model) Inputs() []backend.TensorSpec { return m.inputs }
-
-// Outputs returns the declared outputs (without the batch dimension).
-func (m *Model) Outputs() []backend.TensorSpec { return m.outputs }
-
-// MaxBatchSize returns max_batch_size (0: the model does not batch).
-func (m *Model) MaxBatchSize() int { return int(m.cfg.MaxBatchSize) }
+// Signature returns what every request is validated against: the name,
+// max_batch_size and declared tensors (without the batch dimension).
+// Callers must not modify it.
+func (m *Model) Signature() *backend.Signature { return &m.sig }
 
 // State returns the version's state and, for UNAVAILABLE, the reason.
 func (m *Model) State() (State, string) {
@@ -97,9 +93,14 @@ func (m *Model) setState(s State, reason string) {
 	m.mu.Unlock()
 }
 
-// Infer runs one request on this version. A version that is no longer ready
-// answers UNAVAILABLE.
+// Infer validates req against the signature (backend.Signature.Validate:
+// the one validation every request passes, whichever frontend decoded it)
+// and runs it on this version. A version that is no longer ready answers
+// UNAVAILABLE.
 func (m *Model) Infer(ctx context.Context, req *backend.Request) (*backend.Response, error) {
+	if err := m.sig.Validate(req); err != nil {
+		return nil, err
+	}
 	if !m.Ready() || m.impl == nil {
 		return nil, backend.Errorf(backend.CodeUnavailable, "Request for unknown model: '%s' version %d is not at ready state", m.name, m.version)
 	}

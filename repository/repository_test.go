@@ -15,14 +15,21 @@ import (
 )
 
 // fakeModel answers every request with its own version in the response
-// parameters and counts Close calls.
+// parameters and counts Infer and Close calls.
 type fakeModel struct {
 	spec   backend.LoadSpec
 	closed atomic.Int32
+	infers atomic.Int32
 }
 
 func (f *fakeModel) Infer(ctx context.Context, req *backend.Request) (*backend.Response, error) {
+	f.infers.Add(1)
 	return &backend.Response{Parameters: map[string]any{"version": f.spec.Version}}, nil
+}
+
+// validRequest fits simpleConfig's signature: x FP32 [1,2].
+func validRequest() *backend.Request {
+	return &backend.Request{Inputs: []backend.Tensor{{Name: "x", Datatype: "FP32", Shape: []int64{1, 2}, Data: make([]byte, 8)}}}
 }
 func (f *fakeModel) Close(ctx context.Context) error { f.closed.Add(1); return nil }
 func (f *fakeModel) Stats() batcher.Stats {
@@ -152,18 +159,27 @@ func TestModelLookupAndHandle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Name() != "m" || m.Version() != 1 || m.MaxBatchSize() != 4 || m.Platform() != "pytorch_libtorch" || !m.Ready() {
-		t.Errorf("handle = %s v%d mbs %d platform %s", m.Name(), m.Version(), m.MaxBatchSize(), m.Platform())
+	if m.Name() != "m" || m.Version() != 1 || m.Signature().MaxBatchSize != 4 || m.Platform() != "pytorch_libtorch" || !m.Ready() {
+		t.Errorf("handle = %s v%d mbs %d platform %s", m.Name(), m.Version(), m.Signature().MaxBatchSize, m.Platform())
 	}
-	if in := m.Inputs(); len(in) != 1 || in[0].Name != "x" || in[0].Datatype != "FP32" || in[0].Dims[0] != 2 {
+	if in := m.Signature().Inputs; len(in) != 1 || in[0].Name != "x" || in[0].Datatype != "FP32" || in[0].Dims[0] != 2 {
 		t.Errorf("inputs = %+v", in)
 	}
-	if out := m.Outputs(); len(out) != 1 || strings.Join(out[0].Labels, ",") != "a,b,c" {
+	if out := m.Signature().Outputs; len(out) != 1 || strings.Join(out[0].Labels, ",") != "a,b,c" {
 		t.Errorf("outputs = %+v", out)
 	}
-	resp, err := m.Infer(context.Background(), &backend.Request{})
+	resp, err := m.Infer(context.Background(), validRequest())
 	if err != nil || resp.Parameters["version"] != int64(1) {
 		t.Errorf("Infer = %v, %v", resp, err)
+	}
+	// The handle validates every request before the kind sees it.
+	for _, bad := range []*backend.Request{{}, {Inputs: []backend.Tensor{{Name: "x", Datatype: "FP64", Shape: []int64{1, 2}, Data: make([]byte, 16)}}}} {
+		if _, err := m.Infer(context.Background(), bad); backend.CodeOf(err) != backend.CodeInvalidArg {
+			t.Errorf("invalid request %+v: %v, want INVALID_ARG", bad, err)
+		}
+	}
+	if n := m.impl.(*fakeModel).infers.Load(); n != 1 {
+		t.Errorf("the kind saw %d requests, want only the valid one", n)
 	}
 	if m.Stats().InferenceCount != 1 {
 		t.Errorf("Stats not passed through")
@@ -227,7 +243,7 @@ func TestExplicitLoadUnload(t *testing.T) {
 	codeIs(t, err, backend.CodeUnavailable, "is not at ready state")
 	_, err = r.Model("b", 0)
 	codeIs(t, err, backend.CodeNotFound, "has no available versions")
-	_, err = m.Infer(ctx, &backend.Request{})
+	_, err = m.Infer(ctx, validRequest())
 	codeIs(t, err, backend.CodeUnavailable, "not at ready state")
 	for _, e := range r.Index(false) {
 		if e.Name == "b" && (e.State != StateUnavailable || e.Reason != "unloaded") {
@@ -246,7 +262,7 @@ func TestExplicitLoadUnload(t *testing.T) {
 	if err := r.Load(ctx, "b", over); err != nil {
 		t.Fatal(err)
 	}
-	if m, _ := r.Model("b", 0); m == nil || m.MaxBatchSize() != 2 || m.Inputs()[0].Datatype != "INT64" {
+	if m, _ := r.Model("b", 0); m == nil || m.Signature().MaxBatchSize != 2 || m.Signature().Inputs[0].Datatype != "INT64" {
 		t.Errorf("override not applied")
 	}
 }

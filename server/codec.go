@@ -85,7 +85,7 @@ func decodeHTTPInfer(header, blobs []byte, hasHeaderLen bool, m Model, maxInput 
 		}
 		// in's strings point into the body: keep copies (or the model's
 		// own strings, which are usually the same).
-		t.Name, t.Datatype, t.Shape = internName(in.Name, m.Inputs()), d.String(), hi.keepShape(in.Shape, &dimsUsed)
+		t.Name, t.Datatype, t.Shape = internName(in.Name, m.Signature().Inputs), d.String(), hi.keepShape(in.Shape, &dimsUsed)
 		binSize := int64(-1)
 		for _, p := range in.Parameters {
 			k, v := p.key, p.val
@@ -143,7 +143,7 @@ func decodeHTTPInfer(header, blobs []byte, hasHeaderLen bool, m Model, maxInput 
 			if o.Name == "" {
 				return nil, invalidArg("unable to parse 'outputs': output %d has no 'name'", i)
 			}
-			or := outputReq{name: internName(o.Name, m.Outputs())}
+			or := outputReq{name: internName(o.Name, m.Signature().Outputs)}
 			for _, p := range o.Parameters {
 				k, v := p.key, p.val
 				switch k {
@@ -250,14 +250,15 @@ func usDuration(us uint64) time.Duration {
 // rawRequest builds the request of a raw binary body (header length 0,
 // docs/triton-batcher-and-kserve-v2.md §2.6): the model's only input, its shape inferred from the size.
 func rawRequest(m Model, body []byte) (*httpInfer, error) {
-	specs := m.Inputs()
+	sig := m.Signature()
+	specs := sig.Inputs
 	if len(specs) != 1 {
 		return nil, invalidArg("Raw request must only have 1 input (found 1) to be deduced but got %d inputs in '%s' model configuration", len(specs), m.Name())
 	}
 	spec := specs[0]
 	d := datatype.FromConfig(spec.Datatype)
 	shape := make([]int64, 0, len(spec.Dims)+1)
-	if m.MaxBatchSize() > 0 {
+	if sig.MaxBatchSize > 0 {
 		shape = append(shape, 1)
 	}
 	data := body

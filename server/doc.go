@@ -6,9 +6,10 @@
 // separate listener.
 //
 // The server owns the protocol only. It decodes a request into a
-// backend.Request, validates it against the model's declared inputs and
-// outputs (Triton's core checks, with Triton's messages), hands it to the
-// Model it got from the Repository, and encodes the backend.Response. It
+// backend.Request (protocol/kserve), hands it to the Model it got from the
+// Repository, which validates it against its signature (Triton's core
+// checks, with Triton's messages: backend.Signature.Validate) and runs it,
+// and encodes the backend.Response. It
 // knows nothing about torch, batching or OFA: the Repository and Model
 // interfaces below are all it consumes, declared here where they are used.
 //

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ofaserve/ofaserve/backend"
 	"github.com/ofaserve/ofaserve/protocol/datatype"
 )
 
@@ -38,14 +39,14 @@ func FuzzDecodeJSONInfer(f *testing.F) {
 				t.Fatalf("accepted an overflowing shape %v", in.Shape)
 			}
 			if d == datatype.Bytes {
-				if c, ok := bytesElements(in.Data); !ok || c != n {
+				if c, err := datatype.Split(in.Data); err != nil || int64(len(c)) != n {
 					t.Fatalf("BYTES input %q: %d well-formed elements for shape %v", in.Name, c, in.Shape)
 				}
 			} else if int64(len(in.Data)) != n*int64(d.Size()) {
 				t.Fatalf("input %q: %d bytes for %v %s", in.Name, len(in.Data), in.Shape, d)
 			}
 		}
-		_ = validateRequest(m, &hi.req, hi.outs)
+		validate(m, &hi.req, hi.outs)
 	})
 }
 
@@ -84,6 +85,16 @@ func FuzzBinaryFraming(f *testing.F) {
 		if hl == "0" && datatype.Parse(hi.req.Inputs[0].Datatype) != datatype.Bytes && total != len(body) {
 			t.Fatalf("raw request: %d data bytes from a %d-byte body", total, len(body))
 		}
-		_ = validateRequest(m, &hi.req, hi.outs)
+		validate(m, &hi.req, hi.outs)
 	})
+}
+
+// validate runs the model's validation on a decoded request, with its
+// requested outputs, as runInfer hands it over: it may refuse it, never
+// panic.
+func validate(m Model, req *backend.Request, outs []outputReq) {
+	for _, o := range outs {
+		req.Outputs = append(req.Outputs, o.name)
+	}
+	_ = m.Signature().Validate(req)
 }

@@ -181,14 +181,14 @@ func (s *Server) metadata(m Model, requested bool) modelMeta {
 		out := make([]tensorMeta, len(specs))
 		for i, sp := range specs {
 			shape := make([]int64, 0, len(sp.Dims)+1)
-			if m.MaxBatchSize() > 0 {
+			if m.Signature().MaxBatchSize > 0 {
 				shape = append(shape, -1)
 			}
 			out[i] = tensorMeta{Name: sp.Name, Datatype: datatype.FromConfig(sp.Datatype).String(), Shape: append(shape, sp.Dims...)}
 		}
 		return out
 	}
-	md.Inputs, md.Outputs = conv(m.Inputs()), conv(m.Outputs())
+	md.Inputs, md.Outputs = conv(m.Signature().Inputs), conv(m.Signature().Outputs)
 	return md
 }
 

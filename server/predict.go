@@ -43,7 +43,7 @@ func (s *Server) predict(c *gin.Context) {
 		return
 	}
 	shape := []int64{1}
-	if m.MaxBatchSize() > 0 {
+	if m.Signature().MaxBatchSize > 0 {
 		shape = []int64{1, 1}
 	}
 	req := backend.Request{Start: start}

@@ -52,11 +52,12 @@ type Model interface {
 	Version() int64
 	Platform() string
 	Config() *modelconfig.ModelConfig
-	// Inputs and Outputs are the declared tensors without the batch dim.
-	Inputs() []backend.TensorSpec
-	Outputs() []backend.TensorSpec
-	MaxBatchSize() int
+	// Signature is the model's request contract: max_batch_size and the
+	// declared tensors without the batch dimension.
+	Signature() *backend.Signature
 	Ready() bool
+	// Infer validates req against the signature (Signature.Validate, with
+	// Triton's messages) and runs it.
 	Infer(ctx context.Context, req *backend.Request) (*backend.Response, error)
 	Stats() batcher.Stats
 }

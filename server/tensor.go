@@ -9,18 +9,6 @@ import (
 	"github.com/ofaserve/ofaserve/protocol/datatype"
 )
 
-// bytesElements counts the elements of a BYTES tensor in the binary layout
-// (4-byte LE length + bytes each); ok=false if the data is not well formed.
-func bytesElements(data []byte) (n int64, ok bool) {
-	for _, err := range datatype.Elements(data) {
-		if err != nil {
-			return n, false
-		}
-		n++
-	}
-	return n, true
-}
-
 // appendElementJSON appends element i of raw little-endian data of type d as
 // a JSON value. NaN and infinities, which JSON cannot carry, become null.
 func appendElementJSON(b []byte, d datatype.Type, data []byte, i int) []byte {

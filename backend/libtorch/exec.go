@@ -205,3 +205,12 @@ func matchDims(shape, dims []int64, batched bool) bool {
 	}
 	return true
 }
+
+// dimsString prints config dims the way Triton's messages show the full
+// shape: with -1 for the batch dim of a batching model.
+func dimsString(dims []int64, batched bool) string {
+	if batched {
+		return backend.FormatShape(append([]int64{-1}, dims...))
+	}
+	return backend.FormatShape(dims)
+}

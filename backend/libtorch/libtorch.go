@@ -25,7 +25,6 @@ type Model struct {
 	// shapeKeyed: requests must agree on variable dims / optional inputs to
 	// share a batch.
 	shapeKeyed bool
-	nRequired  int
 
 	set     *instances.Set[*prepared, *result]
 	scratch []instanceScratch
@@ -36,10 +35,10 @@ type tensorSpec struct {
 	name     string
 	datatype string // protocol datatype, e.g. "FP32"
 	dtype    torch.DType
-	size     int     // bytes per element
 	dims     []int64 // config dims (no batch dim)
 	reshape  []int64 // the module's view (no batch dim); nil: same as dims
 	optional bool
+	ragged   bool // allow_ragged_batch (a plain forward cannot honour it: dims still apply)
 	variable bool // dims contain -1
 	pos      int  // forward argument / output position
 }
@@ -76,9 +75,7 @@ func Load(ctx context.Context, spec backend.LoadSpec) (backend.Model, error) {
 		if ts.variable || ts.optional {
 			m.shapeKeyed = true
 		}
-		if !ts.optional {
-			m.nRequired++
-		}
+		ts.ragged = in.GetAllowRaggedBatch()
 		m.inputs = append(m.inputs, ts)
 		m.inIndex[ts.name] = i
 	}
@@ -124,7 +121,7 @@ func resolveTensor(kind, name string, dt modelconfig.DataType, dims []int64, res
 	if !ok {
 		return ts, fmt.Errorf("%s '%s': data type %s is not supported by pytorch_libtorch", kind, name, dt)
 	}
-	ts.dtype, ts.size = d, d.Size()
+	ts.dtype = d
 	if reshape != nil {
 		ts.reshape = reshape.GetShape()
 		if ts.reshape == nil {
@@ -166,7 +163,8 @@ func torchDType(dt string) (torch.DType, bool) {
 	return 0, false
 }
 
-// Infer validates req, queues it and waits for its share of a batch.
+// Infer prepares req (validated by the repository: backend.Signature.Validate), queues it and waits for
+// its share of a batch.
 func (m *Model) Infer(ctx context.Context, req *backend.Request) (*backend.Response, error) {
 	p, key, err := m.prepare(req)
 	if err != nil {

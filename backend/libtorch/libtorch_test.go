@@ -17,6 +17,7 @@ import (
 	"github.com/ofaserve/ofaserve/backend/instances"
 	"github.com/ofaserve/ofaserve/batcher"
 	"github.com/ofaserve/ofaserve/internal/testenv"
+	"github.com/ofaserve/ofaserve/protocol/modelconfig"
 	"github.com/ofaserve/ofaserve/repository"
 )
 
@@ -43,19 +44,46 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
+// testModel is a loaded model with the signature the repository would
+// validate its requests against.
+type testModel struct {
+	*Model
+	sig backend.Signature
+}
+
+// infer runs req as the repository's model handle does: validated
+// (backend.Signature.Validate), then handed to the kind.
+func (m testModel) infer(ctx context.Context, req *backend.Request) (*backend.Response, error) {
+	if err := m.sig.Validate(req); err != nil {
+		return nil, err
+	}
+	return m.Infer(ctx, req)
+}
+
 // load parses a config (its default_model_filename names a module in
 // modelDir), normalizes it as the repository does and loads it.
-func load(t *testing.T, name, config string) *Model {
+func load(t *testing.T, name, config string) testModel {
 	t.Helper()
 	m, err := tryLoad(name, config)
 	if err != nil {
 		t.Fatalf("load %s: %v", name, err)
 	}
 	t.Cleanup(func() { _ = m.Close(context.Background()) })
-	return m.(*Model)
+	cfg, _ := normalized(name, config)
+	return testModel{m.(*Model), backend.SignatureOf(name, cfg)}
 }
 
 func tryLoad(name, config string) (backend.Model, error) {
+	cfg, err := normalized(name, config)
+	if err != nil {
+		return nil, err
+	}
+	return Load(context.Background(), backend.LoadSpec{Name: name, Version: 1, VersionDir: modelDir, Config: cfg,
+		Signature: backend.SignatureOf(name, cfg)})
+}
+
+// normalized parses and normalizes a config as the repository does.
+func normalized(name, config string) (*modelconfig.ModelConfig, error) {
 	cfg, err := repository.ParseConfig(name+"/config.pbtxt", []byte(config))
 	if err != nil {
 		return nil, err
@@ -63,7 +91,7 @@ func tryLoad(name, config string) (backend.Model, error) {
 	if err := repository.Normalize(name+"/config.pbtxt", name, cfg, 0); err != nil {
 		return nil, err
 	}
-	return Load(context.Background(), backend.LoadSpec{Name: name, Version: 1, VersionDir: modelDir, Config: cfg})
+	return cfg, nil
 }
 
 func f32(vs ...float32) []byte {
@@ -207,6 +235,9 @@ func TestOnlyRequestedOutputsReturned(t *testing.T) {
 	}
 }
 
+// TestRequestValidationMessages: a request refused by the repository's
+// validation or by this kind's own rules gets INVALID_ARG with Triton's
+// message, never reaches the batcher, and leaves the model serving.
 func TestRequestValidationMessages(t *testing.T) {
 	m := load(t, "pair", pairConfig+`dynamic_batching { }`)
 	ok := func() []backend.Tensor {
@@ -240,7 +271,7 @@ func TestRequestValidationMessages(t *testing.T) {
 			in[0].Shape, in[1].Shape = []int64{2}, []int64{2}
 			return in
 		}),
-			"unexpected shape for input 'INPUT__1' for model 'pair'. Expected [-1,4], got [2]. NOTE:"},
+			"unexpected shape for input 'INPUT__0' for model 'pair'. Expected [-1,4], got [2]. NOTE:"},
 		{"no shape", with(func(in []backend.Tensor) []backend.Tensor { in[0].Shape = nil; return in }),
 			"input 'INPUT__0' has no shape but model requires batch dimension for 'pair'"},
 		{"batch too large", with(func(in []backend.Tensor) []backend.Tensor {
@@ -254,18 +285,24 @@ func TestRequestValidationMessages(t *testing.T) {
 			in[0].Data = make([]byte, 16)
 			return in
 		}),
-			"input 'INPUT__0' batch size does not match other inputs for 'pair'"},
+			"input 'INPUT__1' batch size does not match other inputs for 'pair'"},
 		{"byte size", with(func(in []backend.Tensor) []backend.Tensor { in[0].Data = in[0].Data[:30]; return in }),
 			"input byte size mismatch for input 'INPUT__0' for model 'pair'. Expected 32, got 30"},
 		{"unspecified dim", with(func(in []backend.Tensor) []backend.Tensor { in[0].Shape = []int64{-1, 4}; return in }),
 			"All input dimensions should be specified for input 'INPUT__0'"},
 		{"overflow", with(func(in []backend.Tensor) []backend.Tensor { in[0].Shape = []int64{2, math.MaxInt64 / 2}; return in }),
 			""}, // shape mismatch or overflow, either way rejected
+		{"batch 0", with(func(in []backend.Tensor) []backend.Tensor {
+			for i := range in {
+				in[i].Shape, in[i].Data = []int64{0, 4}, nil
+			}
+			return in
+		}), "inference request batch-size must be >= 1 for 'pair'"},
 		{"unknown output", &backend.Request{Inputs: ok(), Outputs: []string{"NOPE"}}, "unexpected inference output 'NOPE' for model 'pair'"},
 		{"duplicate output", &backend.Request{Inputs: ok(), Outputs: []string{"OUTPUT__0", "OUTPUT__0"}}, "output 'OUTPUT__0' already exists in request"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := m.Infer(context.Background(), tc.req)
+			_, err := m.infer(context.Background(), tc.req)
 			if err == nil {
 				t.Fatal("accepted")
 			}
@@ -286,6 +323,36 @@ func TestRequestValidationMessages(t *testing.T) {
 	_, want1 := pairExpected(a, b, 1)
 	if !near(floats(resp.Outputs[0].Data), want1) {
 		t.Errorf("got %v want %v", floats(resp.Outputs[0].Data), want1)
+	}
+}
+
+// TestRaggedInputKeepsItsDims: the repository's validation lets an
+// allow_ragged_batch input of any shape through, but this kind batches by
+// concatenation, so the input must still fit its dims; it says so in the
+// words of the repository's shape check.
+func TestRaggedInputKeepsItsDims(t *testing.T) {
+	ragged := strings.Replace(pairConfig, `{ name: "INPUT__0" data_type: TYPE_FP32 dims: [ 4 ] }`,
+		`{ name: "INPUT__0" data_type: TYPE_FP32 dims: [ 4 ] allow_ragged_batch: true }`, 1)
+	if ragged == pairConfig {
+		t.Fatal("pairConfig has no INPUT__0 to make ragged")
+	}
+	m := load(t, "ragged", ragged)
+	req, _, _ := pairRequest(1, 1)
+	for i := range req.Inputs {
+		if req.Inputs[i].Name == "INPUT__0" {
+			req.Inputs[i].Shape, req.Inputs[i].Data = []int64{1, 3}, f32(1, 2, 3)
+		}
+	}
+	if err := m.sig.Validate(req); err != nil {
+		t.Fatalf("the repository's validation refused a ragged input: %v", err)
+	}
+	_, err := m.infer(context.Background(), req)
+	want := "unexpected shape for input 'INPUT__0' for model 'ragged'. Expected [-1,4], got [1,3]. NOTE: Setting a non-zero max_batch_size"
+	if backend.CodeOf(err) != backend.CodeInvalidArg || !strings.Contains(err.Error(), want) {
+		t.Fatalf("got %v %v, want INVALID_ARG %q", backend.CodeOf(err), err, want)
+	}
+	if st := m.Stats(); st.ExecutionCount != 0 {
+		t.Errorf("the refused request reached the batcher: %+v", st)
 	}
 }
 
@@ -341,7 +408,7 @@ output [{ name: "y" data_type: TYPE_FP32 dims: [ 2, 3 ] }]`)
 	if y := resp.Outputs[0]; fmt.Sprint(y.Shape) != "[2 3]" || !near(floats(y.Data), []float32{1, 2, 3, 4, 5, 6}) {
 		t.Fatalf("y = %v %v", y.Shape, floats(y.Data))
 	}
-	_, err = m.Infer(context.Background(), &backend.Request{Inputs: []backend.Tensor{
+	_, err = m.infer(context.Background(), &backend.Request{Inputs: []backend.Tensor{
 		{Name: "x", Datatype: "FP32", Shape: []int64{1, 2, 3}, Data: make([]byte, 24)}}})
 	if err == nil || !strings.Contains(err.Error(), "Expected [2,3], got [1,2,3]") || strings.Contains(err.Error(), "NOTE") {
 		t.Fatalf("got %v", err)
