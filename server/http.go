@@ -11,6 +11,7 @@ import (
 
 	"github.com/ofaserve/ofaserve/backend"
 	"github.com/ofaserve/ofaserve/protocol/datatype"
+	"github.com/ofaserve/ofaserve/protocol/kserve"
 	"github.com/ofaserve/ofaserve/protocol/modelconfig"
 	"github.com/ofaserve/ofaserve/repository"
 )
@@ -74,7 +75,7 @@ func (s *Server) recoverJSON(c *gin.Context) {
 func writeError(c *gin.Context, code int, msg string) {
 	b := make([]byte, 0, len(msg)+16)
 	b = append(b, `{"error":`...)
-	b = appendJSONString(b, msg)
+	b = kserve.AppendJSONString(b, msg)
 	b = append(b, '}')
 	c.Data(code, "application/json", b)
 }
@@ -372,14 +373,14 @@ func (s *Server) infer(c *gin.Context) {
 		writeErr(c, err)
 		return
 	}
-	hi, err := s.decodeInfer(m, r.Header.Get("Inference-Header-Content-Length"), body.Bytes())
+	hi, err := kserve.DecodeHTTP(m.Signature(), r.Header.Get("Inference-Header-Content-Length"), body.Bytes(), s.opts.MaxInputSize)
 	if err != nil {
 		putBuf(body)
 		writeErr(c, err)
 		return
 	}
-	hi.req.Start = start
-	resp, outs, err := s.runInfer(r.Context(), m, &hi.req, hi.outs)
+	hi.Request.Start = start
+	resp, outs, err := s.runInfer(r.Context(), m, &hi.Request, hi.Outputs)
 	if err != nil {
 		// The model may still hold references into body: let GC have it.
 		writeErr(c, err)
@@ -387,12 +388,12 @@ func (s *Server) infer(c *gin.Context) {
 	}
 	binaryAt := func(i int) bool {
 		if outs == nil {
-			return hi.binaryOutput
+			return hi.BinaryOutput
 		}
-		return outs[i].binary
+		return outs[i].Binary
 	}
 	out := getBytes()
-	b, jsonLen, err := encodeHTTPResponse((*out)[:0], m, hi.req.ID, resp, binaryAt)
+	b, jsonLen, err := kserve.EncodeHTTP((*out)[:0], m.Name(), m.Version(), hi.Request.ID, resp, binaryAt)
 	putBuf(body)
 	defer putBytes(out, b)
 	if err != nil {
@@ -439,25 +440,4 @@ func (hv *inferHeaders) number(dst *[1]string, n int) []string {
 	hv.used += len(d)
 	dst[0] = unsafe.String(unsafe.SliceData(d), len(d))
 	return dst[:]
-}
-
-// decodeInfer frames an inference body per Inference-Header-Content-Length.
-func (s *Server) decodeInfer(m Model, hdr string, body []byte) (*httpInfer, error) {
-	if hdr == "" {
-		return decodeHTTPInfer(body, nil, false, m, s.opts.MaxInputSize)
-	}
-	n, err := strconv.ParseInt(hdr, 10, 64)
-	if err != nil {
-		return nil, invalidArg("Unable to parse Inference-Header-Content-Length, got: %s", hdr)
-	}
-	if n < -(1<<31) || n > 1<<31-1 {
-		return nil, invalidArg("Inference-Header-Content-Length value is out of range [%d, %d], got: %s", -(1 << 31), 1<<31-1, hdr)
-	}
-	if n == 0 {
-		return rawRequest(m, body)
-	}
-	if n < 0 || n > int64(len(body)) {
-		return nil, invalidArg("inference header size should be in range (0, %d), got: %d", len(body), n)
-	}
-	return decodeHTTPInfer(body[:n], body[n:], true, m, s.opts.MaxInputSize)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ofaserve/ofaserve/backend"
 	"github.com/ofaserve/ofaserve/protocol/datatype"
+	"github.com/ofaserve/ofaserve/protocol/kserve"
 )
 
 // DefaultPredictModel is the model POST /predict runs when the form names
@@ -55,7 +56,7 @@ func (s *Server) predict(c *gin.Context) {
 		data := datatype.AppendElement(make([]byte, 0, 4+len(v)), v)
 		req.Inputs = append(req.Inputs, backend.Tensor{Name: f.input, Datatype: "BYTES", Shape: shape, Data: data})
 	}
-	resp, _, err := s.runInfer(r.Context(), m, &req, []outputReq{{name: "RESULT"}})
+	resp, _, err := s.runInfer(r.Context(), m, &req, []kserve.Output{{Name: "RESULT"}})
 	if err != nil {
 		writeErr(c, err)
 		return

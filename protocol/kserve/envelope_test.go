@@ -1,4 +1,4 @@
-package server
+package kserve
 
 import (
 	"bytes"
@@ -14,82 +14,82 @@ import (
 // agree with encoding/json on (null as absent, unknown members skipped,
 // escapes, last duplicate wins) and the errors it words itself.
 func TestEnvelopeDecoding(t *testing.T) {
-	m := simpleModel()
+	m := simple()
 	one := `"shape":[1],"datatype":"FP32","data":[1.5]`
 	for _, tc := range []struct {
 		name, body string
 		err        string // substring of the error; "" for success
-		check      func(t *testing.T, hi *httpInfer)
+		check      func(t *testing.T, hi *HTTPRequest)
 	}{
 		{name: "unknown members of every kind skipped",
 			body: `{"x":{"a":[1,{"b":"]}"}],"c":null},"y":[[],{}],"inputs":[{"z":"\"{[","name":"IN",` + one + `,"w":true}],"v":-1.5e3}`,
-			check: func(t *testing.T, hi *httpInfer) {
-				in := hi.req.Inputs[0]
+			check: func(t *testing.T, hi *HTTPRequest) {
+				in := hi.Request.Inputs[0]
 				if in.Name != "IN" || !slices.Equal(in.Shape, []int64{1}) || math.Float32frombits(binary.LittleEndian.Uint32(in.Data)) != 1.5 {
 					t.Errorf("decoded %+v", in)
 				}
 			}},
 		{name: "whitespace everywhere",
 			body: " {\n\t\"inputs\" : [ { \"name\" : \"IN\" , \"shape\" : [ 2 ] , \"datatype\" : \"INT32\" , \"data\" : [ 1 , 2 ] } ] } \r\n",
-			check: func(t *testing.T, hi *httpInfer) {
-				if !bytes.Equal(hi.req.Inputs[0].Data, []byte{1, 0, 0, 0, 2, 0, 0, 0}) {
-					t.Errorf("data %v", hi.req.Inputs[0].Data)
+			check: func(t *testing.T, hi *HTTPRequest) {
+				if !bytes.Equal(hi.Request.Inputs[0].Data, []byte{1, 0, 0, 0, 2, 0, 0, 0}) {
+					t.Errorf("data %v", hi.Request.Inputs[0].Data)
 				}
 			}},
 		{name: "escaped and non-ASCII strings",
 			body: `{"id":"a\"b\u00e9","inputs":[{"name":"I\u004e","shape":[1],"datatype":"BYTES","data":["é"]}]}`,
-			check: func(t *testing.T, hi *httpInfer) {
-				if hi.req.ID != "a\"bé" || hi.req.Inputs[0].Name != "IN" {
-					t.Errorf("id %q name %q", hi.req.ID, hi.req.Inputs[0].Name)
+			check: func(t *testing.T, hi *HTTPRequest) {
+				if hi.Request.ID != "a\"bé" || hi.Request.Inputs[0].Name != "IN" {
+					t.Errorf("id %q name %q", hi.Request.ID, hi.Request.Inputs[0].Name)
 				}
 			}},
 		{name: "escaped member names",
 			body: `{"\u0069nputs":[{"name":"IN",` + one + `}],"parameters":{"pr\u0069ority":7}}`,
-			check: func(t *testing.T, hi *httpInfer) {
-				if len(hi.req.Inputs) != 1 || hi.req.Priority != 7 {
-					t.Errorf("inputs %d priority %d", len(hi.req.Inputs), hi.req.Priority)
+			check: func(t *testing.T, hi *HTTPRequest) {
+				if len(hi.Request.Inputs) != 1 || hi.Request.Priority != 7 {
+					t.Errorf("inputs %d priority %d", len(hi.Request.Inputs), hi.Request.Priority)
 				}
 			}},
 		{name: "invalid UTF-8 replaced as encoding/json does",
 			body: "{\"inputs\":[{\"name\":\"I\xffN\"," + one + "}]}",
-			check: func(t *testing.T, hi *httpInfer) {
-				if hi.req.Inputs[0].Name != "I\uFFFDN" {
-					t.Errorf("name %q", hi.req.Inputs[0].Name)
+			check: func(t *testing.T, hi *HTTPRequest) {
+				if hi.Request.Inputs[0].Name != "I\uFFFDN" {
+					t.Errorf("name %q", hi.Request.Inputs[0].Name)
 				}
 			}},
 		{name: "null members read as absent",
 			body: `{"id":null,"parameters":null,"outputs":null,"inputs":[{"name":"IN",` + one + `,"parameters":null}]}`,
-			check: func(t *testing.T, hi *httpInfer) {
-				if hi.req.ID != "" || hi.outs != nil || len(hi.req.Inputs) != 1 {
+			check: func(t *testing.T, hi *HTTPRequest) {
+				if hi.Request.ID != "" || hi.Outputs != nil || len(hi.Request.Inputs) != 1 {
 					t.Errorf("%+v", hi)
 				}
 			}},
 		{name: "last duplicate parameter wins",
 			body: `{"parameters":{"priority":"x","priority":3,"c":1,"c":"two"},"inputs":[{"name":"IN",` + one + `}]}`,
-			check: func(t *testing.T, hi *httpInfer) {
-				if hi.req.Priority != 3 || hi.req.Parameters["c"] != "two" {
-					t.Errorf("priority %d params %v", hi.req.Priority, hi.req.Parameters)
+			check: func(t *testing.T, hi *HTTPRequest) {
+				if hi.Request.Priority != 3 || hi.Request.Parameters["c"] != "two" {
+					t.Errorf("priority %d params %v", hi.Request.Priority, hi.Request.Parameters)
 				}
 			}},
 		{name: "last duplicate of many parameters wins",
 			body: `{"parameters":{` + strings.Repeat(`"timeout":"bad",`, 20) + `"timeout":5},"inputs":[{"name":"IN",` + one + `}]}`,
-			check: func(t *testing.T, hi *httpInfer) {
-				if hi.req.Timeout.Microseconds() != 5 {
-					t.Errorf("timeout %v", hi.req.Timeout)
+			check: func(t *testing.T, hi *HTTPRequest) {
+				if hi.Request.Timeout.Microseconds() != 5 {
+					t.Errorf("timeout %v", hi.Request.Timeout)
 				}
 			}},
 		{name: "last duplicate member wins",
 			body: `{"inputs":[{"name":"A"}],"inputs":[{"name":"IN","name":"IN",` + one + `}]}`,
-			check: func(t *testing.T, hi *httpInfer) {
-				if len(hi.req.Inputs) != 1 || hi.req.Inputs[0].Name != "IN" {
-					t.Errorf("%+v", hi.req.Inputs)
+			check: func(t *testing.T, hi *HTTPRequest) {
+				if len(hi.Request.Inputs) != 1 || hi.Request.Inputs[0].Name != "IN" {
+					t.Errorf("%+v", hi.Request.Inputs)
 				}
 			}},
 		{name: "custom parameter outlives the body",
 			body: `{"parameters":{"custom":"v"},"inputs":[{"name":"IN",` + one + `}]}`,
-			check: func(t *testing.T, hi *httpInfer) {
-				if len(hi.req.Parameters) != 1 || hi.req.Parameters["custom"] != "v" {
-					t.Errorf("parameters %v", hi.req.Parameters)
+			check: func(t *testing.T, hi *HTTPRequest) {
+				if len(hi.Request.Parameters) != 1 || hi.Request.Parameters["custom"] != "v" {
+					t.Errorf("parameters %v", hi.Request.Parameters)
 				}
 			}},
 		{name: "top-level null", body: `null`, err: "the request has no inputs"},
@@ -115,7 +115,7 @@ func TestEnvelopeDecoding(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			body := []byte(tc.body)
-			hi, err := decodeHTTPInfer(body, nil, false, m, 1<<20)
+			hi, err := decodeHTTP(body, nil, false, m, 1<<20)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("error %v, want one containing %q", err, tc.err)

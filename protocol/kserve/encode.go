@@ -1,4 +1,4 @@
-package server
+package kserve
 
 import (
 	"strconv"
@@ -7,22 +7,23 @@ import (
 	"github.com/ofaserve/ofaserve/protocol/datatype"
 )
 
-// encodeHTTPResponse appends the JSON inference response (docs/triton-batcher-and-kserve-v2.md §2.4) to
-// buf, followed by the blobs of the outputs sent in binary. It returns the
-// buffer and the JSON length, or jsonLen = -1 when nothing is binary.
-// binary says for each output whether to send it in binary.
-func encodeHTTPResponse(buf []byte, m Model, id string, resp *backend.Response, binary func(i int) bool) ([]byte, int, error) {
+// EncodeHTTP appends the JSON inference response of model version
+// (docs/triton-batcher-and-kserve-v2.md §2.4) to buf, followed by the blobs
+// of the outputs sent in binary. It returns the buffer and the JSON length,
+// or jsonLen = -1 when nothing is binary. binary says for each output
+// whether to send it in binary.
+func EncodeHTTP(buf []byte, model string, version int64, id string, resp *backend.Response, binary func(i int) bool) ([]byte, int, error) {
 	b := buf
 	b = append(b, '{')
 	if id != "" {
 		b = append(b, `"id":`...)
-		b = appendJSONString(b, id)
+		b = AppendJSONString(b, id)
 		b = append(b, ',')
 	}
 	b = append(b, `"model_name":`...)
-	b = appendJSONString(b, m.Name())
+	b = AppendJSONString(b, model)
 	b = append(b, `,"model_version":"`...)
-	b = strconv.AppendInt(b, m.Version(), 10)
+	b = strconv.AppendInt(b, version, 10)
 	b = append(b, '"')
 	if len(resp.Parameters) > 0 {
 		b = append(b, `,"parameters":`...)
@@ -36,9 +37,9 @@ func encodeHTTPResponse(buf []byte, m Model, id string, resp *backend.Response, 
 			b = append(b, ',')
 		}
 		b = append(b, `{"name":`...)
-		b = appendJSONString(b, t.Name)
+		b = AppendJSONString(b, t.Name)
 		b = append(b, `,"datatype":`...)
-		b = appendJSONString(b, t.Datatype)
+		b = AppendJSONString(b, t.Datatype)
 		b = append(b, `,"shape":[`...)
 		for j, d := range t.Shape {
 			if j > 0 {
@@ -107,11 +108,11 @@ func appendParamsJSON(b []byte, p map[string]any) []byte {
 			b = append(b, ',')
 		}
 		first = false
-		b = appendJSONString(b, k)
+		b = AppendJSONString(b, k)
 		b = append(b, ':')
 		switch x := v.(type) {
 		case string:
-			b = appendJSONString(b, x)
+			b = AppendJSONString(b, x)
 		case bool:
 			b = strconv.AppendBool(b, x)
 		case int:
@@ -123,7 +124,7 @@ func appendParamsJSON(b []byte, p map[string]any) []byte {
 		case float64:
 			b = strconv.AppendFloat(b, x, 'g', -1, 64)
 		default:
-			b = appendJSONString(b, "?")
+			b = AppendJSONString(b, "?")
 		}
 	}
 	return append(b, '}')

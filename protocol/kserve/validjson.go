@@ -1,4 +1,4 @@
-package server
+package kserve
 
 // maxNesting is encoding/json's nesting limit, which validJSON keeps so
 // that the messages of encoding/json (which words validJSON's refusals)

@@ -1,4 +1,4 @@
-package server
+package kserve
 
 import (
 	"encoding/json"
@@ -19,7 +19,7 @@ func FuzzDecodeJSONInfer(f *testing.F) {
 	f.Add([]byte(`{"inputs":[{"name":"INPUT0","shape":[1,16],"datatype":"FP32","data":` + strings.Repeat("[", 99) + "1" + strings.Repeat("]", 99) + `}]}`))
 	f.Add([]byte(`{"parameters":{"priority":1,"timeout":10,"binary_data_output":true,"x":1.5},"inputs":[{"name":"I","shape":[0],"datatype":"UINT64","data":[]}],"outputs":[{"name":"O","parameters":{"classification":3,"binary_data":true}}]}`))
 	f.Add([]byte(`{"inputs":[{"name":"INPUT0","shape":[18446744073709551615,2],"datatype":"INT8","data":[1,-1e5]}]}`))
-	m := simpleModel()
+	m := simple()
 	f.Add([]byte(`{"a":[1,-0.5e+3,true,false,null,"\u00e9\n",{},[],{"b":{}}],"c":-0,"d":1E2} `))
 	for _, bad := range validJSONCases {
 		f.Add([]byte(bad))
@@ -28,11 +28,11 @@ func FuzzDecodeJSONInfer(f *testing.F) {
 		if got, want := validJSON(body), json.Valid(body); got != want {
 			t.Fatalf("validJSON %v, json.Valid %v", got, want)
 		}
-		hi, err := decodeHTTPInfer(body, nil, false, m, 1<<20)
+		hi, err := decodeHTTP(body, nil, false, m, 1<<20)
 		if err != nil {
 			return
 		}
-		for _, in := range hi.req.Inputs {
+		for _, in := range hi.Request.Inputs {
 			d := datatype.Parse(in.Datatype)
 			n, variable, ok := datatype.ElementCount(in.Shape)
 			if !ok || variable > 0 {
@@ -46,7 +46,7 @@ func FuzzDecodeJSONInfer(f *testing.F) {
 				t.Fatalf("input %q: %d bytes for %v %s", in.Name, len(in.Data), in.Shape, d)
 			}
 		}
-		validate(m, &hi.req, hi.outs)
+		validate(m, &hi.Request, hi.Outputs)
 	})
 }
 
@@ -61,40 +61,35 @@ func FuzzBinaryFraming(f *testing.F) {
 	f.Add("-5", []byte("{}"), "simple")
 	f.Add("99999999999", []byte("{}"), "simple")
 	f.Add("2", []byte(`{}junk`), "simple")
-	repo := testRepo()
-	s, err := New(Options{MaxInputSize: 1 << 20}, repo, nil)
-	if err != nil {
-		f.Fatal(err)
-	}
 	f.Fuzz(func(t *testing.T, hl string, body []byte, model string) {
 		if hl != "0" && len(hl) > 0 && hl[0] == '{' {
 			hl = "0"
 		}
-		m, err := repo.Model(model, -1)
-		if err != nil {
-			m, _ = repo.Model("identity_fp32", -1)
+		m := signatures[model]
+		if m == nil {
+			m = signatures["identity_fp32"]
 		}
-		hi, err := s.decodeInfer(m, hl, body)
+		hi, err := DecodeHTTP(m, hl, body, 1<<20)
 		if err != nil {
 			return
 		}
 		total := 0
-		for _, in := range hi.req.Inputs {
+		for _, in := range hi.Request.Inputs {
 			total += len(in.Data)
 		}
-		if hl == "0" && datatype.Parse(hi.req.Inputs[0].Datatype) != datatype.Bytes && total != len(body) {
+		if hl == "0" && datatype.Parse(hi.Request.Inputs[0].Datatype) != datatype.Bytes && total != len(body) {
 			t.Fatalf("raw request: %d data bytes from a %d-byte body", total, len(body))
 		}
-		validate(m, &hi.req, hi.outs)
+		validate(m, &hi.Request, hi.Outputs)
 	})
 }
 
 // validate runs the model's validation on a decoded request, with its
-// requested outputs, as runInfer hands it over: it may refuse it, never
+// requested outputs, as the server hands it over: it may refuse it, never
 // panic.
-func validate(m Model, req *backend.Request, outs []outputReq) {
+func validate(sig *backend.Signature, req *backend.Request, outs []Output) {
 	for _, o := range outs {
-		req.Outputs = append(req.Outputs, o.name)
+		req.Outputs = append(req.Outputs, o.Name)
 	}
-	_ = m.Signature().Validate(req)
+	_ = sig.Validate(req)
 }

@@ -1,4 +1,4 @@
-package server
+package kserve
 
 import (
 	"encoding/json"
@@ -11,23 +11,31 @@ import (
 	"github.com/ofaserve/ofaserve/protocol/datatype"
 )
 
-// httpInfer is a decoded HTTP inference request.
-type httpInfer struct {
-	req  backend.Request
-	outs []outputReq
-	// binaryOutput is the request's binary_data_output: the format of the
+// Output is one output a request asked for and how it wants it back.
+type Output struct {
+	Name       string
+	Binary     bool  // HTTP: send in the binary extension
+	ClassCount int64 // > 0: classification top-K (docs/triton-batcher-and-kserve-v2.md §2.10)
+}
+
+// HTTPRequest is a decoded HTTP inference request.
+type HTTPRequest struct {
+	Request backend.Request
+	// Outputs are the outputs the request lists (none: all of them).
+	Outputs []Output
+	// BinaryOutput is the request's binary_data_output: the format of the
 	// outputs it does not list.
-	binaryOutput bool
+	BinaryOutput bool
 	// Room for the common request (one input and output of rank <= 4, or
 	// two inputs of rank 2) without further allocations.
 	inBuf  [1]backend.Tensor
-	outBuf [1]outputReq
+	outBuf [1]Output
 	dimBuf [4]int64
 }
 
 // keepShape copies a shape out of the envelope into hi's room, or a new
 // slice once that is used up.
-func (hi *httpInfer) keepShape(shape []int64, used *int) []int64 {
+func (hi *HTTPRequest) keepShape(shape []int64, used *int) []int64 {
 	if shape == nil {
 		return nil
 	}
@@ -40,10 +48,36 @@ func (hi *httpInfer) keepShape(shape []int64, used *int) []int64 {
 	return append([]int64{}, shape...)
 }
 
-// decodeHTTPInfer decodes an inference request body: the JSON header
+// DecodeHTTP decodes the body of POST .../infer for the model of signature
+// sig, framed by the Inference-Header-Content-Length header (headerLen, ""
+// when absent): a JSON request, a JSON header followed by the binary
+// extension's blobs, or a raw binary input (docs/triton-batcher-and-kserve-v2.md §2.3-2.6).
+// maxInput caps the decoded size of one JSON tensor. The request's strings
+// and data may point into body.
+func DecodeHTTP(sig *backend.Signature, headerLen string, body []byte, maxInput int64) (*HTTPRequest, error) {
+	if headerLen == "" {
+		return decodeHTTP(body, nil, false, sig, maxInput)
+	}
+	n, err := strconv.ParseInt(headerLen, 10, 64)
+	if err != nil {
+		return nil, invalidArg("Unable to parse Inference-Header-Content-Length, got: %s", headerLen)
+	}
+	if n < -(1<<31) || n > 1<<31-1 {
+		return nil, invalidArg("Inference-Header-Content-Length value is out of range [%d, %d], got: %s", -(1 << 31), 1<<31-1, headerLen)
+	}
+	if n == 0 {
+		return rawRequest(sig, body)
+	}
+	if n < 0 || n > int64(len(body)) {
+		return nil, invalidArg("inference header size should be in range (0, %d), got: %d", len(body), n)
+	}
+	return decodeHTTP(body[:n], body[n:], true, sig, maxInput)
+}
+
+// decodeHTTP decodes an inference request body: the JSON header
 // (header bytes) and the binary blobs that follow it (docs/triton-batcher-and-kserve-v2.md §2.6).
 // hasHeaderLen says whether Inference-Header-Content-Length was sent.
-func decodeHTTPInfer(header, blobs []byte, hasHeaderLen bool, m Model, maxInput int64) (*httpInfer, error) {
+func decodeHTTP(header, blobs []byte, hasHeaderLen bool, sig *backend.Signature, maxInput int64) (*HTTPRequest, error) {
 	// Malformed or ill-typed JSON is the client's fault: 400, where
 	// Triton answers 500 (its JSON helper reports INTERNAL).
 	jr := getEnvelope()
@@ -51,9 +85,9 @@ func decodeHTTPInfer(header, blobs []byte, hasHeaderLen bool, m Model, maxInput 
 	if err := parseEnvelope(header, jr); err != nil {
 		return nil, err
 	}
-	modelName := m.Name()
-	hi := &httpInfer{}
-	r := &hi.req
+	modelName := sig.Name
+	hi := &HTTPRequest{}
+	r := &hi.Request
 	if len(jr.ID) > 0 && string(jr.ID) != "null" {
 		if jr.ID[0] != '"' {
 			return nil, invalidArg("unable to parse 'id': expected a string")
@@ -85,7 +119,7 @@ func decodeHTTPInfer(header, blobs []byte, hasHeaderLen bool, m Model, maxInput 
 		}
 		// in's strings point into the body: keep copies (or the model's
 		// own strings, which are usually the same).
-		t.Name, t.Datatype, t.Shape = internName(in.Name, m.Signature().Inputs), d.String(), hi.keepShape(in.Shape, &dimsUsed)
+		t.Name, t.Datatype, t.Shape = internName(in.Name, sig.Inputs), d.String(), hi.keepShape(in.Shape, &dimsUsed)
 		binSize := int64(-1)
 		for _, p := range in.Parameters {
 			k, v := p.key, p.val
@@ -134,16 +168,16 @@ func decodeHTTPInfer(header, blobs []byte, hasHeaderLen bool, m Model, maxInput 
 	}
 	if len(jr.Outputs) > 0 {
 		if len(jr.Outputs) <= len(hi.outBuf) {
-			hi.outs = hi.outBuf[:len(jr.Outputs):len(jr.Outputs)]
+			hi.Outputs = hi.outBuf[:len(jr.Outputs):len(jr.Outputs)]
 		} else {
-			hi.outs = make([]outputReq, len(jr.Outputs))
+			hi.Outputs = make([]Output, len(jr.Outputs))
 		}
 		for i := range jr.Outputs {
 			o := &jr.Outputs[i]
 			if o.Name == "" {
 				return nil, invalidArg("unable to parse 'outputs': output %d has no 'name'", i)
 			}
-			or := outputReq{name: internName(o.Name, m.Signature().Outputs)}
+			or := Output{Name: internName(o.Name, sig.Outputs)}
 			for _, p := range o.Parameters {
 				k, v := p.key, p.val
 				switch k {
@@ -152,25 +186,25 @@ func decodeHTTPInfer(header, blobs []byte, hasHeaderLen bool, m Model, maxInput 
 					if err != nil || (string(v) != "true" && string(v) != "false") {
 						return nil, invalidArg("unable to parse 'binary_data' of output '%s': expected a boolean", o.Name)
 					}
-					or.binary = b
+					or.Binary = b
 				case "classification":
 					n, err := strconv.ParseUint(string(v), 10, 63)
 					if err != nil {
 						return nil, invalidArg("unable to parse 'classification' of output '%s': expected a non-negative integer", o.Name)
 					}
-					or.classCount = int64(n)
+					or.ClassCount = int64(n)
 				case "shared_memory_region", "shared_memory_offset", "shared_memory_byte_size":
 					return nil, backend.Errorf(backend.CodeUnsupported, "shared memory is not supported by this server (output '%s')", o.Name)
 				}
 			}
-			hi.outs[i] = or
+			hi.Outputs[i] = or
 		}
 	}
 	return hi, nil
 }
 
 // applyJSONParams handles the request-level parameters (docs/triton-batcher-and-kserve-v2.md §2.3).
-func applyJSONParams(hi *httpInfer, params []jsonParam) error {
+func applyJSONParams(hi *HTTPRequest, params []jsonParam) error {
 	for _, p := range params {
 		k, v := p.key, p.val
 		s := string(v)
@@ -180,18 +214,18 @@ func applyJSONParams(hi *httpInfer, params []jsonParam) error {
 			if err != nil {
 				return invalidArg("unable to parse 'priority': expected a non-negative integer, got %s", s)
 			}
-			hi.req.Priority = n
+			hi.Request.Priority = n
 		case "timeout":
 			n, err := strconv.ParseUint(s, 10, 64)
 			if err != nil {
 				return invalidArg("unable to parse 'timeout': expected a non-negative integer (microseconds), got %s", s)
 			}
-			hi.req.Timeout = usDuration(n)
+			hi.Request.Timeout = usDuration(n)
 		case "binary_data_output":
 			if s != "true" && s != "false" {
 				return invalidArg("unable to parse 'binary_data_output': expected a boolean, got %s", s)
 			}
-			hi.binaryOutput = s == "true"
+			hi.BinaryOutput = s == "true"
 		case "sequence_id":
 			if s != "0" && s != `""` {
 				return backend.Errorf(backend.CodeUnsupported, "sequence batching is not supported by this server (parameter 'sequence_id')")
@@ -210,10 +244,10 @@ func applyJSONParams(hi *httpInfer, params []jsonParam) error {
 			if err != nil {
 				return invalidArg("unable to parse parameter '%s': %v", k, err)
 			}
-			if hi.req.Parameters == nil {
-				hi.req.Parameters = make(map[string]any)
+			if hi.Request.Parameters == nil {
+				hi.Request.Parameters = make(map[string]any)
 			}
-			hi.req.Parameters[strings.Clone(k)] = val
+			hi.Request.Parameters[strings.Clone(k)] = val
 		}
 	}
 	return nil
@@ -249,11 +283,10 @@ func usDuration(us uint64) time.Duration {
 
 // rawRequest builds the request of a raw binary body (header length 0,
 // docs/triton-batcher-and-kserve-v2.md §2.6): the model's only input, its shape inferred from the size.
-func rawRequest(m Model, body []byte) (*httpInfer, error) {
-	sig := m.Signature()
+func rawRequest(sig *backend.Signature, body []byte) (*HTTPRequest, error) {
 	specs := sig.Inputs
 	if len(specs) != 1 {
-		return nil, invalidArg("Raw request must only have 1 input (found 1) to be deduced but got %d inputs in '%s' model configuration", len(specs), m.Name())
+		return nil, invalidArg("Raw request must only have 1 input (found 1) to be deduced but got %d inputs in '%s' model configuration", len(specs), sig.Name)
 	}
 	spec := specs[0]
 	d := datatype.FromConfig(spec.Datatype)
@@ -284,7 +317,11 @@ func rawRequest(m Model, body []byte) (*httpInfer, error) {
 			shape = append(shape, v)
 		}
 	}
-	hi := &httpInfer{binaryOutput: true}
-	hi.req.Inputs = []backend.Tensor{{Name: spec.Name, Datatype: d.String(), Shape: shape, Data: data}}
+	hi := &HTTPRequest{BinaryOutput: true}
+	hi.Request.Inputs = []backend.Tensor{{Name: spec.Name, Datatype: d.String(), Shape: shape, Data: data}}
 	return hi, nil
+}
+
+func invalidArg(format string, args ...any) error {
+	return backend.Errorf(backend.CodeInvalidArg, format, args...)
 }

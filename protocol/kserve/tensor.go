@@ -1,4 +1,4 @@
-package server
+package kserve
 
 import (
 	"encoding/binary"
@@ -82,8 +82,8 @@ func elementFloat(d datatype.Type, data []byte, i int) float64 {
 	return 0
 }
 
-// appendJSONString appends s as a JSON string literal.
-func appendJSONString(b []byte, s string) []byte {
+// AppendJSONString appends s as a JSON string literal.
+func AppendJSONString(b []byte, s string) []byte {
 	return appendJSONBytes(b, unsafe.Slice(unsafe.StringData(s), len(s)))
 }
 

@@ -1,4 +1,4 @@
-package server
+package kserve
 
 import (
 	"encoding/json"
