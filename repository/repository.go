@@ -23,7 +23,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -253,18 +252,6 @@ func (r *Repository) Model(name string, version int64) (*Model, error) {
 		return nil, backend.Errorf(backend.CodeUnavailable, "Request for unknown model: '%s' version %d is not at ready state", name, version)
 	}
 	return m, nil
-}
-
-// ParseVersion parses a protocol version string: "" means the latest (0).
-func ParseVersion(s string) (int64, error) {
-	if s == "" {
-		return 0, nil
-	}
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || v < 0 {
-		return 0, backend.Errorf(backend.CodeInvalidArg, "failed to get model version from specified version string '%s' (value must be a non-negative integer)", s)
-	}
-	return v, nil
 }
 
 func latestReady(e *entry) *Model {

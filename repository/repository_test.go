@@ -12,6 +12,7 @@ import (
 
 	"github.com/ofaserve/ofaserve/backend"
 	"github.com/ofaserve/ofaserve/batcher"
+	"github.com/ofaserve/ofaserve/protocol/modelconfig"
 )
 
 // fakeModel answers every request with its own version in the response
@@ -255,7 +256,7 @@ func TestExplicitLoadUnload(t *testing.T) {
 	}
 
 	// Loading with a config override (the load API's "config" parameter).
-	over, err := ConfigFromJSON([]byte(`{"platform":"pytorch_libtorch","max_batch_size":2,"input":[{"name":"x","data_type":"TYPE_INT64","dims":[1]}],"output":[{"name":"y","data_type":"TYPE_FP32","dims":[1]}]}`))
+	over, err := modelconfig.FromJSON([]byte(`{"platform":"pytorch_libtorch","max_batch_size":2,"input":[{"name":"x","data_type":"TYPE_INT64","dims":[1]}],"output":[{"name":"y","data_type":"TYPE_FP32","dims":[1]}]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,15 +350,4 @@ func TestUnknownKindNamesFileAndField(t *testing.T) {
 	if len(idx) != 1 || idx[0].State != StateUnavailable || !strings.Contains(idx[0].Reason, "unsupported model kind") {
 		t.Fatalf("index = %+v", idx)
 	}
-}
-
-func TestParseVersion(t *testing.T) {
-	if v, err := ParseVersion(""); v != 0 || err != nil {
-		t.Errorf(`"" -> %d %v`, v, err)
-	}
-	if v, err := ParseVersion("12"); v != 12 || err != nil {
-		t.Errorf(`"12" -> %d %v`, v, err)
-	}
-	_, err := ParseVersion("x1")
-	codeIs(t, err, backend.CodeInvalidArg, "failed to get model version from specified version string 'x1'")
 }

@@ -19,7 +19,6 @@ import (
 	pb "github.com/ofaserve/ofaserve/protocol/inferencepb"
 	"github.com/ofaserve/ofaserve/protocol/kserve"
 	"github.com/ofaserve/ofaserve/protocol/modelconfig"
-	"github.com/ofaserve/ofaserve/repository"
 )
 
 // maxGRPCMessage is Triton's gRPC message limit in both directions.
@@ -118,7 +117,7 @@ func grpcVersion(v string) (int64, error) {
 	if v == "" {
 		return -1, nil
 	}
-	return repository.ParseVersion(v)
+	return kserve.ParseVersion(v)
 }
 
 func (g *grpcService) model(name, version string) (Model, error) {
@@ -227,7 +226,7 @@ func (g *grpcService) RepositoryModelLoad(ctx context.Context, r *pb.RepositoryM
 			if !ok {
 				return nil, status.Error(codes.InvalidArgument, "load parameter 'config' must be a string holding the model config in JSON")
 			}
-			cfg, err := repository.ConfigFromJSON([]byte(text.StringParam))
+			cfg, err := modelconfig.FromJSON([]byte(text.StringParam))
 			if err != nil {
 				return nil, status.Errorf(codes.InvalidArgument, "load parameter 'config': %v", err)
 			}

@@ -13,7 +13,6 @@ import (
 	"github.com/ofaserve/ofaserve/protocol/datatype"
 	"github.com/ofaserve/ofaserve/protocol/kserve"
 	"github.com/ofaserve/ofaserve/protocol/modelconfig"
-	"github.com/ofaserve/ofaserve/repository"
 )
 
 // extensions are the protocol extensions this server implements.
@@ -314,7 +313,7 @@ func (s *Server) loadParams(c *gin.Context) (*modelconfig.ModelConfig, error) {
 			if err := json.Unmarshal(v, &text); err != nil {
 				return nil, invalidArg("load parameter 'config' must be a string holding the model config in JSON")
 			}
-			cfg, err := repository.ConfigFromJSON([]byte(text))
+			cfg, err := modelconfig.FromJSON([]byte(text))
 			if err != nil {
 				return nil, invalidArg("load parameter 'config': %v", err)
 			}

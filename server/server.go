@@ -17,7 +17,6 @@ import (
 	"github.com/ofaserve/ofaserve/backend"
 	"github.com/ofaserve/ofaserve/batcher"
 	"github.com/ofaserve/ofaserve/protocol/modelconfig"
-	"github.com/ofaserve/ofaserve/repository"
 )
 
 // Repository is what the server needs from the model repository.
@@ -73,7 +72,7 @@ type Options struct {
 	// GPUMetrics enables the NVML gauges when NVML is present.
 	GPUMetrics bool
 	// ConfigJSON renders a model config as Triton's config JSON (default
-	// repository.ConfigJSON).
+	// modelconfig.ToJSON).
 	ConfigJSON func(*modelconfig.ModelConfig) ([]byte, error)
 }
 
@@ -110,7 +109,7 @@ func New(opts Options, repo Repository, logger *slog.Logger) (*Server, error) {
 		opts.MaxInputSize = defaultMaxInputSize
 	}
 	if opts.ConfigJSON == nil {
-		opts.ConfigJSON = repository.ConfigJSON
+		opts.ConfigJSON = modelconfig.ToJSON
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)

@@ -29,6 +29,7 @@ import (
 	torchbackend "github.com/ofaserve/ofaserve/backend/libtorch"
 	"github.com/ofaserve/ofaserve/backend/ofa"
 	"github.com/ofaserve/ofaserve/libtorch"
+	"github.com/ofaserve/ofaserve/protocol/modelconfig"
 	"github.com/ofaserve/ofaserve/repository"
 	"github.com/ofaserve/ofaserve/server"
 )
@@ -209,7 +210,7 @@ func run(ctx context.Context, release func(), args []string, logOut io.Writer) e
 		log.Error("some models failed to load", "err", err)
 	}
 
-	srv, err := server.New(server.Options{MaxInputSize: c.maxInputSize, GPUMetrics: c.gpuMetrics, ConfigJSON: repository.ConfigJSON},
+	srv, err := server.New(server.Options{MaxInputSize: c.maxInputSize, GPUMetrics: c.gpuMetrics, ConfigJSON: modelconfig.ToJSON},
 		server.FromRepository(repo), log)
 	if err != nil {
 		closeRepo()

@@ -13,12 +13,14 @@
 package inferencepb
 
 import (
-	modelconfig "github.com/ofaserve/ofaserve/protocol/modelconfig"
-	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
-	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
+
+	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
+	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+
+	modelconfig "github.com/ofaserve/ofaserve/protocol/modelconfig"
 )
 
 const (

@@ -1,4 +1,4 @@
-package repository
+package modelconfig
 
 import (
 	"bytes"
@@ -10,16 +10,14 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/reflect/protoreflect"
-
-	"github.com/ofaserve/ofaserve/protocol/modelconfig"
 )
 
-// ConfigJSON renders cfg the way Triton serves GET /v2/models/{m}/config:
+// ToJSON renders cfg the way Triton serves GET /v2/models/{m}/config:
 // proto field names, every scalar field printed even when it holds its
 // default, empty lists and maps printed, unset sub-messages left out, enums
 // as their names, and 64-bit integers as JSON numbers (proto3's JSON mapping
 // would quote them). Fields appear in declaration order.
-func ConfigJSON(cfg *modelconfig.ModelConfig) ([]byte, error) {
+func ToJSON(cfg *ModelConfig) ([]byte, error) {
 	var b bytes.Buffer
 	if err := writeMessage(&b, cfg.ProtoReflect()); err != nil {
 		return nil, err
@@ -27,10 +25,10 @@ func ConfigJSON(cfg *modelconfig.ModelConfig) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// ConfigFromJSON parses a model config in proto3 JSON form (the "config"
+// FromJSON parses a model config in proto3 JSON form (the "config"
 // parameter of a repository load request). Unknown fields are errors.
-func ConfigFromJSON(data []byte) (*modelconfig.ModelConfig, error) {
-	cfg := &modelconfig.ModelConfig{}
+func FromJSON(data []byte) (*ModelConfig, error) {
+	cfg := &ModelConfig{}
 	if err := (protojson.UnmarshalOptions{}).Unmarshal(data, cfg); err != nil {
 		return nil, fmt.Errorf("invalid model config JSON: %w", err)
 	}
