@@ -67,9 +67,11 @@ func Errorf(code Code, format string, args ...any) error {
 	return &Error{Code: code, Msg: err.Error(), Err: errors.Unwrap(err)}
 }
 
-// CodeOf returns the code of err: the Code of the first *Error in its chain,
-// CodeCancelled for a cancelled context, CodeUnavailable for a deadline,
-// and CodeInternal otherwise.
+// CodeOf returns the code of err, the one mapping of errors to codes: the
+// Code of the first *Error in its chain; for the batcher's refusals, even
+// unwrapped, UNAVAILABLE (queue full, queue timeout, stopping) or
+// INVALID_ARG (batch too large); CodeCancelled for a cancelled context,
+// CodeUnavailable for a deadline, and CodeInternal otherwise.
 func CodeOf(err error) Code {
 	var e *Error
 	switch {
@@ -77,6 +79,10 @@ func CodeOf(err error) Code {
 		return CodeInternal
 	case errors.As(err, &e):
 		return e.Code
+	case errors.Is(err, batcher.ErrQueueFull), errors.Is(err, batcher.ErrTimeout), errors.Is(err, batcher.ErrStopped):
+		return CodeUnavailable
+	case errors.Is(err, batcher.ErrBatchSize):
+		return CodeInvalidArg
 	case errors.Is(err, context.Canceled):
 		return CodeCancelled
 	case errors.Is(err, context.DeadlineExceeded):
@@ -86,28 +92,28 @@ func CodeOf(err error) Code {
 	}
 }
 
-// SubmitError turns an error returned by batcher.Submit into a coded one:
-// a failed batch keeps the code its executor gave it, the queue's refusals
-// are UNAVAILABLE (503), an oversized request INVALID_ARG, a cancelled
-// request CANCELLED, and anything else INTERNAL. The client-visible message
-// stays the batcher's (Triton's) wording.
+// SubmitError turns an error returned by batcher.Submit into an *Error with
+// CodeOf's code (a failed batch keeps the code its executor gave it) and the
+// batcher's (Triton's) wording: a failed batch's message, the refusal's
+// message for a full queue, an expired timeout or a stopping batcher, and
+// plain words for a cancelled or expired context.
 func SubmitError(err error) error {
+	msg := err.Error()
 	var be *Error
 	switch {
 	case errors.As(err, &be):
-		return &Error{Code: be.Code, Msg: be.Msg, Err: err}
+		msg = be.Msg
 	case errors.Is(err, batcher.ErrQueueFull):
-		return &Error{Code: CodeUnavailable, Msg: batcher.ErrQueueFull.Error(), Err: err}
+		msg = batcher.ErrQueueFull.Error()
 	case errors.Is(err, batcher.ErrTimeout):
-		return &Error{Code: CodeUnavailable, Msg: batcher.ErrTimeout.Error(), Err: err}
+		msg = batcher.ErrTimeout.Error()
 	case errors.Is(err, batcher.ErrStopped):
-		return &Error{Code: CodeUnavailable, Msg: batcher.ErrStopped.Error(), Err: err}
+		msg = batcher.ErrStopped.Error()
 	case errors.Is(err, batcher.ErrBatchSize):
-		return &Error{Code: CodeInvalidArg, Msg: err.Error(), Err: err}
 	case errors.Is(err, context.Canceled):
-		return &Error{Code: CodeCancelled, Msg: "request cancelled", Err: err}
+		msg = "request cancelled"
 	case errors.Is(err, context.DeadlineExceeded):
-		return &Error{Code: CodeUnavailable, Msg: "request deadline exceeded", Err: err}
+		msg = "request deadline exceeded"
 	}
-	return &Error{Code: CodeInternal, Msg: err.Error(), Err: err}
+	return &Error{Code: CodeOf(err), Msg: msg, Err: err}
 }

@@ -29,9 +29,15 @@ func TestValidate(t *testing.T) {
 			{Name: "R", Datatype: "FP32", Dims: []int64{-1}, AllowRagged: true}},
 		Outputs: []TensorSpec{{Name: "Y", Datatype: "BYTES", Dims: []int64{1}}}}
 	flat := &Signature{Name: "flat", Inputs: []TensorSpec{{Name: "X", Datatype: "INT64", Dims: []int64{2, 3}}}}
-	a := func(shape []int64, n int) Tensor { return Tensor{Name: "A", Datatype: "FP32", Shape: shape, Data: f32s(n)} }
-	b := func(shape []int64, n int) Tensor { return Tensor{Name: "B", Datatype: "FP32", Shape: shape, Data: f32s(n)} }
-	tt := func(shape []int64, elems ...string) Tensor { return Tensor{Name: "T", Datatype: "BYTES", Shape: shape, Data: strs(elems...)} }
+	a := func(shape []int64, n int) Tensor {
+		return Tensor{Name: "A", Datatype: "FP32", Shape: shape, Data: f32s(n)}
+	}
+	b := func(shape []int64, n int) Tensor {
+		return Tensor{Name: "B", Datatype: "FP32", Shape: shape, Data: f32s(n)}
+	}
+	tt := func(shape []int64, elems ...string) Tensor {
+		return Tensor{Name: "T", Datatype: "BYTES", Shape: shape, Data: strs(elems...)}
+	}
 	for _, c := range []struct {
 		name string
 		sig  *Signature
@@ -99,7 +105,7 @@ func TestValidate(t *testing.T) {
 
 func TestSignatureOf(t *testing.T) {
 	cfg := &modelconfig.ModelConfig{MaxBatchSize: 4,
-		Input: []*modelconfig.ModelInput{{Name: "x", DataType: modelconfig.DataType_TYPE_STRING, Dims: []int64{1}, Optional: true, AllowRaggedBatch: true}},
+		Input:  []*modelconfig.ModelInput{{Name: "x", DataType: modelconfig.DataType_TYPE_STRING, Dims: []int64{1}, Optional: true, AllowRaggedBatch: true}},
 		Output: []*modelconfig.ModelOutput{{Name: "y", DataType: modelconfig.DataType_TYPE_FP16, Dims: []int64{-1, 2}}}}
 	s := SignatureOf("m", cfg)
 	in, out := s.Inputs[0], s.Outputs[0]

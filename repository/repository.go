@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/ofaserve/ofaserve/backend"
+	"github.com/ofaserve/ofaserve/protocol/kserve"
 	"github.com/ofaserve/ofaserve/protocol/modelconfig"
 )
 
@@ -88,7 +89,7 @@ type Options struct {
 // IndexEntry is one row of the repository index (docs/triton-batcher-and-kserve-v2.md §2.1).
 type IndexEntry struct {
 	Name    string
-	Version int64 // -1 when no version is known
+	Version int64 // kserve.LatestVersion (0) when no version is known
 	State   State
 	Reason  string
 }
@@ -228,8 +229,8 @@ func (r *Repository) scan() ([]string, error) {
 	return names, nil
 }
 
-// Model returns a version of a model: version ≤ 0 means the highest ready
-// version. Errors: NOT_FOUND for an unknown model or version, or a model
+// Model returns a version of a model: version kserve.LatestVersion (0)
+// means the highest ready version. Errors: NOT_FOUND for an unknown model or version, or a model
 // with no ready version; UNAVAILABLE for a version that is not ready.
 func (r *Repository) Model(name string, version int64) (*Model, error) {
 	r.mu.RLock()
@@ -238,7 +239,7 @@ func (r *Repository) Model(name string, version int64) (*Model, error) {
 	if e == nil || len(e.versions) == 0 {
 		return nil, backend.Errorf(backend.CodeNotFound, "Request for unknown model: '%s' is not found", name)
 	}
-	if version <= 0 {
+	if version == kserve.LatestVersion {
 		if m := latestReady(e); m != nil {
 			return m, nil
 		}
@@ -266,7 +267,7 @@ func latestReady(e *entry) *Model {
 
 // Index lists the models in the repository folder and every version the
 // repository knows, sorted by name and version. A model folder never loaded
-// appears once, with version -1 and state UNKNOWN. With readyOnly, only
+// appears once, with no version (kserve.LatestVersion) and state UNKNOWN. With readyOnly, only
 // ready versions are listed.
 func (r *Repository) Index(readyOnly bool) []IndexEntry {
 	var names []string
@@ -278,7 +279,7 @@ func (r *Repository) Index(readyOnly bool) []IndexEntry {
 	var out []IndexEntry
 	for n, e := range r.models {
 		if len(e.versions) == 0 && !readyOnly {
-			out = append(out, IndexEntry{Name: n, Version: -1, State: StateUnavailable, Reason: e.reason})
+			out = append(out, IndexEntry{Name: n, Version: kserve.LatestVersion, State: StateUnavailable, Reason: e.reason})
 		}
 		for _, m := range e.versions {
 			st, reason := m.State()
@@ -291,7 +292,7 @@ func (r *Repository) Index(readyOnly bool) []IndexEntry {
 	if !readyOnly {
 		for _, n := range names {
 			if r.models[n] == nil {
-				out = append(out, IndexEntry{Name: n, Version: -1, State: StateUnknown})
+				out = append(out, IndexEntry{Name: n, Version: kserve.LatestVersion, State: StateUnknown})
 			}
 		}
 	}

@@ -210,7 +210,7 @@ func TestExplicitLoadUnload(t *testing.T) {
 		t.Fatalf("b should not be loaded: %v", err)
 	}
 	idx := r.Index(false)
-	if len(idx) != 3 || idx[1].Name != "b" || idx[1].Version != -1 || idx[1].State != StateUnknown {
+	if len(idx) != 3 || idx[1].Name != "b" || idx[1].Version != 0 || idx[1].State != StateUnknown {
 		t.Fatalf("index = %+v", idx)
 	}
 	ctx := context.Background()

@@ -11,7 +11,10 @@
 // checks, with Triton's messages: backend.Signature.Validate) and runs it,
 // and encodes the backend.Response. It
 // knows nothing about torch, batching or OFA: the Repository and Model
-// interfaces below are all it consumes, declared here where they are used.
+// interfaces below are all it consumes, declared here where they are used,
+// besides the wire formats under protocol/ and backend's request types.
+// cmd/ofaserve wires the model repository in, and configures POST /predict
+// (Options.Predict) from the constants of the model kind it serves.
 //
 // Error statuses follow docs/triton-batcher-and-kserve-v2.md §2.8's mapping from backend.Code (see
 // httpStatus and grpcCode). One deliberate difference from Triton: a

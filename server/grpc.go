@@ -112,16 +112,8 @@ type grpcService struct {
 	s *Server
 }
 
-// grpcVersion parses a version string: "" is the latest ready version.
-func grpcVersion(v string) (int64, error) {
-	if v == "" {
-		return -1, nil
-	}
-	return kserve.ParseVersion(v)
-}
-
 func (g *grpcService) model(name, version string) (Model, error) {
-	v, err := grpcVersion(version)
+	v, err := kserve.ParseVersion(version)
 	if err != nil {
 		return nil, grpcError(err)
 	}
@@ -141,13 +133,13 @@ func (g *grpcService) ServerReady(context.Context, *pb.ServerReadyRequest) (*pb.
 }
 
 func (g *grpcService) ModelReady(_ context.Context, r *pb.ModelReadyRequest) (*pb.ModelReadyResponse, error) {
-	v, err := grpcVersion(r.GetVersion())
+	v, err := kserve.ParseVersion(r.GetVersion())
 	if err != nil {
 		return nil, grpcError(err)
 	}
 	m, err := g.s.repo.Model(r.GetName(), v)
 	if err != nil {
-		if codeOf(err) == backend.CodeUnavailable {
+		if backend.CodeOf(err) == backend.CodeUnavailable {
 			return &pb.ModelReadyResponse{Ready: false}, nil
 		}
 		return nil, grpcError(err)
@@ -184,14 +176,14 @@ func (g *grpcService) ModelConfig(_ context.Context, r *pb.ModelConfigRequest) (
 }
 
 func (g *grpcService) ModelStatistics(_ context.Context, r *pb.ModelStatisticsRequest) (*pb.ModelStatisticsResponse, error) {
-	v, err := grpcVersion(r.GetVersion())
+	v, err := kserve.ParseVersion(r.GetVersion())
 	if err != nil {
 		return nil, grpcError(err)
 	}
-	if r.GetName() == "" && v >= 0 {
+	if r.GetName() == "" && r.GetVersion() != "" {
 		return nil, status.Error(codes.InvalidArgument, "a model version needs a model name")
 	}
-	st, err := g.s.collectStats(r.GetName(), v)
+	st, err := g.s.collectStats(r.GetName(), v, r.GetVersion() != "")
 	if err != nil {
 		return nil, grpcError(err)
 	}
@@ -202,7 +194,7 @@ func (g *grpcService) RepositoryIndex(_ context.Context, r *pb.RepositoryIndexRe
 	resp := &pb.RepositoryIndexResponse{}
 	for _, e := range g.s.repo.Index(r.GetReady()) {
 		mi := &pb.RepositoryIndexResponse_ModelIndex{Name: e.Name, State: e.State, Reason: e.Reason}
-		if e.Version >= 0 {
+		if e.Version > 0 {
 			mi.Version = strconv.FormatInt(e.Version, 10)
 		}
 		resp.Models = append(resp.Models, mi)
@@ -295,7 +287,7 @@ func (g *grpcService) ModelInfer(ctx context.Context, r *pb.ModelInferRequest) (
 
 func (g *grpcService) infer(ctx context.Context, r *pb.ModelInferRequest) (*pb.ModelInferResponse, error) {
 	start := time.Now()
-	v, err := grpcVersion(r.GetModelVersion())
+	v, err := kserve.ParseVersion(r.GetModelVersion())
 	if err != nil {
 		return nil, err
 	}

@@ -52,7 +52,9 @@ func (s *Server) newRouter() *gin.Engine {
 	r.POST("/v2/repository/models/:model/unload", s.repoUnload)
 	r.POST("/v2/repository/:repo/models/:model/load", s.repoNamed)
 	r.POST("/v2/repository/:repo/models/:model/unload", s.repoNamed)
-	r.POST("/predict", s.predict)
+	if s.opts.Predict != nil {
+		r.POST("/predict", s.predict)
+	}
 	return r
 }
 
@@ -80,7 +82,7 @@ func writeError(c *gin.Context, code int, msg string) {
 }
 
 func writeErr(c *gin.Context, err error) {
-	writeError(c, httpStatus(codeOf(err)), err.Error())
+	writeError(c, httpStatus(backend.CodeOf(err)), err.Error())
 }
 
 func writeJSON(c *gin.Context, v any) {
@@ -92,12 +94,12 @@ func writeJSON(c *gin.Context, v any) {
 	c.Data(http.StatusOK, "application/json", b)
 }
 
-// version parses the optional version path segment: "" is -1 (latest
-// ready); anything but digits matches no route (404).
+// version parses the optional version path segment: "" is
+// kserve.LatestVersion; anything but digits matches no route (404).
 func version(c *gin.Context) (int64, bool) {
 	v := c.Param("version")
 	if v == "" {
-		return -1, true
+		return kserve.LatestVersion, true
 	}
 	for i := 0; i < len(v); i++ {
 		if v[i] < '0' || v[i] > '9' {
@@ -169,7 +171,7 @@ func (s *Server) metadata(m Model, requested bool) modelMeta {
 		md.Versions = []string{strconv.FormatInt(m.Version(), 10)}
 	} else {
 		for _, e := range s.repo.Index(true) {
-			if e.Name == m.Name() && e.Version >= 0 {
+			if e.Name == m.Name() && e.Version > 0 {
 				md.Versions = append(md.Versions, strconv.FormatInt(e.Version, 10))
 			}
 		}
@@ -207,7 +209,7 @@ func (s *Server) modelReady(c *gin.Context) {
 	}
 	m, err := s.repo.Model(c.Param("model"), v)
 	if err != nil {
-		if codeOf(err) == backend.CodeUnavailable {
+		if backend.CodeOf(err) == backend.CodeUnavailable {
 			writeError(c, http.StatusBadRequest, "Model version not ready")
 			return
 		}
@@ -226,7 +228,7 @@ func (s *Server) modelConfig(c *gin.Context) {
 	if !ok {
 		return
 	}
-	b, err := s.opts.ConfigJSON(m.Config())
+	b, err := modelconfig.ToJSON(m.Config())
 	if err != nil {
 		writeErr(c, backend.Errorf(backend.CodeInternal, "cannot render the config of model '%s': %w", m.Name(), err))
 		return
@@ -239,7 +241,7 @@ func (s *Server) stats(c *gin.Context) {
 	if !ok {
 		return
 	}
-	st, err := s.collectStats(c.Param("model"), v)
+	st, err := s.collectStats(c.Param("model"), v, c.Param("version") != "")
 	if err != nil {
 		writeErr(c, err)
 		return
@@ -278,7 +280,7 @@ func (s *Server) repoIndex(c *gin.Context) {
 	out := []entry{}
 	for _, e := range s.repo.Index(readyOnly) {
 		en := entry{Name: e.Name, State: e.State, Reason: e.Reason}
-		if e.Version >= 0 {
+		if e.Version > 0 {
 			en.Version = strconv.FormatInt(e.Version, 10)
 		}
 		out = append(out, en)
@@ -366,7 +368,7 @@ func (s *Server) infer(c *gin.Context) {
 	body := getBuf()
 	if err := readBody(r, body, s.opts.MaxInputSize); err != nil {
 		putBuf(body)
-		if codeOf(err) == backend.CodeUnsupported {
+		if backend.CodeOf(err) == backend.CodeUnsupported {
 			c.Header("Accept-Encoding", "gzip, deflate")
 		}
 		writeErr(c, err)

@@ -21,9 +21,10 @@ import (
 
 // Repository is what the server needs from the model repository.
 type Repository interface {
-	// Model returns a model version; version -1 means the latest ready
-	// version. Errors carry backend codes and Triton's messages (NOT_FOUND
-	// for an unknown model or version, UNAVAILABLE for one not ready).
+	// Model returns a model version; version kserve.LatestVersion (0) means
+	// the latest ready version. Errors carry backend codes and Triton's
+	// messages (NOT_FOUND for an unknown model or version, UNAVAILABLE for
+	// one not ready).
 	Model(name string, version int64) (Model, error)
 	// Index lists every known model version (only ready ones if readyOnly).
 	Index(readyOnly bool) []IndexEntry
@@ -40,7 +41,7 @@ type Repository interface {
 // IndexEntry is one row of the repository index (docs/triton-batcher-and-kserve-v2.md §2.1).
 type IndexEntry struct {
 	Name    string
-	Version int64 // -1 when no version is known
+	Version int64 // 0 when no version is known
 	State   string
 	Reason  string
 }
@@ -71,9 +72,8 @@ type Options struct {
 	MaxInputSize int64
 	// GPUMetrics enables the NVML gauges when NVML is present.
 	GPUMetrics bool
-	// ConfigJSON renders a model config as Triton's config JSON (default
-	// modelconfig.ToJSON).
-	ConfigJSON func(*modelconfig.ModelConfig) ([]byte, error)
+	// Predict configures POST /predict; nil leaves the endpoint out.
+	Predict *Predict
 }
 
 const defaultMaxInputSize = 64 << 20
@@ -107,9 +107,6 @@ func New(opts Options, repo Repository, logger *slog.Logger) (*Server, error) {
 	}
 	if opts.MaxInputSize <= 0 {
 		opts.MaxInputSize = defaultMaxInputSize
-	}
-	if opts.ConfigJSON == nil {
-		opts.ConfigJSON = modelconfig.ToJSON
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)

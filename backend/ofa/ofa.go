@@ -18,6 +18,10 @@ import (
 	"github.com/ofaserve/ofaserve/protocol/modelconfig"
 )
 
+// ModelName is the name scripts/export_ofa.py gives the model it writes
+// for this kind.
+const ModelName = "ofa_entailment"
+
 // Names of the model's inputs and outputs.
 const (
 	InputImage      = "IMAGE"

@@ -29,7 +29,6 @@ import (
 	torchbackend "github.com/ofaserve/ofaserve/backend/libtorch"
 	"github.com/ofaserve/ofaserve/backend/ofa"
 	"github.com/ofaserve/ofaserve/libtorch"
-	"github.com/ofaserve/ofaserve/protocol/modelconfig"
 	"github.com/ofaserve/ofaserve/repository"
 	"github.com/ofaserve/ofaserve/server"
 )
@@ -154,6 +153,20 @@ func loaders() map[string]backend.Loader {
 	}
 }
 
+// predictForm is POST /predict for the ofa kind: the OFA tutorial's form
+// fields as the model's inputs, its answer the RESULT JSON.
+func predictForm() *server.Predict {
+	return &server.Predict{
+		Model: ofa.ModelName,
+		Fields: []server.PredictField{
+			{Name: "image", Input: ofa.InputImage, Required: true, File: true},
+			{Name: "hypothesis", Input: ofa.InputHypothesis, Required: true},
+			{Name: "premise", Input: ofa.InputPremise},
+		},
+		Output: ofa.OutputResult,
+	}
+}
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -210,8 +223,8 @@ func run(ctx context.Context, release func(), args []string, logOut io.Writer) e
 		log.Error("some models failed to load", "err", err)
 	}
 
-	srv, err := server.New(server.Options{MaxInputSize: c.maxInputSize, GPUMetrics: c.gpuMetrics, ConfigJSON: modelconfig.ToJSON},
-		server.FromRepository(repo), log)
+	srv, err := server.New(server.Options{MaxInputSize: c.maxInputSize, GPUMetrics: c.gpuMetrics, Predict: predictForm()},
+		serverRepository{repo}, log)
 	if err != nil {
 		closeRepo()
 		return err
