@@ -11,8 +11,10 @@
 // start, "explicit" loads only the start-up list and then what Load asks
 // for, "poll" loads everything and rescans the folder periodically.
 //
-// The server sees loaded versions as *Model handles. Lookup errors carry
-// backend codes and Triton's messages.
+// The server sees loaded versions as *Model handles. A handle's Infer is
+// where every request is validated (backend.Signature.Validate) before the
+// model kind sees it. Lookup errors carry backend codes and Triton's
+// messages.
 package repository
 
 import (
