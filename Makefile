@@ -9,8 +9,8 @@ export OFASERVE_PYTHON := $(PY)
 export CGO_LDFLAGS := -Wl,-rpath,$$ORIGIN -Wl,-rpath,$$ORIGIN/../lib
 # go-nvml's header marks many NVML calls deprecated; cgo compiles them all, so silence that one warning.
 export CGO_CFLAGS := -O2 -g -Wno-deprecated-declarations
-# Packages whose test binaries scripts/gpu_check.sh runs on a GPU box (OFASERVE_TEST_DEVICE=cuda:0).
-GPU_TEST_PKGS ?= libtorch backend/libtorch backend/ofa server
+# Packages whose test binaries scripts/gpu/gpu_check.sh runs on a GPU box (OFASERVE_TEST_DEVICE=cuda:0).
+GPU_TEST_PKGS ?= libtorch bucket backend/libtorch backend/ofa server
 
 MODEL_REPO ?= models
 HTTP_PORT  ?= 8000
@@ -22,9 +22,9 @@ all: build
 # `make run` installs only what running needs; `make test` adds the test-only packages.
 setup: setup-test
 setup-run:
-	@scripts/setup.sh run
+	@scripts/dev/setup.sh run
 setup-test:
-	@scripts/setup.sh test
+	@scripts/dev/setup.sh test
 
 # The C shim over libtorch: build/libofatorch.so (Debian's CPU libtorch here; a CUDA wheel's on GPU boxes).
 shim: build/libofatorch.so
@@ -38,13 +38,13 @@ build: shim
 
 # The default model repository: a small OFA with the real architecture and seeded random weights.
 models: build
-	@scripts/make_models.sh $(MODEL_REPO)
+	@scripts/dev/make_models.sh $(MODEL_REPO)
 
 run: setup-run build models
-	@scripts/run.sh $(MODEL_REPO) $(HTTP_PORT)
+	@scripts/dev/run.sh $(MODEL_REPO) $(HTTP_PORT)
 
 lint:
-	@$(PY) scripts/check_doc_refs.py
+	@$(PY) scripts/dev/check_doc_refs.py
 	@go mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy: run go mod tidy"; go mod tidy -diff; exit 1; }
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt: $$out"; exit 1; fi
 	go vet ./...
@@ -56,7 +56,7 @@ test-cpp: shim
 
 # Every runner appends its count line to $(COUNTS); `make test` prints them together at the end.
 COUNTS := build/test-counts.txt
-GOTEST_SUMMARY = $(PY) scripts/gotest_summary.py --counts $(COUNTS)
+GOTEST_SUMMARY = $(PY) scripts/dev/gotest_summary.py --counts $(COUNTS)
 
 test-go: build
 	@mkdir -p build
@@ -71,9 +71,9 @@ test-py:
 	@set -o pipefail; $(PY) -m pytest -q -rs scripts | tee build/pytest.log
 	@printf 'pytest: %s\n' "$$(tail -n1 build/pytest.log | sed 's/^=* *//; s/ *=*$$//')" >> $(COUNTS)
 
-# The server's decoders of outside bytes, fuzzed briefly (FUZZTIME=5m for a longer run by hand).
+# The KServe codec's decoders of outside bytes, fuzzed briefly (FUZZTIME=5m for a longer run by hand).
 FUZZTIME ?= 10s
-FUZZ_TARGETS ?= FuzzDecodeJSONInfer:./server/ FuzzBinaryFraming:./server/
+FUZZ_TARGETS ?= FuzzDecodeJSONInfer:./protocol/kserve/ FuzzBinaryFraming:./protocol/kserve/
 test-fuzz:
 	@for t in $(FUZZ_TARGETS); do go test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) "$${t#*:}" || exit 1; done
 	@echo "fuzz: $(words $(FUZZ_TARGETS)) targets fuzzed for $(FUZZTIME) each, no failure" >> $(COUNTS)
@@ -85,17 +85,17 @@ test-begin:
 	@mkdir -p build && rm -f $(COUNTS)
 
 proto:
-	@scripts/setup.sh proto
-	@scripts/gen_proto.sh
+	@scripts/dev/setup.sh proto
+	@scripts/dev/gen_proto.sh
 
 bench: build
 	go test -run '^$$' -bench . -benchmem ./...
 
 # Go -> shim -> forward vs the same module called from C++ (README, Benchmarks).
 bench-shim: shim
-	@scripts/bench_shim_overhead.sh
+	@scripts/bench/bench_shim_overhead.sh
 
-# Test binaries for scripts/gpu_check.sh (a GPU box has no Go): bin/gpu-tests/<pkg>.test + manifest.tsv.
+# Test binaries for scripts/gpu/gpu_check.sh (a GPU box has no Go): bin/gpu-tests/<pkg>.test + manifest.tsv.
 gpu-tests: shim
 	@rm -rf bin/gpu-tests && mkdir -p bin/gpu-tests
 	@for p in $(GPU_TEST_PKGS); do n=$$(echo $$p | tr / -).test; \

@@ -1,102 +1,25 @@
 // Package backend defines what a model kind is: the protocol-level tensors a
 // request carries in and out, the Model interface every kind implements
 // (backend/libtorch for raw TorchScript models, backend/ofa for the OFA
-// visual-entailment pipeline), and the status codes errors carry so the
-// HTTP and gRPC frontends can map them to Triton's statuses.
+// visual-entailment pipeline), a model's Signature with the one validation
+// every request passes, and the status codes errors carry so the HTTP and
+// gRPC frontends can map them to Triton's statuses.
 //
-// A Model turns protocol inputs into model tensors in the caller's goroutine,
-// queues the prepared request in its batcher, and splits the batched output
-// back into a Response. The server knows nothing about torch or OFA; it only
-// sees this package's types.
+// A request is validated once, by Signature.Validate, which the repository's
+// model handle calls before a kind sees it. A Model then turns the protocol
+// inputs into model tensors in the caller's goroutine (checking only what is
+// its own to check), queues the prepared request in its batcher, and splits
+// the batched output back into a Response. The server knows nothing about
+// torch or OFA; it only sees this package's types.
 package backend
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/ofaserve/ofaserve/batcher"
 )
-
-// Code classifies an error the way Triton does; frontends map it to an HTTP
-// status and a gRPC code.
-type Code int
-
-// The codes a backend can return. Their HTTP mapping (docs/triton-batcher-and-kserve-v2.md §2.8):
-// Internal 500, InvalidArg 400, NotFound 404, Unavailable 503,
-// Unsupported 501, Cancelled 400, AlreadyExists 400, Unknown 400.
-const (
-	CodeInternal Code = iota
-	CodeInvalidArg
-	CodeNotFound
-	CodeUnavailable
-	CodeUnsupported
-	CodeCancelled
-	CodeAlreadyExists
-	CodeUnknown
-)
-
-// String returns the Triton name of the code.
-func (c Code) String() string {
-	switch c {
-	case CodeInternal:
-		return "INTERNAL"
-	case CodeInvalidArg:
-		return "INVALID_ARG"
-	case CodeNotFound:
-		return "NOT_FOUND"
-	case CodeUnavailable:
-		return "UNAVAILABLE"
-	case CodeUnsupported:
-		return "UNSUPPORTED"
-	case CodeCancelled:
-		return "CANCELLED"
-	case CodeAlreadyExists:
-		return "ALREADY_EXISTS"
-	default:
-		return "UNKNOWN"
-	}
-}
-
-// Error is an error with a Code. Msg is what the client sees.
-type Error struct {
-	Code Code
-	Msg  string
-	Err  error // optional cause, for errors.Is / errors.As
-}
-
-func (e *Error) Error() string { return e.Msg }
-
-// Unwrap returns the cause.
-func (e *Error) Unwrap() error { return e.Err }
-
-// Errorf returns an *Error with the given code and a formatted message. A %w
-// verb in format makes the wrapped error the cause.
-func Errorf(code Code, format string, args ...any) error {
-	err := fmt.Errorf(format, args...)
-	return &Error{Code: code, Msg: err.Error(), Err: errors.Unwrap(err)}
-}
-
-// CodeOf returns the code of err: the Code of the first *Error in its chain,
-// CodeCancelled for a cancelled context, CodeUnavailable for a deadline,
-// and CodeInternal otherwise.
-func CodeOf(err error) Code {
-	var e *Error
-	switch {
-	case err == nil:
-		return CodeInternal
-	case errors.As(err, &e):
-		return e.Code
-	case errors.Is(err, context.Canceled):
-		return CodeCancelled
-	case errors.Is(err, context.DeadlineExceeded):
-		return CodeUnavailable
-	default:
-		return CodeInternal
-	}
-}
 
 // Tensor is a named tensor at the protocol level. Data is row-major and
 // little-endian; a BYTES tensor holds, per element, a 4-byte little-endian
@@ -157,7 +80,8 @@ type TensorSpec struct {
 
 // Model is one loaded version of a model.
 type Model interface {
-	// Infer runs one request. It blocks until the response is ready, the
+	// Infer runs one request that has passed Signature.Validate against the
+	// model's signature. It blocks until the response is ready, the
 	// request fails, or ctx is done.
 	Infer(ctx context.Context, req *Request) (*Response, error)
 	// Close stops accepting requests, finishes or fails the queued ones

@@ -7,7 +7,7 @@ import (
 
 	"github.com/ofaserve/ofaserve/batcher"
 	"github.com/ofaserve/ofaserve/protocol/datatype"
-	"github.com/ofaserve/ofaserve/repository/modelconfig"
+	"github.com/ofaserve/ofaserve/protocol/modelconfig"
 )
 
 // LoadSpec is everything a model kind needs to load one version of a model.
@@ -21,9 +21,10 @@ type LoadSpec struct {
 	// counts and gpus; preferred batch sizes; default_model_filename).
 	// Loaders must not modify it.
 	Config *modelconfig.ModelConfig
-	// Inputs and Outputs are Config's tensors at the protocol level, output
-	// labels read from their label files.
-	Inputs, Outputs []TensorSpec
+	// Signature is Config's tensors at the protocol level (output labels
+	// read from their label files): what every request the model receives
+	// has been validated against.
+	Signature Signature
 	// GPUs is the number of usable GPUs.
 	GPUs   int
 	Logger *slog.Logger

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ofaserve/ofaserve/repository/modelconfig"
+	"github.com/ofaserve/ofaserve/protocol/modelconfig"
 )
 
 func TestDatatype(t *testing.T) {

@@ -26,7 +26,7 @@
 // checkout after `make shim`. Deployed binaries also search $ORIGIN and $ORIGIN/../lib when built with
 // CGO_LDFLAGS='-Wl,-rpath,$ORIGIN -Wl,-rpath,$ORIGIN/../lib' (the Makefile exports it; cgo directives
 // cannot carry a '$'), so libofatorch.so may sit beside the binary or in ../lib; LD_LIBRARY_PATH, searched
-// first, overrides all of these (scripts/gpu_check.sh relies on that).
+// first, overrides all of these (scripts/gpu/gpu_check.sh relies on that).
 package libtorch
 
 /*

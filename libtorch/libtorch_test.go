@@ -530,7 +530,7 @@ func BenchmarkForward(b *testing.B) {
 }
 
 // BenchmarkForwardInto is BenchmarkForward through ForwardInto with the outputs reused from call to call,
-// as backends that consume outputs within the call do (backend/ofa). scripts/bench_shim_overhead.sh
+// as backends that consume outputs within the call do (backend/ofa). scripts/bench/bench_shim_overhead.sh
 // compares it with the same module called directly from C++ (build/ofatorch_bench_direct).
 func BenchmarkForwardInto(b *testing.B) {
 	var outs []Tensor

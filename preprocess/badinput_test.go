@@ -181,7 +181,7 @@ func TestTruncatedPhoto(t *testing.T) {
 	p := "/usr/lib/python3/dist-packages/skimage/data/truncated.jpg"
 	data, err := os.ReadFile(p)
 	if err != nil {
-		t.Fatalf("%v (python3-skimage is installed by scripts/setup.sh)", err)
+		t.Fatalf("%v (python3-skimage is installed by scripts/dev/setup.sh)", err)
 	}
 	if _, err := DecodeRGB(data, Limits{}); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "truncated") {
 		t.Errorf("err = %v, want a truncation error", err)

@@ -11,7 +11,7 @@ import (
 	"golang.org/x/image/draw"
 )
 
-// benchJPEG is the benchmark's input: $OFASERVE_BENCH_JPEG (scripts/bench_preprocess.sh
+// benchJPEG is the benchmark's input: $OFASERVE_BENCH_JPEG (scripts/bench/bench_preprocess.sh
 // sets it to the file it also times in Python), else the reference 640×480 photo.
 func benchJPEG(b *testing.B) []byte {
 	if p := os.Getenv("OFASERVE_BENCH_JPEG"); p != "" {

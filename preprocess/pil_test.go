@@ -77,7 +77,7 @@ func pilRef(t testing.TB) (string, []refCase) {
 		}
 	})
 	if refErr != nil {
-		t.Fatalf("PIL reference unavailable (scripts/setup.sh installs it): %v", refErr)
+		t.Fatalf("PIL reference unavailable (scripts/dev/setup.sh installs it): %v", refErr)
 	}
 	return refDir, refCases
 }

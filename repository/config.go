@@ -14,7 +14,8 @@ import (
 	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/ofaserve/ofaserve/repository/modelconfig"
+	"github.com/ofaserve/ofaserve/protocol/datatype"
+	"github.com/ofaserve/ofaserve/protocol/modelconfig"
 )
 
 // ConfigFile is the name of a model's configuration inside its directory.
@@ -280,24 +281,12 @@ func checkTensor(field, name string, dt modelconfig.DataType, dims []int64, resh
 	if variable > 1 {
 		return bad(field+".reshape.shape", "%s '%s' reshape may have at most one variable-size dimension", kind, name)
 	}
-	fixedDims, varDims := fixedProduct(dims)
-	fixedRe, _ := fixedProduct(reshape.Shape)
+	fixedDims, varDims, _ := datatype.ElementCount(dims)
+	fixedRe, _, _ := datatype.ElementCount(reshape.Shape)
 	if (varDims > 0) != (variable > 0) || fixedDims != fixedRe {
 		return bad(field+".reshape.shape", "%s '%s' reshape %v has a different element count than dims %v", kind, name, reshape.Shape, dims)
 	}
 	return nil
-}
-
-func fixedProduct(dims []int64) (prod int64, variable int) {
-	prod = 1
-	for _, d := range dims {
-		if d == -1 {
-			variable++
-			continue
-		}
-		prod *= d
-	}
-	return prod, variable
 }
 
 func normalizeInstanceGroups(cfg *modelconfig.ModelConfig, gpuCount int, bad badFunc) error {

@@ -12,17 +12,25 @@ import (
 
 	"github.com/ofaserve/ofaserve/backend"
 	"github.com/ofaserve/ofaserve/batcher"
+	"github.com/ofaserve/ofaserve/protocol/modelconfig"
 )
 
 // fakeModel answers every request with its own version in the response
-// parameters and counts Close calls.
+// parameters and counts Infer and Close calls.
 type fakeModel struct {
 	spec   backend.LoadSpec
 	closed atomic.Int32
+	infers atomic.Int32
 }
 
 func (f *fakeModel) Infer(ctx context.Context, req *backend.Request) (*backend.Response, error) {
+	f.infers.Add(1)
 	return &backend.Response{Parameters: map[string]any{"version": f.spec.Version}}, nil
+}
+
+// validRequest fits simpleConfig's signature: x FP32 [1,2].
+func validRequest() *backend.Request {
+	return &backend.Request{Inputs: []backend.Tensor{{Name: "x", Datatype: "FP32", Shape: []int64{1, 2}, Data: make([]byte, 8)}}}
 }
 func (f *fakeModel) Close(ctx context.Context) error { f.closed.Add(1); return nil }
 func (f *fakeModel) Stats() batcher.Stats {
@@ -152,18 +160,27 @@ func TestModelLookupAndHandle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Name() != "m" || m.Version() != 1 || m.MaxBatchSize() != 4 || m.Platform() != "pytorch_libtorch" || !m.Ready() {
-		t.Errorf("handle = %s v%d mbs %d platform %s", m.Name(), m.Version(), m.MaxBatchSize(), m.Platform())
+	if m.Name() != "m" || m.Version() != 1 || m.Signature().MaxBatchSize != 4 || m.Platform() != "pytorch_libtorch" || !m.Ready() {
+		t.Errorf("handle = %s v%d mbs %d platform %s", m.Name(), m.Version(), m.Signature().MaxBatchSize, m.Platform())
 	}
-	if in := m.Inputs(); len(in) != 1 || in[0].Name != "x" || in[0].Datatype != "FP32" || in[0].Dims[0] != 2 {
+	if in := m.Signature().Inputs; len(in) != 1 || in[0].Name != "x" || in[0].Datatype != "FP32" || in[0].Dims[0] != 2 {
 		t.Errorf("inputs = %+v", in)
 	}
-	if out := m.Outputs(); len(out) != 1 || strings.Join(out[0].Labels, ",") != "a,b,c" {
+	if out := m.Signature().Outputs; len(out) != 1 || strings.Join(out[0].Labels, ",") != "a,b,c" {
 		t.Errorf("outputs = %+v", out)
 	}
-	resp, err := m.Infer(context.Background(), &backend.Request{})
+	resp, err := m.Infer(context.Background(), validRequest())
 	if err != nil || resp.Parameters["version"] != int64(1) {
 		t.Errorf("Infer = %v, %v", resp, err)
+	}
+	// The handle validates every request before the kind sees it.
+	for _, bad := range []*backend.Request{{}, {Inputs: []backend.Tensor{{Name: "x", Datatype: "FP64", Shape: []int64{1, 2}, Data: make([]byte, 16)}}}} {
+		if _, err := m.Infer(context.Background(), bad); backend.CodeOf(err) != backend.CodeInvalidArg {
+			t.Errorf("invalid request %+v: %v, want INVALID_ARG", bad, err)
+		}
+	}
+	if n := m.impl.(*fakeModel).infers.Load(); n != 1 {
+		t.Errorf("the kind saw %d requests, want only the valid one", n)
 	}
 	if m.Stats().InferenceCount != 1 {
 		t.Errorf("Stats not passed through")
@@ -193,7 +210,7 @@ func TestExplicitLoadUnload(t *testing.T) {
 		t.Fatalf("b should not be loaded: %v", err)
 	}
 	idx := r.Index(false)
-	if len(idx) != 3 || idx[1].Name != "b" || idx[1].Version != -1 || idx[1].State != StateUnknown {
+	if len(idx) != 3 || idx[1].Name != "b" || idx[1].Version != 0 || idx[1].State != StateUnknown {
 		t.Fatalf("index = %+v", idx)
 	}
 	ctx := context.Background()
@@ -227,7 +244,7 @@ func TestExplicitLoadUnload(t *testing.T) {
 	codeIs(t, err, backend.CodeUnavailable, "is not at ready state")
 	_, err = r.Model("b", 0)
 	codeIs(t, err, backend.CodeNotFound, "has no available versions")
-	_, err = m.Infer(ctx, &backend.Request{})
+	_, err = m.Infer(ctx, validRequest())
 	codeIs(t, err, backend.CodeUnavailable, "not at ready state")
 	for _, e := range r.Index(false) {
 		if e.Name == "b" && (e.State != StateUnavailable || e.Reason != "unloaded") {
@@ -239,14 +256,14 @@ func TestExplicitLoadUnload(t *testing.T) {
 	}
 
 	// Loading with a config override (the load API's "config" parameter).
-	over, err := ConfigFromJSON([]byte(`{"platform":"pytorch_libtorch","max_batch_size":2,"input":[{"name":"x","data_type":"TYPE_INT64","dims":[1]}],"output":[{"name":"y","data_type":"TYPE_FP32","dims":[1]}]}`))
+	over, err := modelconfig.FromJSON([]byte(`{"platform":"pytorch_libtorch","max_batch_size":2,"input":[{"name":"x","data_type":"TYPE_INT64","dims":[1]}],"output":[{"name":"y","data_type":"TYPE_FP32","dims":[1]}]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Load(ctx, "b", over); err != nil {
 		t.Fatal(err)
 	}
-	if m, _ := r.Model("b", 0); m == nil || m.MaxBatchSize() != 2 || m.Inputs()[0].Datatype != "INT64" {
+	if m, _ := r.Model("b", 0); m == nil || m.Signature().MaxBatchSize != 2 || m.Signature().Inputs[0].Datatype != "INT64" {
 		t.Errorf("override not applied")
 	}
 }
@@ -333,15 +350,4 @@ func TestUnknownKindNamesFileAndField(t *testing.T) {
 	if len(idx) != 1 || idx[0].State != StateUnavailable || !strings.Contains(idx[0].Reason, "unsupported model kind") {
 		t.Fatalf("index = %+v", idx)
 	}
-}
-
-func TestParseVersion(t *testing.T) {
-	if v, err := ParseVersion(""); v != 0 || err != nil {
-		t.Errorf(`"" -> %d %v`, v, err)
-	}
-	if v, err := ParseVersion("12"); v != 12 || err != nil {
-		t.Errorf(`"12" -> %d %v`, v, err)
-	}
-	_, err := ParseVersion("x1")
-	codeIs(t, err, backend.CodeInvalidArg, "failed to get model version from specified version string 'x1'")
 }

@@ -16,7 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	pb "github.com/ofaserve/ofaserve/server/inferencepb"
+	pb "github.com/ofaserve/ofaserve/protocol/inferencepb"
 )
 
 // BenchmarkOverhead measures what the server adds per request on top of the

@@ -6,11 +6,15 @@
 // separate listener.
 //
 // The server owns the protocol only. It decodes a request into a
-// backend.Request, validates it against the model's declared inputs and
-// outputs (Triton's core checks, with Triton's messages), hands it to the
-// Model it got from the Repository, and encodes the backend.Response. It
+// backend.Request (protocol/kserve), hands it to the Model it got from the
+// Repository, which validates it against its signature (Triton's core
+// checks, with Triton's messages: backend.Signature.Validate) and runs it,
+// and encodes the backend.Response. It
 // knows nothing about torch, batching or OFA: the Repository and Model
-// interfaces below are all it consumes, declared here where they are used.
+// interfaces below are all it consumes, declared here where they are used,
+// besides the wire formats under protocol/ and backend's request types.
+// cmd/ofaserve wires the model repository in, and configures POST /predict
+// (Options.Predict) from the constants of the model kind it serves.
 //
 // Error statuses follow docs/triton-batcher-and-kserve-v2.md §2.8's mapping from backend.Code (see
 // httpStatus and grpcCode). One deliberate difference from Triton: a

@@ -1,32 +1,13 @@
 package server
 
 import (
-	"errors"
 	"net/http"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/ofaserve/ofaserve/backend"
-	"github.com/ofaserve/ofaserve/batcher"
 )
-
-// codeOf classifies err; the batcher's sentinel errors are UNAVAILABLE
-// (queue full, queue timeout, stopping) or INVALID_ARG (batch too large)
-// even when a model returns them unwrapped.
-func codeOf(err error) backend.Code {
-	var be *backend.Error
-	if errors.As(err, &be) {
-		return be.Code
-	}
-	switch {
-	case errors.Is(err, batcher.ErrQueueFull), errors.Is(err, batcher.ErrTimeout), errors.Is(err, batcher.ErrStopped):
-		return backend.CodeUnavailable
-	case errors.Is(err, batcher.ErrBatchSize):
-		return backend.CodeInvalidArg
-	}
-	return backend.CodeOf(err)
-}
 
 // httpStatus maps a code to an HTTP status (docs/triton-batcher-and-kserve-v2.md §2.8).
 func httpStatus(c backend.Code) int {
@@ -70,7 +51,7 @@ func grpcError(err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
-	return status.Error(grpcCode(codeOf(err)), err.Error())
+	return status.Error(grpcCode(backend.CodeOf(err)), err.Error())
 }
 
 func invalidArg(format string, args ...any) error {

@@ -10,11 +10,13 @@ import (
 
 	"github.com/ofaserve/ofaserve/backend"
 	"github.com/ofaserve/ofaserve/batcher"
-	"github.com/ofaserve/ofaserve/repository/modelconfig"
+	"github.com/ofaserve/ofaserve/protocol/modelconfig"
 )
 
-// fakeModel is an in-process model for frontend tests. Its infer function
-// computes outputs from inputs; it records the last request it saw.
+// fakeModel is an in-process model for frontend tests. Like the
+// repository's model handle it validates every request against its
+// signature; its infer function then computes outputs from inputs, and it
+// records the last request it saw.
 type fakeModel struct {
 	name     string
 	version  int64
@@ -36,12 +38,15 @@ func (m *fakeModel) Config() *modelconfig.ModelConfig {
 	cfg := &modelconfig.ModelConfig{Name: m.name, Platform: "pytorch_libtorch", MaxBatchSize: int32(m.mbs)}
 	return cfg
 }
-func (m *fakeModel) Inputs() []backend.TensorSpec  { return m.inputs }
-func (m *fakeModel) Outputs() []backend.TensorSpec { return m.outputs }
-func (m *fakeModel) MaxBatchSize() int             { return m.mbs }
-func (m *fakeModel) Ready() bool                   { return !m.notReady }
-func (m *fakeModel) Stats() batcher.Stats          { return m.stats }
+func (m *fakeModel) Signature() *backend.Signature {
+	return &backend.Signature{Name: m.name, MaxBatchSize: m.mbs, Inputs: m.inputs, Outputs: m.outputs}
+}
+func (m *fakeModel) Ready() bool          { return !m.notReady }
+func (m *fakeModel) Stats() batcher.Stats { return m.stats }
 func (m *fakeModel) Infer(ctx context.Context, req *backend.Request) (*backend.Response, error) {
+	if err := m.Signature().Validate(req); err != nil {
+		return nil, err
+	}
 	m.mu.Lock()
 	cp := *req
 	m.last = &cp

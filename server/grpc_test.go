@@ -16,7 +16,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/ofaserve/ofaserve/backend"
-	pb "github.com/ofaserve/ofaserve/server/inferencepb"
+	pb "github.com/ofaserve/ofaserve/protocol/inferencepb"
 )
 
 func grpcClient(t *testing.T, repo Repository) (pb.GRPCInferenceServiceClient, *grpc.ClientConn) {

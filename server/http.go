@@ -11,8 +11,8 @@ import (
 
 	"github.com/ofaserve/ofaserve/backend"
 	"github.com/ofaserve/ofaserve/protocol/datatype"
-	"github.com/ofaserve/ofaserve/repository"
-	"github.com/ofaserve/ofaserve/repository/modelconfig"
+	"github.com/ofaserve/ofaserve/protocol/kserve"
+	"github.com/ofaserve/ofaserve/protocol/modelconfig"
 )
 
 // extensions are the protocol extensions this server implements.
@@ -52,7 +52,9 @@ func (s *Server) newRouter() *gin.Engine {
 	r.POST("/v2/repository/models/:model/unload", s.repoUnload)
 	r.POST("/v2/repository/:repo/models/:model/load", s.repoNamed)
 	r.POST("/v2/repository/:repo/models/:model/unload", s.repoNamed)
-	r.POST("/predict", s.predict)
+	if s.opts.Predict != nil {
+		r.POST("/predict", s.predict)
+	}
 	return r
 }
 
@@ -74,13 +76,13 @@ func (s *Server) recoverJSON(c *gin.Context) {
 func writeError(c *gin.Context, code int, msg string) {
 	b := make([]byte, 0, len(msg)+16)
 	b = append(b, `{"error":`...)
-	b = appendJSONString(b, msg)
+	b = kserve.AppendJSONString(b, msg)
 	b = append(b, '}')
 	c.Data(code, "application/json", b)
 }
 
 func writeErr(c *gin.Context, err error) {
-	writeError(c, httpStatus(codeOf(err)), err.Error())
+	writeError(c, httpStatus(backend.CodeOf(err)), err.Error())
 }
 
 func writeJSON(c *gin.Context, v any) {
@@ -92,12 +94,12 @@ func writeJSON(c *gin.Context, v any) {
 	c.Data(http.StatusOK, "application/json", b)
 }
 
-// version parses the optional version path segment: "" is -1 (latest
-// ready); anything but digits matches no route (404).
+// version parses the optional version path segment: "" is
+// kserve.LatestVersion; anything but digits matches no route (404).
 func version(c *gin.Context) (int64, bool) {
 	v := c.Param("version")
 	if v == "" {
-		return -1, true
+		return kserve.LatestVersion, true
 	}
 	for i := 0; i < len(v); i++ {
 		if v[i] < '0' || v[i] > '9' {
@@ -169,7 +171,7 @@ func (s *Server) metadata(m Model, requested bool) modelMeta {
 		md.Versions = []string{strconv.FormatInt(m.Version(), 10)}
 	} else {
 		for _, e := range s.repo.Index(true) {
-			if e.Name == m.Name() && e.Version >= 0 {
+			if e.Name == m.Name() && e.Version > 0 {
 				md.Versions = append(md.Versions, strconv.FormatInt(e.Version, 10))
 			}
 		}
@@ -181,14 +183,14 @@ func (s *Server) metadata(m Model, requested bool) modelMeta {
 		out := make([]tensorMeta, len(specs))
 		for i, sp := range specs {
 			shape := make([]int64, 0, len(sp.Dims)+1)
-			if m.MaxBatchSize() > 0 {
+			if m.Signature().MaxBatchSize > 0 {
 				shape = append(shape, -1)
 			}
 			out[i] = tensorMeta{Name: sp.Name, Datatype: datatype.FromConfig(sp.Datatype).String(), Shape: append(shape, sp.Dims...)}
 		}
 		return out
 	}
-	md.Inputs, md.Outputs = conv(m.Inputs()), conv(m.Outputs())
+	md.Inputs, md.Outputs = conv(m.Signature().Inputs), conv(m.Signature().Outputs)
 	return md
 }
 
@@ -207,7 +209,7 @@ func (s *Server) modelReady(c *gin.Context) {
 	}
 	m, err := s.repo.Model(c.Param("model"), v)
 	if err != nil {
-		if codeOf(err) == backend.CodeUnavailable {
+		if backend.CodeOf(err) == backend.CodeUnavailable {
 			writeError(c, http.StatusBadRequest, "Model version not ready")
 			return
 		}
@@ -226,7 +228,7 @@ func (s *Server) modelConfig(c *gin.Context) {
 	if !ok {
 		return
 	}
-	b, err := s.opts.ConfigJSON(m.Config())
+	b, err := modelconfig.ToJSON(m.Config())
 	if err != nil {
 		writeErr(c, backend.Errorf(backend.CodeInternal, "cannot render the config of model '%s': %w", m.Name(), err))
 		return
@@ -239,7 +241,7 @@ func (s *Server) stats(c *gin.Context) {
 	if !ok {
 		return
 	}
-	st, err := s.collectStats(c.Param("model"), v)
+	st, err := s.collectStats(c.Param("model"), v, c.Param("version") != "")
 	if err != nil {
 		writeErr(c, err)
 		return
@@ -278,7 +280,7 @@ func (s *Server) repoIndex(c *gin.Context) {
 	out := []entry{}
 	for _, e := range s.repo.Index(readyOnly) {
 		en := entry{Name: e.Name, State: e.State, Reason: e.Reason}
-		if e.Version >= 0 {
+		if e.Version > 0 {
 			en.Version = strconv.FormatInt(e.Version, 10)
 		}
 		out = append(out, en)
@@ -313,7 +315,7 @@ func (s *Server) loadParams(c *gin.Context) (*modelconfig.ModelConfig, error) {
 			if err := json.Unmarshal(v, &text); err != nil {
 				return nil, invalidArg("load parameter 'config' must be a string holding the model config in JSON")
 			}
-			cfg, err := repository.ConfigFromJSON([]byte(text))
+			cfg, err := modelconfig.FromJSON([]byte(text))
 			if err != nil {
 				return nil, invalidArg("load parameter 'config': %v", err)
 			}
@@ -366,20 +368,20 @@ func (s *Server) infer(c *gin.Context) {
 	body := getBuf()
 	if err := readBody(r, body, s.opts.MaxInputSize); err != nil {
 		putBuf(body)
-		if codeOf(err) == backend.CodeUnsupported {
+		if backend.CodeOf(err) == backend.CodeUnsupported {
 			c.Header("Accept-Encoding", "gzip, deflate")
 		}
 		writeErr(c, err)
 		return
 	}
-	hi, err := s.decodeInfer(m, r.Header.Get("Inference-Header-Content-Length"), body.Bytes())
+	hi, err := kserve.DecodeHTTP(m.Signature(), r.Header.Get("Inference-Header-Content-Length"), body.Bytes(), s.opts.MaxInputSize)
 	if err != nil {
 		putBuf(body)
 		writeErr(c, err)
 		return
 	}
-	hi.req.Start = start
-	resp, outs, err := s.runInfer(r.Context(), m, &hi.req, hi.outs)
+	hi.Request.Start = start
+	resp, outs, err := s.runInfer(r.Context(), m, &hi.Request, hi.Outputs)
 	if err != nil {
 		// The model may still hold references into body: let GC have it.
 		writeErr(c, err)
@@ -387,12 +389,12 @@ func (s *Server) infer(c *gin.Context) {
 	}
 	binaryAt := func(i int) bool {
 		if outs == nil {
-			return hi.binaryOutput
+			return hi.BinaryOutput
 		}
-		return outs[i].binary
+		return outs[i].Binary
 	}
 	out := getBytes()
-	b, jsonLen, err := encodeHTTPResponse((*out)[:0], m, hi.req.ID, resp, binaryAt)
+	b, jsonLen, err := kserve.EncodeHTTP((*out)[:0], m.Name(), m.Version(), hi.Request.ID, resp, binaryAt)
 	putBuf(body)
 	defer putBytes(out, b)
 	if err != nil {
@@ -439,25 +441,4 @@ func (hv *inferHeaders) number(dst *[1]string, n int) []string {
 	hv.used += len(d)
 	dst[0] = unsafe.String(unsafe.SliceData(d), len(d))
 	return dst[:]
-}
-
-// decodeInfer frames an inference body per Inference-Header-Content-Length.
-func (s *Server) decodeInfer(m Model, hdr string, body []byte) (*httpInfer, error) {
-	if hdr == "" {
-		return decodeHTTPInfer(body, nil, false, m, s.opts.MaxInputSize)
-	}
-	n, err := strconv.ParseInt(hdr, 10, 64)
-	if err != nil {
-		return nil, invalidArg("Unable to parse Inference-Header-Content-Length, got: %s", hdr)
-	}
-	if n < -(1<<31) || n > 1<<31-1 {
-		return nil, invalidArg("Inference-Header-Content-Length value is out of range [%d, %d], got: %s", -(1 << 31), 1<<31-1, hdr)
-	}
-	if n == 0 {
-		return rawRequest(m, body)
-	}
-	if n < 0 || n > int64(len(body)) {
-		return nil, invalidArg("inference header size should be in range (0, %d), got: %d", len(body), n)
-	}
-	return decodeHTTPInfer(body[:n], body[n:], true, m, s.opts.MaxInputSize)
 }

@@ -52,7 +52,7 @@ func (mc *modelCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (mc *modelCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, e := range mc.repo.Index(true) {
-		if e.Version < 0 {
+		if e.Version <= 0 {
 			continue
 		}
 		m, err := mc.repo.Model(e.Name, e.Version)

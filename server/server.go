@@ -16,15 +16,15 @@ import (
 
 	"github.com/ofaserve/ofaserve/backend"
 	"github.com/ofaserve/ofaserve/batcher"
-	"github.com/ofaserve/ofaserve/repository"
-	"github.com/ofaserve/ofaserve/repository/modelconfig"
+	"github.com/ofaserve/ofaserve/protocol/modelconfig"
 )
 
 // Repository is what the server needs from the model repository.
 type Repository interface {
-	// Model returns a model version; version -1 means the latest ready
-	// version. Errors carry backend codes and Triton's messages (NOT_FOUND
-	// for an unknown model or version, UNAVAILABLE for one not ready).
+	// Model returns a model version; version kserve.LatestVersion (0) means
+	// the latest ready version. Errors carry backend codes and Triton's
+	// messages (NOT_FOUND for an unknown model or version, UNAVAILABLE for
+	// one not ready).
 	Model(name string, version int64) (Model, error)
 	// Index lists every known model version (only ready ones if readyOnly).
 	Index(readyOnly bool) []IndexEntry
@@ -41,7 +41,7 @@ type Repository interface {
 // IndexEntry is one row of the repository index (docs/triton-batcher-and-kserve-v2.md §2.1).
 type IndexEntry struct {
 	Name    string
-	Version int64 // -1 when no version is known
+	Version int64 // 0 when no version is known
 	State   string
 	Reason  string
 }
@@ -52,11 +52,12 @@ type Model interface {
 	Version() int64
 	Platform() string
 	Config() *modelconfig.ModelConfig
-	// Inputs and Outputs are the declared tensors without the batch dim.
-	Inputs() []backend.TensorSpec
-	Outputs() []backend.TensorSpec
-	MaxBatchSize() int
+	// Signature is the model's request contract: max_batch_size and the
+	// declared tensors without the batch dimension.
+	Signature() *backend.Signature
 	Ready() bool
+	// Infer validates req against the signature (Signature.Validate, with
+	// Triton's messages) and runs it.
 	Infer(ctx context.Context, req *backend.Request) (*backend.Response, error)
 	Stats() batcher.Stats
 }
@@ -71,9 +72,8 @@ type Options struct {
 	MaxInputSize int64
 	// GPUMetrics enables the NVML gauges when NVML is present.
 	GPUMetrics bool
-	// ConfigJSON renders a model config as Triton's config JSON (default
-	// repository.ConfigJSON).
-	ConfigJSON func(*modelconfig.ModelConfig) ([]byte, error)
+	// Predict configures POST /predict; nil leaves the endpoint out.
+	Predict *Predict
 }
 
 const defaultMaxInputSize = 64 << 20
@@ -107,9 +107,6 @@ func New(opts Options, repo Repository, logger *slog.Logger) (*Server, error) {
 	}
 	if opts.MaxInputSize <= 0 {
 		opts.MaxInputSize = defaultMaxInputSize
-	}
-	if opts.ConfigJSON == nil {
-		opts.ConfigJSON = repository.ConfigJSON
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/ofaserve/ofaserve/batcher"
-	pb "github.com/ofaserve/ofaserve/server/inferencepb"
+	pb "github.com/ofaserve/ofaserve/protocol/inferencepb"
 )
 
 // modelStats is one model version's statistics.
@@ -17,10 +17,10 @@ type modelStats struct {
 }
 
 // collectStats gathers statistics for all ready models (name ""), all ready
-// versions of one model (version -1) or one version (docs/triton-batcher-and-kserve-v2.md §2.11).
-func (s *Server) collectStats(name string, version int64) ([]modelStats, error) {
+// versions of one model (versioned false) or one version (docs/triton-batcher-and-kserve-v2.md §2.11).
+func (s *Server) collectStats(name string, version int64, versioned bool) ([]modelStats, error) {
 	var out []modelStats
-	if name != "" && version >= 0 {
+	if name != "" && versioned {
 		m, err := s.repo.Model(name, version)
 		if err != nil || !m.Ready() {
 			return nil, invalidArg("requested model version is not available for model '%s'", name)
@@ -28,7 +28,7 @@ func (s *Server) collectStats(name string, version int64) ([]modelStats, error) 
 		return []modelStats{{m.Name(), m.Version(), m.Stats()}}, nil
 	}
 	for _, e := range s.repo.Index(true) {
-		if e.Version < 0 || (name != "" && e.Name != name) {
+		if e.Version <= 0 || (name != "" && e.Name != name) {
 			continue
 		}
 		m, err := s.repo.Model(e.Name, e.Version)

@@ -1,6 +1,7 @@
-// Package instances owns what every TorchScript model kind runs the same way: one module per instance
-// device of the model config (instance_group), the dynamic batcher that feeds those instances prepared
-// requests, and the answers to Submit, Stats and Close. A kind (backend/libtorch, backend/ofa) keeps only
+// Package instances owns what every TorchScript model kind runs the same way: libtorch's CPU threads as
+// Triton's pytorch backend parameters ask (INTRA_OP_THREAD_COUNT, INTER_OP_THREAD_COUNT), one module per
+// instance device of the model config (instance_group), the dynamic batcher that feeds those instances
+// prepared requests, and the answers to Submit, Stats and Close. A kind (backend/libtorch, backend/ofa) keeps only
 // what is its own: how a request is validated and prepared, and how a batch becomes one forward call.
 package instances
 
@@ -11,7 +12,6 @@ import (
 	"github.com/ofaserve/ofaserve/backend"
 	"github.com/ofaserve/ofaserve/batcher"
 	"github.com/ofaserve/ofaserve/libtorch"
-	"github.com/ofaserve/ofaserve/repository/modelconfig"
 )
 
 // Set is a model's instances: Modules[i] runs on Devices[i] and executes the batches the batcher hands to
@@ -22,12 +22,17 @@ type Set[P, R any] struct {
 	b       *batcher.Batcher[P, R]
 }
 
-// Load loads file once per instance device of cfg (backend.InstanceDevices) with opts (its Device is set
-// per instance), lets check inspect the first module (nil: no check), and starts the batcher with exec.
-// On any failure every module loaded so far is closed.
-func Load[P, R any](ctx context.Context, cfg *modelconfig.ModelConfig, file string, opts libtorch.Options,
+// Load applies the config's thread parameters (ApplyThreadParameters), loads file once per instance
+// device of the config (Devices) with opts (its Device is set per instance), lets check inspect the first
+// module (nil: no check), and starts the batcher with exec. On any failure every module loaded so far is
+// closed.
+func Load[P, R any](ctx context.Context, spec backend.LoadSpec, file string, opts libtorch.Options,
 	check func(*libtorch.Module) error, exec batcher.ExecFunc[P, R]) (*Set[P, R], error) {
-	s := &Set[P, R]{Devices: backend.InstanceDevices(cfg)}
+	cfg := spec.Config
+	if err := ApplyThreadParameters(cfg, spec.Logger); err != nil {
+		return nil, err
+	}
+	s := &Set[P, R]{Devices: Devices(cfg)}
 	for _, dev := range s.Devices {
 		if err := ctx.Err(); err != nil {
 			s.closeModules()

@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/ofaserve/ofaserve/backend"
+	"github.com/ofaserve/ofaserve/backend/instances"
 	"github.com/ofaserve/ofaserve/batcher"
 	"github.com/ofaserve/ofaserve/internal/testenv"
+	"github.com/ofaserve/ofaserve/protocol/modelconfig"
 	"github.com/ofaserve/ofaserve/repository"
 )
 
@@ -42,19 +44,46 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
+// testModel is a loaded model with the signature the repository would
+// validate its requests against.
+type testModel struct {
+	*Model
+	sig backend.Signature
+}
+
+// infer runs req as the repository's model handle does: validated
+// (backend.Signature.Validate), then handed to the kind.
+func (m testModel) infer(ctx context.Context, req *backend.Request) (*backend.Response, error) {
+	if err := m.sig.Validate(req); err != nil {
+		return nil, err
+	}
+	return m.Infer(ctx, req)
+}
+
 // load parses a config (its default_model_filename names a module in
 // modelDir), normalizes it as the repository does and loads it.
-func load(t *testing.T, name, config string) *Model {
+func load(t *testing.T, name, config string) testModel {
 	t.Helper()
 	m, err := tryLoad(name, config)
 	if err != nil {
 		t.Fatalf("load %s: %v", name, err)
 	}
 	t.Cleanup(func() { _ = m.Close(context.Background()) })
-	return m.(*Model)
+	cfg, _ := normalized(name, config)
+	return testModel{m.(*Model), backend.SignatureOf(name, cfg)}
 }
 
 func tryLoad(name, config string) (backend.Model, error) {
+	cfg, err := normalized(name, config)
+	if err != nil {
+		return nil, err
+	}
+	return Load(context.Background(), backend.LoadSpec{Name: name, Version: 1, VersionDir: modelDir, Config: cfg,
+		Signature: backend.SignatureOf(name, cfg)})
+}
+
+// normalized parses and normalizes a config as the repository does.
+func normalized(name, config string) (*modelconfig.ModelConfig, error) {
 	cfg, err := repository.ParseConfig(name+"/config.pbtxt", []byte(config))
 	if err != nil {
 		return nil, err
@@ -62,7 +91,7 @@ func tryLoad(name, config string) (backend.Model, error) {
 	if err := repository.Normalize(name+"/config.pbtxt", name, cfg, 0); err != nil {
 		return nil, err
 	}
-	return Load(context.Background(), backend.LoadSpec{Name: name, Version: 1, VersionDir: modelDir, Config: cfg})
+	return cfg, nil
 }
 
 func f32(vs ...float32) []byte {
@@ -206,88 +235,6 @@ func TestOnlyRequestedOutputsReturned(t *testing.T) {
 	}
 }
 
-func TestRequestValidationMessages(t *testing.T) {
-	m := load(t, "pair", pairConfig+`dynamic_batching { }`)
-	ok := func() []backend.Tensor {
-		req, _, _ := pairRequest(1, 2)
-		return req.Inputs
-	}
-	with := func(edit func(in []backend.Tensor) []backend.Tensor) *backend.Request {
-		return &backend.Request{Inputs: edit(ok())}
-	}
-	for _, tc := range []struct {
-		name string
-		req  *backend.Request
-		msg  string
-	}{
-		{"unexpected input", with(func(in []backend.Tensor) []backend.Tensor {
-			return append(in, backend.Tensor{Name: "EXTRA", Datatype: "FP32", Shape: []int64{2, 4}, Data: make([]byte, 32)})
-		}), "unexpected inference input 'EXTRA' for model 'pair'"},
-		{"duplicate input", with(func(in []backend.Tensor) []backend.Tensor { return append(in, in[0]) }),
-			"input 'INPUT__0' already exists in request"},
-		{"missing input", with(func(in []backend.Tensor) []backend.Tensor { return in[:1] }),
-			"expected 2 inputs but got 1 inputs for model 'pair'. Got input(s) ['INPUT__0'], but missing required input(s) ['INPUT__1']. Please provide all required input(s)."},
-		{"datatype", with(func(in []backend.Tensor) []backend.Tensor { in[1].Datatype = "INT32"; return in }),
-			"inference input 'INPUT__1' data-type is 'INT32', but model 'pair' expects 'FP32'"},
-		{"shape", with(func(in []backend.Tensor) []backend.Tensor {
-			in[0].Shape = []int64{2, 3}
-			in[0].Data = make([]byte, 24)
-			return in
-		}),
-			"unexpected shape for input 'INPUT__0' for model 'pair'. Expected [-1,4], got [2,3]"},
-		{"rank without batch", with(func(in []backend.Tensor) []backend.Tensor {
-			in[0].Shape, in[1].Shape = []int64{2}, []int64{2}
-			return in
-		}),
-			"unexpected shape for input 'INPUT__1' for model 'pair'. Expected [-1,4], got [2]. NOTE:"},
-		{"no shape", with(func(in []backend.Tensor) []backend.Tensor { in[0].Shape = nil; return in }),
-			"input 'INPUT__0' has no shape but model requires batch dimension for 'pair'"},
-		{"batch too large", with(func(in []backend.Tensor) []backend.Tensor {
-			for i := range in {
-				in[i].Shape, in[i].Data = []int64{17, 4}, make([]byte, 17*16)
-			}
-			return in
-		}), "inference request batch-size must be <= 16 for 'pair'"},
-		{"batch mismatch", with(func(in []backend.Tensor) []backend.Tensor {
-			in[0].Shape = []int64{1, 4}
-			in[0].Data = make([]byte, 16)
-			return in
-		}),
-			"input 'INPUT__0' batch size does not match other inputs for 'pair'"},
-		{"byte size", with(func(in []backend.Tensor) []backend.Tensor { in[0].Data = in[0].Data[:30]; return in }),
-			"input byte size mismatch for input 'INPUT__0' for model 'pair'. Expected 32, got 30"},
-		{"unspecified dim", with(func(in []backend.Tensor) []backend.Tensor { in[0].Shape = []int64{-1, 4}; return in }),
-			"All input dimensions should be specified for input 'INPUT__0'"},
-		{"overflow", with(func(in []backend.Tensor) []backend.Tensor { in[0].Shape = []int64{2, math.MaxInt64 / 2}; return in }),
-			""}, // shape mismatch or overflow, either way rejected
-		{"unknown output", &backend.Request{Inputs: ok(), Outputs: []string{"NOPE"}}, "unexpected inference output 'NOPE' for model 'pair'"},
-		{"duplicate output", &backend.Request{Inputs: ok(), Outputs: []string{"OUTPUT__0", "OUTPUT__0"}}, "output 'OUTPUT__0' already exists in request"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := m.Infer(context.Background(), tc.req)
-			if err == nil {
-				t.Fatal("accepted")
-			}
-			if backend.CodeOf(err) != backend.CodeInvalidArg || !strings.Contains(err.Error(), tc.msg) {
-				t.Fatalf("got %v %q, want INVALID_ARG %q", backend.CodeOf(err), err, tc.msg)
-			}
-		})
-	}
-	// None of them reached the batcher, and the model still serves.
-	if st := m.Stats(); st.Fail.Count != 0 || st.ExecutionCount != 0 {
-		t.Errorf("invalid requests reached the batcher: %+v", st)
-	}
-	req, a, b := pairRequest(2, 1)
-	resp, err := m.Infer(context.Background(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, want1 := pairExpected(a, b, 1)
-	if !near(floats(resp.Outputs[0].Data), want1) {
-		t.Errorf("got %v want %v", floats(resp.Outputs[0].Data), want1)
-	}
-}
-
 func TestVariableShapesNeverShareABatch(t *testing.T) {
 	m := load(t, "seq", `
 backend: "pytorch" default_model_filename: "seq.pt" max_batch_size: 8
@@ -340,7 +287,7 @@ output [{ name: "y" data_type: TYPE_FP32 dims: [ 2, 3 ] }]`)
 	if y := resp.Outputs[0]; fmt.Sprint(y.Shape) != "[2 3]" || !near(floats(y.Data), []float32{1, 2, 3, 4, 5, 6}) {
 		t.Fatalf("y = %v %v", y.Shape, floats(y.Data))
 	}
-	_, err = m.Infer(context.Background(), &backend.Request{Inputs: []backend.Tensor{
+	_, err = m.infer(context.Background(), &backend.Request{Inputs: []backend.Tensor{
 		{Name: "x", Datatype: "FP32", Shape: []int64{1, 2, 3}, Data: make([]byte, 24)}}})
 	if err == nil || !strings.Contains(err.Error(), "Expected [2,3], got [1,2,3]") || strings.Contains(err.Error(), "NOTE") {
 		t.Fatalf("got %v", err)
@@ -484,7 +431,7 @@ instance_group [{ kind: KIND_GPU count: 2 gpus: [0, 1] }, { kind: KIND_CPU count
 	if err := repository.Normalize("f", "m", cfg, 2); err != nil {
 		t.Fatal(err)
 	}
-	if d := strings.Join(backend.InstanceDevices(cfg), ","); d != "cuda:0,cuda:1,cuda:0,cuda:1,cpu" {
+	if d := strings.Join(instances.Devices(cfg), ","); d != "cuda:0,cuda:1,cuda:0,cuda:1,cpu" {
 		t.Errorf("devices = %s", d)
 	}
 }

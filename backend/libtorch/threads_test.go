@@ -15,44 +15,10 @@ import (
 	"github.com/ofaserve/ofaserve/repository"
 )
 
-func TestThreadParameters(t *testing.T) {
-	for _, tc := range []struct {
-		params     string
-		intra, inr int
-		err        string
-	}{
-		{"", 0, 0, ""},
-		{`parameters { key: "INTRA_OP_THREAD_COUNT" value: { string_value: "1" } }`, 1, 0, ""},
-		{`parameters { key: "INTER_OP_THREAD_COUNT" value: { string_value: " 3 " } }`, 0, 3, ""},
-		{`parameters [ { key: "INTRA_OP_THREAD_COUNT" value: { string_value: "0" } }, { key: "INTER_OP_THREAD_COUNT" value: { string_value: "2" } } ]`, 0, 2, ""},
-		{`parameters { key: "INTRA_OP_THREAD_COUNT" value: { string_value: "" } }`, 0, 0, "parameter 'INTRA_OP_THREAD_COUNT': '' is not an integer"},
-		{`parameters { key: "INTRA_OP_THREAD_COUNT" value: { string_value: "4 threads" } }`, 0, 0, "parameter 'INTRA_OP_THREAD_COUNT': '4 threads' is not an integer"},
-		{`parameters { key: "INTER_OP_THREAD_COUNT" value: { string_value: "0x2" } }`, 0, 0, "parameter 'INTER_OP_THREAD_COUNT'"},
-		{`parameters { key: "INTER_OP_THREAD_COUNT" value: { string_value: "100000" } }`, 0, 0, "parameter 'INTER_OP_THREAD_COUNT': 100000 threads is out of range"},
-		// Triton's names are case-sensitive; other keys are not ours to judge.
-		{`parameters { key: "intra_op_thread_count" value: { string_value: "x" } }`, 0, 0, ""},
-	} {
-		cfg, err := repository.ParseConfig("config.pbtxt", []byte(`platform: "pytorch_libtorch" `+tc.params))
-		if err != nil {
-			t.Fatal(err)
-		}
-		intra, inter, err := ThreadParameters(cfg)
-		if tc.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.err) {
-				t.Errorf("%s: got %v, want an error containing %q", tc.params, err, tc.err)
-			}
-			continue
-		}
-		if err != nil || intra != tc.intra || inter != tc.inr {
-			t.Errorf("%s: got %d, %d, %v; want %d, %d", tc.params, intra, inter, err, tc.intra, tc.inr)
-		}
-	}
-}
-
 // TestThreadParametersApply loads models with thread parameters in a fresh process (the settings are
-// process-wide and libtorch takes the inter-op one once): the first model's values take effect, a second
-// model asking for others still loads and is logged as ignored, and an ofa-style loader wrapped with
-// WithThreadParameters refuses a bad parameter before it runs.
+// process-wide and libtorch takes the inter-op one once): the first model's values take effect, and a
+// second model asking for others still loads and is logged as ignored. (backend/ofa's TestLoadErrors
+// checks that the other kind refuses a bad parameter too.)
 func TestThreadParametersApply(t *testing.T) {
 	if os.Getenv("OFASERVE_THREADS_CHILD") == "1" {
 		threadsChild(t)
@@ -120,20 +86,6 @@ input [{ name: "x" data_type: TYPE_FP32 dims: [ 1 ] }] output [{ name: "y" data_
 	}
 	if strings.Contains(logs.String(), "ignored") {
 		t.Errorf("a model asking for the counts in effect was logged as ignored:\n%s", logs.String())
-	}
-
-	called := false
-	wrapped := WithThreadParameters(func(context.Context, backend.LoadSpec) (backend.Model, error) {
-		called = true
-		return nil, nil
-	})
-	cfg, err := repository.ParseConfig("ofa/config.pbtxt", []byte(`backend: "ofa" parameters { key: "INTER_OP_THREAD_COUNT" value: { string_value: "many" } }`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := wrapped(context.Background(), backend.LoadSpec{Name: "ofa", Config: cfg}); err == nil ||
-		!strings.Contains(err.Error(), "parameter 'INTER_OP_THREAD_COUNT'") || called {
-		t.Fatalf("wrapped loader with a bad parameter: err %v, inner loader called %v", err, called)
 	}
 	t.Log("threads child ok")
 }

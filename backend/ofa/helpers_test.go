@@ -31,7 +31,7 @@ var testRepo string
 func TestMain(m *testing.M) {
 	repo, err := ofatest.Export()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "backend/ofa tests need an exported OFA model (run scripts/setup.sh and `make shim`):", err)
+		fmt.Fprintln(os.Stderr, "backend/ofa tests need an exported OFA model (run scripts/dev/setup.sh and `make shim`):", err)
 		os.Exit(1)
 	}
 	testRepo = repo
@@ -56,8 +56,24 @@ func exportedConfig(t testing.TB, replace ...string) string {
 	return s
 }
 
+// testModel is a loaded model with the signature the repository would
+// validate its requests against.
+type testModel struct {
+	*Model
+	sig backend.Signature
+}
+
+// infer runs req as the repository's model handle does: validated
+// (backend.Signature.Validate), then handed to the kind.
+func (m testModel) infer(ctx context.Context, req *backend.Request) (*backend.Response, error) {
+	if err := m.sig.Validate(req); err != nil {
+		return nil, err
+	}
+	return m.Infer(ctx, req)
+}
+
 // load loads the exported model with config text pbtxt.
-func load(t testing.TB, pbtxt string) (*Model, error) {
+func load(t testing.TB, pbtxt string) (testModel, error) {
 	t.Helper()
 	cfg, err := repository.ParseConfig("config.pbtxt", []byte(pbtxt))
 	if err != nil {
@@ -67,18 +83,19 @@ func load(t testing.TB, pbtxt string) (*Model, error) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(testRepo, "ofa_entailment")
+	sig := backend.SignatureOf("ofa_entailment", cfg)
 	bm, err := Load(context.Background(), backend.LoadSpec{
-		Name: "ofa_entailment", Version: 1, ModelDir: dir, VersionDir: filepath.Join(dir, "1"), Config: cfg,
+		Name: "ofa_entailment", Version: 1, ModelDir: dir, VersionDir: filepath.Join(dir, "1"), Config: cfg, Signature: sig,
 	})
 	if err != nil {
-		return nil, err
+		return testModel{}, err
 	}
 	m := bm.(*Model)
 	t.Cleanup(func() { _ = m.Close(context.Background()) })
-	return m, nil
+	return testModel{m, sig}, nil
 }
 
-func mustLoad(t testing.TB, pbtxt string) *Model {
+func mustLoad(t testing.TB, pbtxt string) testModel {
 	t.Helper()
 	m, err := load(t, pbtxt)
 	if err != nil {

@@ -34,7 +34,7 @@ func closeTo(a [3]float32, b []float64, eps float64) bool {
 // probabilities; RESULT and LABEL agree with SCORES.
 func TestMatchesReference(t *testing.T) {
 	t.Run("cpu", func(t *testing.T) { testMatchesReference(t, exportedConfig(t)) })
-	// On a GPU box (scripts/gpu_check.sh) the same checks run on the device.
+	// On a GPU box (scripts/gpu/gpu_check.sh) the same checks run on the device.
 	dev := os.Getenv("OFASERVE_TEST_DEVICE")
 	if gpu, ok := strings.CutPrefix(dev, "cuda:"); ok {
 		t.Run(dev, func(t *testing.T) {
@@ -252,8 +252,9 @@ func TestShapes(t *testing.T) {
 	}
 }
 
-// TestBadInput: every kind of bad request is a 400 (INVALID_ARG) naming the
-// problem, and a good request afterwards still works.
+// TestBadInput: every kind of bad request, refused by the repository's
+// validation or by this kind, is a 400 (INVALID_ARG) naming the problem,
+// and a good request afterwards still works.
 func TestBadInput(t *testing.T) {
 	m := mustLoad(t, exportedConfig(t))
 	imgs := testImages(t)
@@ -266,13 +267,13 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"unknown input", &backend.Request{Inputs: append(request([][]byte{good}, []string{"x"}, nil).Inputs, bytesTensor("TEXT", shp, []byte("x")))}, "unexpected inference input 'TEXT'"},
 		{"duplicate input", &backend.Request{Inputs: append(request([][]byte{good}, []string{"x"}, nil).Inputs, bytesTensor(InputHypothesis, shp, []byte("x")))}, "input 'HYPOTHESIS' already exists"},
-		{"missing hypothesis", &backend.Request{Inputs: []backend.Tensor{bytesTensor(InputImage, shp, good)}}, "missing required input(s) ['HYPOTHESIS']"},
+		{"missing hypothesis", &backend.Request{Inputs: []backend.Tensor{bytesTensor(InputImage, shp, good)}}, "expected number of inputs between 2 and 3 but got 1 inputs for model 'ofa_entailment'. Got input(s) ['IMAGE'], but missing required input(s) ['HYPOTHESIS']"},
 		{"wrong datatype", &backend.Request{Inputs: []backend.Tensor{bytesTensor(InputImage, shp, good), {Name: InputHypothesis, Datatype: "UINT8", Shape: shp, Data: []byte("x")}}}, "data-type is 'UINT8'"},
-		{"shape [1,2]", &backend.Request{Inputs: []backend.Tensor{bytesTensor(InputImage, []int64{1, 2}, good, good), bytesTensor(InputHypothesis, shp, []byte("x"))}}, "Expected [n] or [n,1]"},
-		{"batch 0", &backend.Request{Inputs: []backend.Tensor{bytesTensor(InputImage, []int64{0}), bytesTensor(InputHypothesis, []int64{0})}}, "batch-size must be <= 16 and >= 1"},
+		{"shape [1,2]", &backend.Request{Inputs: []backend.Tensor{bytesTensor(InputImage, []int64{1, 2}, good, good), bytesTensor(InputHypothesis, shp, []byte("x"))}}, "unexpected shape for input 'IMAGE' for model 'ofa_entailment'. Expected [-1,1], got [1,2]"},
+		{"batch 0", &backend.Request{Inputs: []backend.Tensor{bytesTensor(InputImage, []int64{0}), bytesTensor(InputHypothesis, []int64{0})}}, "inference request batch-size must be >= 1 for 'ofa_entailment'"},
 		{"batch 17", request(repeat(good, 17), repeatS("x", 17), nil), "batch-size must be <= 16"},
 		{"batch mismatch", &backend.Request{Inputs: []backend.Tensor{bytesTensor(InputImage, []int64{2, 1}, good, good), bytesTensor(InputHypothesis, shp, []byte("x"))}}, "batch size does not match"},
-		{"too few elements", &backend.Request{Inputs: []backend.Tensor{bytesTensor(InputImage, []int64{2, 1}, good), bytesTensor(InputHypothesis, []int64{2, 1}, []byte("x"), []byte("y"))}}, "holds 1 elements but its shape declares 2"},
+		{"too few elements", &backend.Request{Inputs: []backend.Tensor{bytesTensor(InputImage, []int64{2, 1}, good), bytesTensor(InputHypothesis, []int64{2, 1}, []byte("x"), []byte("y"))}}, "unexpected number of string elements 1 for inference input 'IMAGE' for model 'ofa_entailment', expecting 2"},
 		{"malformed bytes", &backend.Request{Inputs: []backend.Tensor{{Name: InputImage, Datatype: "BYTES", Shape: shp, Data: []byte{9, 0, 0, 0, 1}}, bytesTensor(InputHypothesis, shp, []byte("x"))}}, "malformed BYTES data"},
 		{"unknown output", request([][]byte{good}, []string{"x"}, nil, "LOGITS"), "unexpected inference output 'LOGITS'"},
 		{"empty image", request([][]byte{{}}, []string{"x"}, nil), "IMAGE[0]: image: empty input"},
@@ -291,7 +292,7 @@ func TestBadInput(t *testing.T) {
 	ctx := context.Background()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := m.Infer(ctx, tt.req)
+			_, err := m.infer(ctx, tt.req)
 			var be *backend.Error
 			if !errors.As(err, &be) || be.Code != backend.CodeInvalidArg {
 				t.Fatalf("err = %v, want INVALID_ARG", err)
@@ -348,6 +349,8 @@ func TestLoadErrors(t *testing.T) {
 		{"missing metadata", []string{`string_value: "ofa_meta.json"`, `string_value: "nope.json"`}, "nope.json"},
 		{"bad parameter", []string{`parameters {`, `parameters { key: "max_text_bytes" value: { string_value: "lots" } }
 parameters {`}, "parameter 'max_text_bytes'"},
+		{"bad thread parameter", []string{`parameters {`, `parameters { key: "INTER_OP_THREAD_COUNT" value: { string_value: "many" } }
+parameters {`}, "parameter 'INTER_OP_THREAD_COUNT': 'many' is not an integer"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

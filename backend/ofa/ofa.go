@@ -15,8 +15,12 @@ import (
 	"github.com/ofaserve/ofaserve/preprocess"
 	"github.com/ofaserve/ofaserve/preprocess/bpe"
 	"github.com/ofaserve/ofaserve/preprocess/prompt"
-	"github.com/ofaserve/ofaserve/repository/modelconfig"
+	"github.com/ofaserve/ofaserve/protocol/modelconfig"
 )
+
+// ModelName is the name scripts/export_ofa.py gives the model it writes
+// for this kind.
+const ModelName = "ofa_entailment"
 
 // Names of the model's inputs and outputs.
 const (
@@ -49,7 +53,6 @@ type outSpec struct {
 // Model is a loaded ofa model version. It implements backend.Model.
 type Model struct {
 	name     string
-	maxBatch int // most images per request (and per batch)
 	h, w     int
 	chw      int // floats per image
 	popts    preprocess.Options
@@ -57,7 +60,6 @@ type Model struct {
 	padID    int64
 	labels   [numLabels]string
 	labelsJS [numLabels][]byte // labels as JSON strings
-	premise  bool              // the config declares PREMISE
 	outputs  []outSpec         // config order
 
 	set     *instances.Set[*prepared, *result]
@@ -103,11 +105,10 @@ func Load(ctx context.Context, spec backend.LoadSpec) (backend.Model, error) {
 		return nil, fmt.Errorf("ofa metadata: %w", err)
 	}
 	m := &Model{
-		name:     spec.Name,
-		maxBatch: max(1, int(cfg.GetMaxBatchSize())),
-		h:        md.ImageSize[0],
-		w:        md.ImageSize[1],
-		padID:    *md.PadID,
+		name:  spec.Name,
+		h:     md.ImageSize[0],
+		w:     md.ImageSize[1],
+		padID: *md.PadID,
 	}
 	m.chw = 3 * m.h * m.w
 	if err := m.checkConfig(cfg); err != nil {
@@ -175,7 +176,7 @@ func Load(ctx context.Context, spec backend.LoadSpec) (backend.Model, error) {
 		}
 		return nil
 	}
-	m.set, err = instances.Load(ctx, cfg, file, torch.Options{}, check, m.exec)
+	m.set, err = instances.Load(ctx, spec, file, torch.Options{}, check, m.exec)
 	if err != nil {
 		return nil, err
 	}
@@ -200,7 +201,6 @@ func (m *Model) checkConfig(cfg *modelconfig.ModelConfig) error {
 				return fmt.Errorf("input '%s' of an ofa model cannot be optional", name)
 			}
 		case InputPremise:
-			m.premise = true
 		default:
 			return fmt.Errorf("input '%s' is not an ofa input (IMAGE, HYPOTHESIS, PREMISE)", name)
 		}
@@ -255,8 +255,8 @@ func intParam(params map[string]*modelconfig.ModelParameter, key string) (int64,
 	return v, true, nil
 }
 
-// Infer validates and prepares req in the caller's goroutine, queues it and
-// waits for its share of a batch.
+// Infer prepares req (validated by the repository: backend.Signature.Validate)
+// in the caller's goroutine, queues it and waits for its share of a batch.
 func (m *Model) Infer(ctx context.Context, req *backend.Request) (*backend.Response, error) {
 	p, err := m.prepare(req)
 	if err != nil {

@@ -16,71 +16,41 @@ func bad(format string, args ...any) error {
 	return backend.Errorf(backend.CodeInvalidArg, format, args...)
 }
 
-// prepare validates req and builds its model inputs: every prompt's ids,
-// then every image's tensor. Nothing it refuses reaches the batcher.
+// prepare builds a request's model inputs, every prompt's ids and then every
+// image's tensor, refusing the elements this kind cannot use (an image that
+// does not decode, text the prompt rejects) with a message that names the
+// element. What every model checks the repository has checked already
+// (backend.Signature.Validate): IMAGE and HYPOTHESIS are present, every
+// input is BYTES of shape [n] or [n,1] with the same 1 <= n <= max batch
+// size, and holds n elements. Nothing it refuses reaches the batcher.
 func (m *Model) prepare(req *backend.Request) (*prepared, error) {
 	var image, hyp, prem *backend.Tensor
 	for k := range req.Inputs {
-		t := &req.Inputs[k]
-		var slot **backend.Tensor
-		switch t.Name {
+		switch t := &req.Inputs[k]; t.Name {
 		case InputImage:
-			slot = &image
+			image = t
 		case InputHypothesis:
-			slot = &hyp
+			hyp = t
 		case InputPremise:
-			if m.premise {
-				slot = &prem
-			}
+			prem = t
 		}
-		if slot == nil {
-			return nil, bad("unexpected inference input '%s' for model '%s'", t.Name, m.name)
-		}
-		if *slot != nil {
-			return nil, bad("input '%s' already exists in request", t.Name)
-		}
-		*slot = t
 	}
-	if image == nil || hyp == nil {
-		var missing []string
-		if image == nil {
-			missing = append(missing, "'"+InputImage+"'")
-		}
-		if hyp == nil {
-			missing = append(missing, "'"+InputHypothesis+"'")
-		}
-		return nil, bad("missing required input(s) [%s] for model '%s'", strings.Join(missing, ", "), m.name)
+	n := 1
+	if len(image.Shape) > 0 {
+		n = int(image.Shape[0])
 	}
-	n := -1
 	var elems [3][][]byte
 	for i, t := range []*backend.Tensor{image, hyp, prem} {
 		if t == nil {
 			continue
 		}
-		if t.Datatype != "BYTES" {
-			return nil, bad("inference input '%s' data-type is '%s', but model '%s' expects 'BYTES'", t.Name, t.Datatype, m.name)
-		}
-		if len(t.Shape) == 0 || len(t.Shape) > 2 || (len(t.Shape) == 2 && t.Shape[1] != 1) {
-			return nil, bad("unexpected shape for input '%s' for model '%s'. Expected [n] or [n,1] with 1 <= n <= %d, got %s", t.Name, m.name, m.maxBatch, backend.FormatShape(t.Shape))
-		}
-		rows := t.Shape[0]
-		if rows < 1 || rows > int64(m.maxBatch) {
-			return nil, bad("inference request batch-size must be <= %d and >= 1 for '%s', got %d for input '%s'", m.maxBatch, m.name, rows, t.Name)
-		}
-		if n >= 0 && int(rows) != n {
-			return nil, bad("input '%s' batch size does not match other inputs for '%s'", t.Name, m.name)
-		}
-		n = int(rows)
 		var err error
 		if elems[i], err = splitBytes(t.Data, n); err != nil {
 			return nil, bad("input '%s' for model '%s': %v", t.Name, m.name, err)
 		}
 	}
 	p := &prepared{n: n}
-	var err error
-	if p.outputs, err = backend.RequestedOutputs(m.name, req.Outputs, len(m.outputs), m.outputIndex); err != nil {
-		return nil, err
-	}
+	p.outputs = backend.RequestedOutputs(req.Outputs, len(m.outputs), m.outputIndex)
 
 	// Text first: it is cheap and refuses the most common mistakes.
 	p.ids = make([][]int64, n)
@@ -148,6 +118,7 @@ func (m *Model) releaseImages(p *prepared) {
 
 // splitBytes splits a BYTES tensor's data (4-byte little-endian length,
 // then the bytes, per element) into exactly n elements, without copying.
+// (Validation has counted them; the check guards the indexing that follows.)
 func splitBytes(data []byte, n int) ([][]byte, error) {
 	out := make([][]byte, 0, n)
 	for e, err := range datatype.Elements(data) {

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 
 	"github.com/ofaserve/ofaserve/protocol/datatype"
@@ -45,15 +46,12 @@ type Request struct {
 // NumElements returns the product of shape, or an error for a negative or
 // overflowing dimension.
 func NumElements(shape []int64) (int64, error) {
-	n := int64(1)
-	for _, d := range shape {
-		if d < 0 {
-			return 0, fmt.Errorf("shape %v has a negative dimension", shape)
-		}
-		if d != 0 && n > math.MaxInt32*int64(256)/d {
-			return 0, fmt.Errorf("shape %v is too large", shape)
-		}
-		n *= d
+	if slices.ContainsFunc(shape, func(d int64) bool { return d < 0 }) {
+		return 0, fmt.Errorf("shape %v has a negative dimension", shape)
+	}
+	n, _, ok := datatype.ElementCount(shape)
+	if !ok || n > math.MaxInt32*int64(256) {
+		return 0, fmt.Errorf("shape %v is too large", shape)
 	}
 	return n, nil
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/ofaserve/ofaserve/bench/measure"
 	"github.com/ofaserve/ofaserve/bench/report"
 	"github.com/ofaserve/ofaserve/bench/workload"
-	"github.com/ofaserve/ofaserve/server/inferencepb"
+	"github.com/ofaserve/ofaserve/protocol/inferencepb"
 )
 
 type multiFlag []string

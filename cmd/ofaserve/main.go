@@ -143,12 +143,27 @@ func newLogger(c *config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// loaders are the model kinds this binary serves. Both run TorchScript, so
-// both honour Triton's INTRA_OP_THREAD_COUNT / INTER_OP_THREAD_COUNT.
+// loaders are the model kinds this binary serves. Both run TorchScript
+// through backend/instances, so both honour Triton's INTRA_OP_THREAD_COUNT /
+// INTER_OP_THREAD_COUNT.
 func loaders() map[string]backend.Loader {
 	return map[string]backend.Loader{
 		repository.BackendPytorch: torchbackend.Load,
-		"ofa":                     torchbackend.WithThreadParameters(ofa.Load),
+		"ofa":                     ofa.Load,
+	}
+}
+
+// predictForm is POST /predict for the ofa kind: the OFA tutorial's form
+// fields as the model's inputs, its answer the RESULT JSON.
+func predictForm() *server.Predict {
+	return &server.Predict{
+		Model: ofa.ModelName,
+		Fields: []server.PredictField{
+			{Name: "image", Input: ofa.InputImage, Required: true, File: true},
+			{Name: "hypothesis", Input: ofa.InputHypothesis, Required: true},
+			{Name: "premise", Input: ofa.InputPremise},
+		},
+		Output: ofa.OutputResult,
 	}
 }
 
@@ -208,8 +223,8 @@ func run(ctx context.Context, release func(), args []string, logOut io.Writer) e
 		log.Error("some models failed to load", "err", err)
 	}
 
-	srv, err := server.New(server.Options{MaxInputSize: c.maxInputSize, GPUMetrics: c.gpuMetrics, ConfigJSON: repository.ConfigJSON},
-		server.FromRepository(repo), log)
+	srv, err := server.New(server.Options{MaxInputSize: c.maxInputSize, GPUMetrics: c.gpuMetrics, Predict: predictForm()},
+		serverRepository{repo}, log)
 	if err != nil {
 		closeRepo()
 		return err

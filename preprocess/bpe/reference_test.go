@@ -79,7 +79,7 @@ func TestMatchesPythonReference(t *testing.T) {
 func TestMatchesGPT3Encoder(t *testing.T) {
 	script := filepath.Join("testdata", "gpt2_ref.js")
 	if _, err := os.Stat(filepath.Join("testdata", "node_modules", "gpt-3-encoder")); err != nil {
-		t.Fatalf("gpt-3-encoder is not installed (run scripts/setup.sh): %v", err)
+		t.Fatalf("gpt-3-encoder is not installed (run scripts/dev/setup.sh): %v", err)
 	}
 	node, err := exec.LookPath("node")
 	if err != nil {

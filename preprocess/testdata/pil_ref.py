@@ -44,7 +44,7 @@ BIG_TENSORS = {"photo_640x480_q90.jpg", "grace_hopper.jpg", "astro_rgba.png", "c
 def dpkg_files(*pkgs: str) -> List[str]:
     out = subprocess.run(["dpkg", "-L", *pkgs], capture_output=True, text=True)
     if out.returncode != 0:
-        sys.exit(f"pil_ref.py: dpkg -L {' '.join(pkgs)} failed (install them: scripts/setup.sh): {out.stderr}")
+        sys.exit(f"pil_ref.py: dpkg -L {' '.join(pkgs)} failed (install them: scripts/dev/setup.sh): {out.stderr}")
     return out.stdout.split()
 
 
@@ -52,7 +52,7 @@ def find(files: List[str], suffix: str) -> str:
     for f in files:
         if f.endswith(suffix) and os.path.isfile(f):
             return f
-    sys.exit(f"pil_ref.py: {suffix} not found in Debian packages (run scripts/setup.sh)")
+    sys.exit(f"pil_ref.py: {suffix} not found in Debian packages (run scripts/dev/setup.sh)")
 
 
 def png_chunk(typ: bytes, data: bytes) -> bytes:

@@ -140,3 +140,26 @@ func FuzzSplit(f *testing.F) {
 		}
 	})
 }
+
+func TestElementCount(t *testing.T) {
+	for _, c := range []struct {
+		dims     []int64
+		n        int64
+		variable int
+		ok       bool
+	}{
+		{nil, 1, 0, true},
+		{[]int64{2, 3, 4}, 24, 0, true},
+		{[]int64{0, 7}, 0, 0, true},
+		{[]int64{-1, 16}, 16, 1, true},
+		{[]int64{-1, 3, -1}, 3, 2, true},
+		{[]int64{2, -2}, 0, 0, false},
+		{[]int64{1 << 32, 1 << 31}, 0, 0, false},
+		{[]int64{1 << 32, 0, 1 << 32}, 0, 0, true},
+	} {
+		n, v, ok := ElementCount(c.dims)
+		if ok != c.ok || ok && (n != c.n || v != c.variable) {
+			t.Errorf("ElementCount(%v) = %d, %d, %v; want %d, %d, %v", c.dims, n, v, ok, c.n, c.variable, c.ok)
+		}
+	}
+}

@@ -1,4 +1,4 @@
-"""scripts/make_models.sh: exports once, skips while up to date, re-exports when its arguments change."""
+"""scripts/dev/make_models.sh: exports once, skips while up to date, re-exports when its arguments change."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "make_models.sh")
+SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "dev", "make_models.sh")
 
 
 @pytest.mark.usefixtures("bpe_dir")

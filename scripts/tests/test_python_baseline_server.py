@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 SCRIPTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, SCRIPTS)
+sys.path.insert(0, os.path.join(SCRIPTS, "bench"))
 
 import python_baseline_server as pbs  # noqa: E402
 from ofa.reference import Reference  # noqa: E402

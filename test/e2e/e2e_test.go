@@ -373,7 +373,7 @@ func TestRepositoryLoadUnload(t *testing.T) {
 	}
 }
 
-// grpcurl runs the grpcurl binary scripts/setup.sh installs.
+// grpcurl runs the grpcurl binary scripts/dev/setup.sh installs.
 func grpcurl(t *testing.T, args ...string) []byte {
 	t.Helper()
 	bin := "grpcurl"

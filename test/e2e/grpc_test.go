@@ -18,7 +18,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	pb "github.com/ofaserve/ofaserve/server/inferencepb"
+	pb "github.com/ofaserve/ofaserve/protocol/inferencepb"
 	"github.com/ofaserve/ofaserve/test/e2e/linear"
 )
 

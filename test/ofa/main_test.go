@@ -1,6 +1,7 @@
 // Package ofa_test runs ofaserve end to end for the OFA model kind: it
 // builds the real binary, serves a freshly exported (random-init, micro)
-// ofa_entailment on loopback ports, and checks what clients get over HTTP
+// ofa_entailment (and the same module as ofa_entailment_raw, kind
+// pytorch_libtorch) on loopback ports, and checks what clients get over HTTP
 // (KServe v2 JSON and binary extension, /predict, the tutorial's curl
 // request) and gRPC against the Python reference pipeline (PIL + the
 // exporter's eager module) run on the same photos and prompts.
@@ -77,6 +78,11 @@ func setup(m *testing.M) (int, error) {
 	repo := filepath.Join(tmp, "repo")
 	modelDir, err := ofatest.CopyRepo(exported, repo, "ofa_entailment")
 	if err != nil {
+		return 0, err
+	}
+	// The same module as a raw pytorch_libtorch model, so that tests can put
+	// both kinds side by side.
+	if _, err := ofatest.CopyRepo(exported, repo, "ofa_entailment_raw"); err != nil {
 		return 0, err
 	}
 	cfgFile := filepath.Join(modelDir, "config.pbtxt")

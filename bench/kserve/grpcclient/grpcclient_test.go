@@ -11,7 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/ofaserve/ofaserve/bench/kserve"
-	pb "github.com/ofaserve/ofaserve/server/inferencepb"
+	pb "github.com/ofaserve/ofaserve/protocol/inferencepb"
 )
 
 type fake struct {

@@ -9,7 +9,7 @@ rotation, a grayscale PNG, a palette PNG), then runs every image x prompt case t
 scripts/ofa/reference.py's Reference (PIL preprocessing, OFA prompt + BPE, the eager module rebuilt from
 REPO's ofa_entailment weights), one case per forward, and writes OUTDIR/cases.json:
   [{"image": file name, "hypothesis": str, "premise": str or null, "probabilities": [3], "label": str}]
-Fails loudly when a source photo is missing (install the packages: scripts/setup.sh).
+Fails loudly when a source photo is missing (install the packages: scripts/dev/setup.sh).
 """
 import json
 import os
@@ -40,7 +40,7 @@ def dpkg_file(pkg: str, suffix: str) -> str:
     for f in out.stdout.split():
         if f.endswith(suffix) and os.path.isfile(f):
             return f
-    sys.exit(f"make_cases.py: {suffix} not found in Debian package {pkg} (run scripts/setup.sh)")
+    sys.exit(f"make_cases.py: {suffix} not found in Debian package {pkg} (run scripts/dev/setup.sh)")
 
 
 def make_images(out: str) -> List[str]:

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"context"
+
+	"github.com/ofaserve/ofaserve/protocol/modelconfig"
+	"github.com/ofaserve/ofaserve/repository"
+	"github.com/ofaserve/ofaserve/server"
+)
+
+// serverRepository is the model repository as the server consumes it
+// (server.Repository): the wiring between the two packages, which know
+// nothing of each other.
+type serverRepository struct{ r *repository.Repository }
+
+func (a serverRepository) Model(name string, version int64) (server.Model, error) {
+	m, err := a.r.Model(name, version)
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (a serverRepository) Index(readyOnly bool) []server.IndexEntry {
+	in := a.r.Index(readyOnly)
+	out := make([]server.IndexEntry, len(in))
+	for i, e := range in {
+		out[i] = server.IndexEntry{Name: e.Name, Version: e.Version, State: e.State.String(), Reason: e.Reason}
+	}
+	return out
+}
+
+func (a serverRepository) Load(ctx context.Context, name string, override *modelconfig.ModelConfig) error {
+	return a.r.Load(ctx, name, override)
+}
+
+func (a serverRepository) Unload(ctx context.Context, name string) error {
+	return a.r.Unload(ctx, name)
+}
+
+func (a serverRepository) Ready() bool { return a.r.Ready() }

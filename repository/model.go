@@ -1,0 +1,131 @@
+package repository
+
+import (
+	"context"
+	"sync"
+
+	"github.com/ofaserve/ofaserve/backend"
+	"github.com/ofaserve/ofaserve/batcher"
+	"github.com/ofaserve/ofaserve/protocol/modelconfig"
+)
+
+// State is the readiness state of a model version.
+type State int
+
+// The states of a model version, as Triton names them.
+const (
+	StateUnknown State = iota
+	StateReady
+	StateUnavailable
+	StateLoading
+	StateUnloading
+)
+
+func (s State) String() string {
+	switch s {
+	case StateReady:
+		return "READY"
+	case StateUnavailable:
+		return "UNAVAILABLE"
+	case StateLoading:
+		return "LOADING"
+	case StateUnloading:
+		return "UNLOADING"
+	default:
+		return "UNKNOWN"
+	}
+}
+
+// Model is one version of a model. Its methods are safe for concurrent use.
+type Model struct {
+	name      string
+	version   int64
+	cfg       *modelconfig.ModelConfig
+	sig       backend.Signature
+	impl      backend.Model
+	closeOnce sync.Once
+	closeErr  error
+
+	mu     sync.RWMutex
+	state  State
+	reason string
+}
+
+// Name returns the model's name.
+func (m *Model) Name() string { return m.name }
+
+// Version returns the version number.
+func (m *Model) Version() int64 { return m.version }
+
+// Config returns the normalized config. Callers must not modify it.
+func (m *Model) Config() *modelconfig.ModelConfig { return m.cfg }
+
+// Platform returns the config's platform, or else its backend (what model
+// metadata reports).
+func (m *Model) Platform() string {
+	if m.cfg.Platform != "" {
+		return m.cfg.Platform
+	}
+	return m.cfg.Backend
+}
+
+// Signature returns what every request is validated against: the name,
+// max_batch_size and declared tensors (without the batch dimension).
+// Callers must not modify it.
+func (m *Model) Signature() *backend.Signature { return &m.sig }
+
+// State returns the version's state and, for UNAVAILABLE, the reason.
+func (m *Model) State() (State, string) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.state, m.reason
+}
+
+// Ready reports whether the version is READY.
+func (m *Model) Ready() bool {
+	st, _ := m.State()
+	return st == StateReady
+}
+
+func (m *Model) setState(s State, reason string) {
+	m.mu.Lock()
+	m.state, m.reason = s, reason
+	m.mu.Unlock()
+}
+
+// Infer validates req against the signature (backend.Signature.Validate:
+// the one validation every request passes, whichever frontend decoded it)
+// and runs it on this version. A version that is no longer ready answers
+// UNAVAILABLE.
+func (m *Model) Infer(ctx context.Context, req *backend.Request) (*backend.Response, error) {
+	if err := m.sig.Validate(req); err != nil {
+		return nil, err
+	}
+	if !m.Ready() || m.impl == nil {
+		return nil, backend.Errorf(backend.CodeUnavailable, "Request for unknown model: '%s' version %d is not at ready state", m.name, m.version)
+	}
+	return m.impl.Infer(ctx, req)
+}
+
+// Stats returns the version's cumulative statistics.
+func (m *Model) Stats() batcher.Stats {
+	if m.impl == nil {
+		return batcher.Stats{}
+	}
+	return m.impl.Stats()
+}
+
+// close unloads the version: UNLOADING while its queue drains, then
+// UNAVAILABLE "unloaded".
+// Closing twice is harmless; a version that never loaded keeps its reason.
+func (m *Model) close(ctx context.Context) error {
+	m.closeOnce.Do(func() {
+		if m.impl == nil {
+			return
+		}
+		m.setState(StateUnloading, "")
+		m.closeErr = m.impl.Close(ctx)
+		m.setState(StateUnavailable, "unloaded")
+	})
+	return m.closeErr
+}
