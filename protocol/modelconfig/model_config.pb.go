@@ -875,6 +875,79 @@ func (x *ModelParameter) GetStringValue() string {
 	return ""
 }
 
+// ModelWarmup is one request sample a model runs on every instance before it
+// is served (config.pbtxt model_warmup; models/README.md, "Warm-up").
+type ModelWarmup struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The sample's batch size (>= 1; 1 for a model that does not batch): the
+	// inputs are repeated that many times.
+	BatchSize uint32                        `protobuf:"varint,2,opt,name=batch_size,json=batchSize,proto3" json:"batch_size,omitempty"`
+	Inputs    map[string]*ModelWarmup_Input `protobuf:"bytes,3,rep,name=inputs,proto3" json:"inputs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// How many times the sample runs; 0 means once.
+	Count         uint32 `protobuf:"varint,4,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ModelWarmup) Reset() {
+	*x = ModelWarmup{}
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ModelWarmup) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModelWarmup) ProtoMessage() {}
+
+func (x *ModelWarmup) ProtoReflect() protoreflect.Message {
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModelWarmup.ProtoReflect.Descriptor instead.
+func (*ModelWarmup) Descriptor() ([]byte, []int) {
+	return file_protocol_modelconfig_model_config_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ModelWarmup) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ModelWarmup) GetBatchSize() uint32 {
+	if x != nil {
+		return x.BatchSize
+	}
+	return 0
+}
+
+func (x *ModelWarmup) GetInputs() map[string]*ModelWarmup_Input {
+	if x != nil {
+		return x.Inputs
+	}
+	return nil
+}
+
+func (x *ModelWarmup) GetCount() uint32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
 // ModelConfig is the content of a model's config.pbtxt.
 type ModelConfig struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -893,6 +966,8 @@ type ModelConfig struct {
 	//	*ModelConfig_DynamicBatching
 	SchedulingChoice isModelConfig_SchedulingChoice `protobuf_oneof:"scheduling_choice"`
 	Parameters       map[string]*ModelParameter     `protobuf:"bytes,14,rep,name=parameters,proto3" json:"parameters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Run in order on every instance before the model is READY.
+	ModelWarmup []*ModelWarmup `protobuf:"bytes,16,rep,name=model_warmup,json=modelWarmup,proto3" json:"model_warmup,omitempty"`
 	// "pytorch" (same as platform pytorch_libtorch) or "ofa".
 	Backend       string `protobuf:"bytes,17,opt,name=backend,proto3" json:"backend,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -901,7 +976,7 @@ type ModelConfig struct {
 
 func (x *ModelConfig) Reset() {
 	*x = ModelConfig{}
-	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[8]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -913,7 +988,7 @@ func (x *ModelConfig) String() string {
 func (*ModelConfig) ProtoMessage() {}
 
 func (x *ModelConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[8]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -926,7 +1001,7 @@ func (x *ModelConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelConfig.ProtoReflect.Descriptor instead.
 func (*ModelConfig) Descriptor() ([]byte, []int) {
-	return file_protocol_modelconfig_model_config_proto_rawDescGZIP(), []int{8}
+	return file_protocol_modelconfig_model_config_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ModelConfig) GetName() string {
@@ -1008,6 +1083,13 @@ func (x *ModelConfig) GetParameters() map[string]*ModelParameter {
 	return nil
 }
 
+func (x *ModelConfig) GetModelWarmup() []*ModelWarmup {
+	if x != nil {
+		return x.ModelWarmup
+	}
+	return nil
+}
+
 func (x *ModelConfig) GetBackend() string {
 	if x != nil {
 		return x.Backend
@@ -1035,7 +1117,7 @@ type ModelVersionPolicy_Latest struct {
 
 func (x *ModelVersionPolicy_Latest) Reset() {
 	*x = ModelVersionPolicy_Latest{}
-	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[9]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1047,7 +1129,7 @@ func (x *ModelVersionPolicy_Latest) String() string {
 func (*ModelVersionPolicy_Latest) ProtoMessage() {}
 
 func (x *ModelVersionPolicy_Latest) ProtoReflect() protoreflect.Message {
-	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[9]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1079,7 +1161,7 @@ type ModelVersionPolicy_All struct {
 
 func (x *ModelVersionPolicy_All) Reset() {
 	*x = ModelVersionPolicy_All{}
-	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[10]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1091,7 +1173,7 @@ func (x *ModelVersionPolicy_All) String() string {
 func (*ModelVersionPolicy_All) ProtoMessage() {}
 
 func (x *ModelVersionPolicy_All) ProtoReflect() protoreflect.Message {
-	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[10]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1117,7 +1199,7 @@ type ModelVersionPolicy_Specific struct {
 
 func (x *ModelVersionPolicy_Specific) Reset() {
 	*x = ModelVersionPolicy_Specific{}
-	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[11]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1129,7 +1211,7 @@ func (x *ModelVersionPolicy_Specific) String() string {
 func (*ModelVersionPolicy_Specific) ProtoMessage() {}
 
 func (x *ModelVersionPolicy_Specific) ProtoReflect() protoreflect.Message {
-	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[11]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1151,6 +1233,129 @@ func (x *ModelVersionPolicy_Specific) GetVersions() []int64 {
 	}
 	return nil
 }
+
+// Input is how one input of the sample is made.
+type ModelWarmup_Input struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	DataType DataType               `protobuf:"varint,1,opt,name=data_type,json=dataType,proto3,enum=inference.DataType" json:"data_type,omitempty"`
+	// The shape without the batch dimension.
+	Dims []int64 `protobuf:"varint,2,rep,packed,name=dims,proto3" json:"dims,omitempty"`
+	// Types that are valid to be assigned to InputDataType:
+	//
+	//	*ModelWarmup_Input_ZeroData
+	//	*ModelWarmup_Input_RandomData
+	//	*ModelWarmup_Input_InputDataFile
+	InputDataType isModelWarmup_Input_InputDataType `protobuf_oneof:"input_data_type"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ModelWarmup_Input) Reset() {
+	*x = ModelWarmup_Input{}
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ModelWarmup_Input) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModelWarmup_Input) ProtoMessage() {}
+
+func (x *ModelWarmup_Input) ProtoReflect() protoreflect.Message {
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModelWarmup_Input.ProtoReflect.Descriptor instead.
+func (*ModelWarmup_Input) Descriptor() ([]byte, []int) {
+	return file_protocol_modelconfig_model_config_proto_rawDescGZIP(), []int{8, 0}
+}
+
+func (x *ModelWarmup_Input) GetDataType() DataType {
+	if x != nil {
+		return x.DataType
+	}
+	return DataType_TYPE_INVALID
+}
+
+func (x *ModelWarmup_Input) GetDims() []int64 {
+	if x != nil {
+		return x.Dims
+	}
+	return nil
+}
+
+func (x *ModelWarmup_Input) GetInputDataType() isModelWarmup_Input_InputDataType {
+	if x != nil {
+		return x.InputDataType
+	}
+	return nil
+}
+
+func (x *ModelWarmup_Input) GetZeroData() bool {
+	if x != nil {
+		if x, ok := x.InputDataType.(*ModelWarmup_Input_ZeroData); ok {
+			return x.ZeroData
+		}
+	}
+	return false
+}
+
+func (x *ModelWarmup_Input) GetRandomData() bool {
+	if x != nil {
+		if x, ok := x.InputDataType.(*ModelWarmup_Input_RandomData); ok {
+			return x.RandomData
+		}
+	}
+	return false
+}
+
+func (x *ModelWarmup_Input) GetInputDataFile() string {
+	if x != nil {
+		if x, ok := x.InputDataType.(*ModelWarmup_Input_InputDataFile); ok {
+			return x.InputDataFile
+		}
+	}
+	return ""
+}
+
+type isModelWarmup_Input_InputDataType interface {
+	isModelWarmup_Input_InputDataType()
+}
+
+type ModelWarmup_Input_ZeroData struct {
+	// Zeros (a TYPE_STRING element is then the empty string); the value
+	// is not read, setting the field is enough.
+	ZeroData bool `protobuf:"varint,3,opt,name=zero_data,json=zeroData,proto3,oneof"`
+}
+
+type ModelWarmup_Input_RandomData struct {
+	// Random values (TYPE_STRING falls back to zero_data); the value is
+	// not read.
+	RandomData bool `protobuf:"varint,4,opt,name=random_data,json=randomData,proto3,oneof"`
+}
+
+type ModelWarmup_Input_InputDataFile struct {
+	// A file in the model folder's warmup/ sub-folder holding the raw
+	// row-major data of one batch element (TYPE_STRING: per element a
+	// 4-byte little-endian length, then the bytes).
+	InputDataFile string `protobuf:"bytes,5,opt,name=input_data_file,json=inputDataFile,proto3,oneof"`
+}
+
+func (*ModelWarmup_Input_ZeroData) isModelWarmup_Input_InputDataType() {}
+
+func (*ModelWarmup_Input_RandomData) isModelWarmup_Input_InputDataType() {}
+
+func (*ModelWarmup_Input_InputDataFile) isModelWarmup_Input_InputDataType() {}
 
 var File_protocol_modelconfig_model_config_proto protoreflect.FileDescriptor
 
@@ -1220,7 +1425,24 @@ const file_protocol_modelconfig_model_config_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\x04R\x03key\x121\n" +
 	"\x05value\x18\x02 \x01(\v2\x1b.inference.ModelQueuePolicyR\x05value:\x028\x01\"3\n" +
 	"\x0eModelParameter\x12!\n" +
-	"\fstring_value\x18\x01 \x01(\tR\vstringValue\"\xa1\x05\n" +
+	"\fstring_value\x18\x01 \x01(\tR\vstringValue\"\xba\x03\n" +
+	"\vModelWarmup\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"batch_size\x18\x02 \x01(\rR\tbatchSize\x12:\n" +
+	"\x06inputs\x18\x03 \x03(\v2\".inference.ModelWarmup.InputsEntryR\x06inputs\x12\x14\n" +
+	"\x05count\x18\x04 \x01(\rR\x05count\x1a\xcc\x01\n" +
+	"\x05Input\x120\n" +
+	"\tdata_type\x18\x01 \x01(\x0e2\x13.inference.DataTypeR\bdataType\x12\x12\n" +
+	"\x04dims\x18\x02 \x03(\x03R\x04dims\x12\x1d\n" +
+	"\tzero_data\x18\x03 \x01(\bH\x00R\bzeroData\x12!\n" +
+	"\vrandom_data\x18\x04 \x01(\bH\x00R\n" +
+	"randomData\x12(\n" +
+	"\x0finput_data_file\x18\x05 \x01(\tH\x00R\rinputDataFileB\x11\n" +
+	"\x0finput_data_type\x1aW\n" +
+	"\vInputsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x122\n" +
+	"\x05value\x18\x02 \x01(\v2\x1c.inference.ModelWarmup.InputR\x05value:\x028\x01\"\xdc\x05\n" +
 	"\vModelConfig\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bplatform\x18\x02 \x01(\tR\bplatform\x12D\n" +
@@ -1233,7 +1455,8 @@ const file_protocol_modelconfig_model_config_proto_rawDesc = "" +
 	"\x10dynamic_batching\x18\v \x01(\v2\x1f.inference.ModelDynamicBatchingH\x00R\x0fdynamicBatching\x12F\n" +
 	"\n" +
 	"parameters\x18\x0e \x03(\v2&.inference.ModelConfig.ParametersEntryR\n" +
-	"parameters\x12\x18\n" +
+	"parameters\x129\n" +
+	"\fmodel_warmup\x18\x10 \x03(\v2\x16.inference.ModelWarmupR\vmodelWarmup\x12\x18\n" +
 	"\abackend\x18\x11 \x01(\tR\abackend\x1aX\n" +
 	"\x0fParametersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12/\n" +
@@ -1274,7 +1497,7 @@ func file_protocol_modelconfig_model_config_proto_rawDescGZIP() []byte {
 }
 
 var file_protocol_modelconfig_model_config_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_protocol_modelconfig_model_config_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_protocol_modelconfig_model_config_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_protocol_modelconfig_model_config_proto_goTypes = []any{
 	(DataType)(0),                       // 0: inference.DataType
 	(ModelInstanceGroup_Kind)(0),        // 1: inference.ModelInstanceGroup.Kind
@@ -1288,12 +1511,15 @@ var file_protocol_modelconfig_model_config_proto_goTypes = []any{
 	(*ModelQueuePolicy)(nil),            // 9: inference.ModelQueuePolicy
 	(*ModelDynamicBatching)(nil),        // 10: inference.ModelDynamicBatching
 	(*ModelParameter)(nil),              // 11: inference.ModelParameter
-	(*ModelConfig)(nil),                 // 12: inference.ModelConfig
-	(*ModelVersionPolicy_Latest)(nil),   // 13: inference.ModelVersionPolicy.Latest
-	(*ModelVersionPolicy_All)(nil),      // 14: inference.ModelVersionPolicy.All
-	(*ModelVersionPolicy_Specific)(nil), // 15: inference.ModelVersionPolicy.Specific
-	nil,                                 // 16: inference.ModelDynamicBatching.PriorityQueuePolicyEntry
-	nil,                                 // 17: inference.ModelConfig.ParametersEntry
+	(*ModelWarmup)(nil),                 // 12: inference.ModelWarmup
+	(*ModelConfig)(nil),                 // 13: inference.ModelConfig
+	(*ModelVersionPolicy_Latest)(nil),   // 14: inference.ModelVersionPolicy.Latest
+	(*ModelVersionPolicy_All)(nil),      // 15: inference.ModelVersionPolicy.All
+	(*ModelVersionPolicy_Specific)(nil), // 16: inference.ModelVersionPolicy.Specific
+	nil,                                 // 17: inference.ModelDynamicBatching.PriorityQueuePolicyEntry
+	(*ModelWarmup_Input)(nil),           // 18: inference.ModelWarmup.Input
+	nil,                                 // 19: inference.ModelWarmup.InputsEntry
+	nil,                                 // 20: inference.ModelConfig.ParametersEntry
 }
 var file_protocol_modelconfig_model_config_proto_depIdxs = []int32{
 	1,  // 0: inference.ModelInstanceGroup.kind:type_name -> inference.ModelInstanceGroup.Kind
@@ -1302,25 +1528,29 @@ var file_protocol_modelconfig_model_config_proto_depIdxs = []int32{
 	5,  // 3: inference.ModelInput.reshape:type_name -> inference.ModelTensorReshape
 	0,  // 4: inference.ModelOutput.data_type:type_name -> inference.DataType
 	5,  // 5: inference.ModelOutput.reshape:type_name -> inference.ModelTensorReshape
-	13, // 6: inference.ModelVersionPolicy.latest:type_name -> inference.ModelVersionPolicy.Latest
-	14, // 7: inference.ModelVersionPolicy.all:type_name -> inference.ModelVersionPolicy.All
-	15, // 8: inference.ModelVersionPolicy.specific:type_name -> inference.ModelVersionPolicy.Specific
+	14, // 6: inference.ModelVersionPolicy.latest:type_name -> inference.ModelVersionPolicy.Latest
+	15, // 7: inference.ModelVersionPolicy.all:type_name -> inference.ModelVersionPolicy.All
+	16, // 8: inference.ModelVersionPolicy.specific:type_name -> inference.ModelVersionPolicy.Specific
 	3,  // 9: inference.ModelQueuePolicy.timeout_action:type_name -> inference.ModelQueuePolicy.TimeoutAction
 	9,  // 10: inference.ModelDynamicBatching.default_queue_policy:type_name -> inference.ModelQueuePolicy
-	16, // 11: inference.ModelDynamicBatching.priority_queue_policy:type_name -> inference.ModelDynamicBatching.PriorityQueuePolicyEntry
-	8,  // 12: inference.ModelConfig.version_policy:type_name -> inference.ModelVersionPolicy
-	6,  // 13: inference.ModelConfig.input:type_name -> inference.ModelInput
-	7,  // 14: inference.ModelConfig.output:type_name -> inference.ModelOutput
-	4,  // 15: inference.ModelConfig.instance_group:type_name -> inference.ModelInstanceGroup
-	10, // 16: inference.ModelConfig.dynamic_batching:type_name -> inference.ModelDynamicBatching
-	17, // 17: inference.ModelConfig.parameters:type_name -> inference.ModelConfig.ParametersEntry
-	9,  // 18: inference.ModelDynamicBatching.PriorityQueuePolicyEntry.value:type_name -> inference.ModelQueuePolicy
-	11, // 19: inference.ModelConfig.ParametersEntry.value:type_name -> inference.ModelParameter
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	17, // 11: inference.ModelDynamicBatching.priority_queue_policy:type_name -> inference.ModelDynamicBatching.PriorityQueuePolicyEntry
+	19, // 12: inference.ModelWarmup.inputs:type_name -> inference.ModelWarmup.InputsEntry
+	8,  // 13: inference.ModelConfig.version_policy:type_name -> inference.ModelVersionPolicy
+	6,  // 14: inference.ModelConfig.input:type_name -> inference.ModelInput
+	7,  // 15: inference.ModelConfig.output:type_name -> inference.ModelOutput
+	4,  // 16: inference.ModelConfig.instance_group:type_name -> inference.ModelInstanceGroup
+	10, // 17: inference.ModelConfig.dynamic_batching:type_name -> inference.ModelDynamicBatching
+	20, // 18: inference.ModelConfig.parameters:type_name -> inference.ModelConfig.ParametersEntry
+	12, // 19: inference.ModelConfig.model_warmup:type_name -> inference.ModelWarmup
+	9,  // 20: inference.ModelDynamicBatching.PriorityQueuePolicyEntry.value:type_name -> inference.ModelQueuePolicy
+	0,  // 21: inference.ModelWarmup.Input.data_type:type_name -> inference.DataType
+	18, // 22: inference.ModelWarmup.InputsEntry.value:type_name -> inference.ModelWarmup.Input
+	11, // 23: inference.ModelConfig.ParametersEntry.value:type_name -> inference.ModelParameter
+	24, // [24:24] is the sub-list for method output_type
+	24, // [24:24] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_protocol_modelconfig_model_config_proto_init() }
@@ -1333,8 +1563,13 @@ func file_protocol_modelconfig_model_config_proto_init() {
 		(*ModelVersionPolicy_All_)(nil),
 		(*ModelVersionPolicy_Specific_)(nil),
 	}
-	file_protocol_modelconfig_model_config_proto_msgTypes[8].OneofWrappers = []any{
+	file_protocol_modelconfig_model_config_proto_msgTypes[9].OneofWrappers = []any{
 		(*ModelConfig_DynamicBatching)(nil),
+	}
+	file_protocol_modelconfig_model_config_proto_msgTypes[14].OneofWrappers = []any{
+		(*ModelWarmup_Input_ZeroData)(nil),
+		(*ModelWarmup_Input_RandomData)(nil),
+		(*ModelWarmup_Input_InputDataFile)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1342,7 +1577,7 @@ func file_protocol_modelconfig_model_config_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_protocol_modelconfig_model_config_proto_rawDesc), len(file_protocol_modelconfig_model_config_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   14,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
