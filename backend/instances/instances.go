@@ -20,6 +20,7 @@ type Set[P, R any] struct {
 	Modules []*libtorch.Module
 	Devices []string
 	b       *batcher.Batcher[P, R]
+	exec    batcher.ExecFunc[P, R]
 }
 
 // Load applies the config's thread parameters (ApplyThreadParameters), loads file once per instance
@@ -32,7 +33,7 @@ func Load[P, R any](ctx context.Context, spec backend.LoadSpec, file string, opt
 	if err := ApplyThreadParameters(cfg, spec.Logger); err != nil {
 		return nil, err
 	}
-	s := &Set[P, R]{Devices: Devices(cfg)}
+	s := &Set[P, R]{Devices: Devices(cfg), exec: exec}
 	for _, dev := range s.Devices {
 		if err := ctx.Err(); err != nil {
 			s.closeModules()

@@ -13,76 +13,38 @@ import (
 	torch "github.com/ofaserve/ofaserve/libtorch"
 )
 
-// exec runs one batch on instance inst: stack the images, pad the ids,
-// one forward, softmax, split.
+// exec runs one batch on instance inst: stage it (images as uint8 and ids right-padded, padded to its
+// bucket when the instance has a graph for it; see staging.go), one forward, softmax, split.
 func (m *Model) exec(ctx context.Context, inst int, batch []*prepared) ([]*result, batcher.Timing, error) {
 	var timing batcher.Timing
 	t0 := time.Now()
 	// The batcher owns the prepared requests now: their image buffers go
-	// back to the pool when the forward pass no longer needs them.
+	// back to the pool when the staged copy no longer needs them.
 	defer func() {
 		for _, p := range batch {
 			m.releaseImages(p)
 		}
 	}()
-	sc := &m.scratch[inst]
-	rows, width := 0, 0
-	for _, p := range batch {
-		rows += p.n
-		for _, ids := range p.ids {
-			width = max(width, len(ids))
-		}
-	}
-	var images []float32
-	if len(batch) == 1 {
-		images = (*batch[0].images)[:rows*m.chw]
-	} else {
-		sc.images = grow(sc.images, rows*m.chw)
-		images = sc.images
-		off := 0
-		for _, p := range batch {
-			off += copy(images[off:], (*p.images)[:p.n*m.chw])
-		}
-	}
-	sc.ids = grow(sc.ids, rows*width)
-	ids := sc.ids
-	r := 0
-	for _, p := range batch {
-		for _, row := range p.ids {
-			line := ids[r*width : (r+1)*width]
-			n := copy(line, row)
-			for k := n; k < width; k++ {
-				line[k] = m.padID
-			}
-			r++
-		}
-	}
-	args := []torch.Tensor{
-		{DType: torch.Float32, Shape: []int64{int64(rows), 3, int64(m.h), int64(m.w)}, Data: asBytes(images)},
-		{DType: torch.Int64, Shape: []int64{int64(rows), int64(width)}, Data: asBytes(ids)},
+	s := m.stagers[inst]
+	run := &s.runs[0]
+	if err := m.stageBatch(ctx, s, run, batch); err != nil {
+		return nil, timing, backend.Errorf(backend.CodeInternal, "PyTorch execute failure: staging the batch: %v", err)
 	}
 	t1 := time.Now()
 	timing.Input = t1.Sub(t0)
-	outs, err := m.set.Modules[inst].ForwardInto(ctx, args, sc.outs)
-	sc.outs = outs
+	logits, err := m.forward(ctx, s, run)
 	t2 := time.Now()
 	timing.Infer = t2.Sub(t1)
 	if err != nil {
 		return nil, timing, backend.Errorf(backend.CodeInternal, "PyTorch execute failure: %v", err)
 	}
-	if len(outs) == 0 || outs[0].DType != torch.Float32 || len(outs[0].Shape) != 2 ||
-		outs[0].Shape[0] != int64(rows) || outs[0].Shape[1] != numLabels {
-		return nil, timing, backend.Errorf(backend.CodeInternal,
-			"the ofa module must return float32 logits of shape [%d,%d], got %d tensors%s", rows, numLabels, len(outs), describe(outs))
-	}
-	logits := outs[0].Data
-	results := sc.results[:0]
-	r = 0
+	results := m.results[inst][:0]
+	r := 0
 	for _, p := range batch {
 		results = append(results, m.split(p, logits[r*numLabels*4:(r+p.n)*numLabels*4]))
 		r += p.n
 	}
-	sc.results = results
+	m.results[inst] = results
 	timing.Output = time.Since(t2)
 	return results, timing, nil
 }
@@ -206,9 +168,9 @@ func grow[T any](buf []T, n int) []T {
 	return buf[:n]
 }
 
-// asBytes views a float32 or int64 slice as its little-endian bytes (the
+// asBytes views an int64 slice as its little-endian bytes (the
 // platforms libtorch runs on here are little-endian).
-func asBytes[T float32 | int64](s []T) []byte {
+func asBytes[T int64](s []T) []byte {
 	if len(s) == 0 {
 		return nil
 	}
