@@ -63,14 +63,15 @@ func (m *Model) captureGraphs(log *slog.Logger) error {
 		var order []string
 		for _, sh := range m.bc.set.Shapes() {
 			err := s.st.CaptureGraph(m.imageShape(sh.Batch), []int64{int64(sh.Batch), int64(sh.Length)})
+			var ue *torch.GraphUnavailableError
 			switch {
 			case err == nil:
 				s.graphs[sh] = true
-			case errors.Is(err, torch.ErrGraphUnavailable):
-				if reasons[err.Error()] == 0 {
-					order = append(order, err.Error())
+			case errors.As(err, &ue):
+				if reasons[ue.Reason] == 0 {
+					order = append(order, ue.Reason)
 				}
-				reasons[err.Error()]++
+				reasons[ue.Reason]++
 			default:
 				return fmt.Errorf("cuda graphs on instance %d (%s): %w", i, s.device, err)
 			}
