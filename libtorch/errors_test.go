@@ -1,4 +1,5 @@
 // Errors, cancellation and what a module and the device report, checked through the public API.
+
 package libtorch
 
 import (
