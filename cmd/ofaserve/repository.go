@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"time"
 
 	"github.com/ofaserve/ofaserve/protocol/modelconfig"
 	"github.com/ofaserve/ofaserve/repository"
@@ -39,3 +40,10 @@ func (a serverRepository) Unload(ctx context.Context, name string) error {
 }
 
 func (a serverRepository) Ready() bool { return a.r.Ready() }
+
+// The server exports nv_model_load_duration_secs and nv_model_warmup_duration_secs from these methods
+// of the repository's models.
+var _ interface {
+	LoadDuration() time.Duration
+	WarmupDuration() time.Duration
+} = (*repository.Model)(nil)
