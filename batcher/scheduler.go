@@ -56,7 +56,8 @@ func New[T, R any](cfg Config, exec ExecFunc[T, R]) (*Batcher[T, R], error) {
 
 // hooks lets tests observe the batcher from inside.
 type hooks[T any] struct {
-	answered func(T) // called for each executed request just before its answer is released
+	answered func(T)          // called for each executed request just before its answer is released
+	now      func() time.Time // the batcher's clock (nil = time.Now); its timers run on real time
 }
 
 func newBatcher[T, R any](cfg Config, exec ExecFunc[T, R], h hooks[T]) (*Batcher[T, R], error) {
@@ -83,6 +84,9 @@ func newBatcher[T, R any](cfg Config, exec ExecFunc[T, R], h hooks[T]) (*Batcher
 		hold:     cfg.HoldUntil,
 		wake:     make(chan struct{}, 1),
 		finished: make(chan struct{}),
+	}
+	if h.now != nil {
+		b.now = h.now
 	}
 	b.pool.New = func() any { return &node[T, R]{done: make(chan struct{}, 1), heapIdx: -1} }
 	b.order.on = cfg.PreserveOrdering
@@ -297,7 +301,7 @@ func (b *Batcher[T, R]) dispatch() {
 		b.timerAt = wakeAt
 		b.mu.Unlock()
 		if !wakeAt.IsZero() {
-			timer.Reset(time.Until(wakeAt))
+			timer.Reset(wakeAt.Sub(b.now()))
 		}
 		select {
 		case <-b.wake:
