@@ -20,6 +20,7 @@ const (
 type node[T, R any] struct {
 	value    T
 	units    int
+	length   int
 	key      string
 	start    time.Time // request_start
 	queued   time.Time // queue_start
