@@ -76,12 +76,13 @@ func (m *costModel) predictDur(b, l int) time.Duration {
 const forecastWindows = 8
 
 // arrivalWindow records what arrived after one decision: each arrival's offset from the decision and the
-// units arrived so far, up to a horizon and a cap.
+// units arrived so far, up to a horizon and a cap, and the most units it saw in the batcher at once.
 type arrivalWindow struct {
 	at, until time.Time
 	cap       int
 	offs      []time.Duration
 	cum       []int // units arrived by offs[i]
+	peak      int
 }
 
 // forecast is the arrivals after the last forecastWindows decisions: the batcher's evidence of what waiting
@@ -90,25 +91,28 @@ type forecast struct {
 	wins  [forecastWindows]arrivalWindow
 	next  int
 	inUse int
-	pts   []arrivalPoint // scratch for curve
+	done  []*arrivalWindow // scratch for complete
 }
 
-// open starts recording the arrivals after a decision made at at, for horizon, up to capUnits units.
-func (f *forecast) open(at time.Time, horizon time.Duration, capUnits int) {
+// open starts recording the arrivals after a decision made at at, for horizon, up to capUnits units;
+// inSystem is the units in the batcher then.
+func (f *forecast) open(at time.Time, horizon time.Duration, capUnits, inSystem int) {
 	w := &f.wins[f.next]
-	w.at, w.until, w.cap = at, at.Add(horizon), capUnits
+	w.at, w.until, w.cap, w.peak = at, at.Add(horizon), capUnits, inSystem
 	w.offs, w.cum = w.offs[:0], w.cum[:0]
 	f.next = (f.next + 1) % forecastWindows
 	f.inUse = min(f.inUse+1, forecastWindows)
 }
 
-// arrived records units arriving at now in every window still open.
-func (f *forecast) arrived(now time.Time, units int) {
+// arrived records units arriving at now, which makes inSystem units in the batcher, in every window still
+// open.
+func (f *forecast) arrived(now time.Time, units, inSystem int) {
 	for i := range f.inUse {
 		w := &f.wins[i]
 		if !now.After(w.at) || now.After(w.until) {
 			continue
 		}
+		w.peak = max(w.peak, inSystem)
 		total := 0
 		if n := len(w.cum); n > 0 {
 			total = w.cum[n-1]
@@ -121,37 +125,27 @@ func (f *forecast) arrived(now time.Time, units int) {
 	}
 }
 
-// arrivalPoint says that units more have arrived, on average, by off after a decision.
-type arrivalPoint struct {
-	off   time.Duration
-	units float64
+// complete returns the windows whose horizon has passed by now (a window still open would understate what
+// comes), and the most units those windows saw in the batcher at once.
+func (f *forecast) complete(now time.Time) (wins []*arrivalWindow, peak int) {
+	wins = f.done[:0]
+	for i := range f.inUse {
+		if w := &f.wins[i]; !w.until.After(now) {
+			wins = append(wins, w)
+			peak = max(peak, w.peak)
+		}
+	}
+	f.done = wins
+	return wins, peak
 }
 
-// curve is the expected arrivals after a decision, as a step function averaged over the windows whose horizon
-// has passed by now (a window still open would understate what comes). The result is reused by the next call.
-func (f *forecast) curve(now time.Time) []arrivalPoint {
-	pts := f.pts[:0]
-	done := 0
-	for i := range f.inUse {
-		w := &f.wins[i]
-		if w.until.After(now) {
-			continue
-		}
-		done++
-		prev := 0
-		for j, off := range w.offs {
-			pts = append(pts, arrivalPoint{off: off, units: float64(w.cum[j] - prev)})
-			prev = w.cum[j]
-		}
+// unitsBy is how many units had arrived in w by offset x.
+func (w *arrivalWindow) unitsBy(x time.Duration) int {
+	i, _ := slices.BinarySearch(w.offs, x+1) // arrivals at offsets <= x
+	if i == 0 {
+		return 0
 	}
-	slices.SortFunc(pts, func(x, y arrivalPoint) int { return int(x.off - y.off) })
-	sum := 0.0
-	for i := range pts {
-		sum += pts[i].units / float64(done)
-		pts[i].units = sum
-	}
-	f.pts = pts
-	return pts
+	return w.cum[i-1]
 }
 
 // waitInput is the state decideWait reads: the batch that would leave now, the clock and the bound.
@@ -163,6 +157,12 @@ type waitInput struct {
 	length int       // its L
 	max    int       // max_batch_size
 	bound  time.Duration
+	// arrived is the units of the batch that arrived after anchor, the last of them at last; room is how
+	// many more units can come: the most seen in the batcher at once minus those in it now (a client
+	// waiting for an answer sends nothing).
+	arrived int
+	last    time.Time
+	room    int
 }
 
 // waitDecision is leave now, or wait until wakeAt for expect more units (looked at again on each arrival).
@@ -170,50 +170,94 @@ type waitDecision struct {
 	leave  bool
 	wakeAt time.Time
 	expect float64
-	size   float64 // the batch size the wait is for
 }
 
-// waitGain is how much a wait must raise the batch's rate to be worth it (against noise in the model).
-const waitGain = 0.02
+// waitGain is the least a wait must gain, as a share of the batch's run time (against noise in the model).
+// minExpect is the fewest units worth a wait. The forecast's mean is taken with one more window in which
+// nothing came: with few windows to go on, the best of many noisy guesses is mostly noise (under steady
+// arrivals, whatever came after one decision says nothing of what comes after the next).
+const (
+	waitGain     = 0.01
+	minExpect    = 0.5
+	minScenarios = 2 // windows that saw as many arrivals as have come
+)
 
-// decideWait is the Adaptive rule. The batch leaves now unless, at some offset u within the bound, the
-// arrivals the forecast expects make the batch's rate over its wait and its run, b(u) / (wait + t(b(u))),
-// higher than its rate now, n / t(n); it then waits until the u with the highest such rate. The batch also
-// leaves now when it is full or the cost model is not yet known.
-func decideWait(in waitInput, cost *costModel, curve []arrivalPoint) waitDecision {
+// decideWait is the Adaptive rule.
+//
+// What a wait is worth: a unit that joins this batch instead of a later one is worth the device time it
+// would cost in a full batch, t(max)/max; it costs the wait w (the device idle) and its marginal compute in
+// this batch. Waiting w for k more units pays by V = k·t(max)/max - w - (t(n+k) - t(n)); with t = a + b·c,
+// V = k·a/max - w: a wait pays when the expected units come sooner than a/max each.
+//
+// What will come: each remembered window is a scenario of what followed a decision. The batch has seen
+// `arrived` units since its anchor, the last one δ ago. Only windows that saw at least as many count; each
+// is read from the point x0 where it reached that many, plus δ: the units it saw after that point, by x0 +
+// δ + w, are what it expects by w from now (arrivals it saw between x0 and x0 + δ are overdue here and given
+// up). The expectation k(w) is the mean over those windows and one more in which nothing came, and never
+// more than room; a wait needs k >= minExpect and at least minScenarios such windows.
+//
+// The batch waits for the w with the largest V, if V beats waitGain·t(n) and the wait stays within the
+// bound; otherwise it leaves now. It also leaves at once when full, when nothing more can come, or while
+// the cost model is not yet known.
+func decideWait(in waitInput, cost *costModel, wins []*arrivalWindow) waitDecision {
 	leave := waitDecision{leave: true}
-	if in.units >= in.max || !cost.known() {
+	if in.units >= in.max || in.room <= 0 || !cost.known() {
 		return leave
 	}
-	s := in.now.Sub(in.anchor)
 	slack := in.bound - in.now.Sub(in.oldest)
-	n, l := float64(in.units), float64(in.length)
+	n, l, m := float64(in.units), float64(in.length), float64(in.max)
 	tn := cost.predict(n, l)
 	if slack <= 0 || tn <= 0 {
 		return leave
 	}
-	bar := n / tn * (1 + waitGain)
-	base := 0.0 // expected arrivals by s, already here or not coming
-	for _, p := range curve {
-		if p.off > s {
-			break
-		}
-		base = p.units
+	worth := cost.predict(m, l) / m
+	last := in.last
+	if in.arrived == 0 {
+		last = in.anchor
 	}
-	best := leave
-	bestRate := bar
-	for _, p := range curve {
-		if p.off <= s {
-			continue
+	delta := in.now.Sub(last)
+	type scenario struct {
+		w    *arrivalWindow
+		from time.Duration // x0 + δ
+		base int           // units it saw by then
+	}
+	var sc [forecastWindows]scenario
+	ns := 0
+	for _, w := range wins {
+		if w.unitsBy(w.until.Sub(w.at)) < in.arrived {
+			continue // it saw fewer than have come: another regime
 		}
-		if p.off-s > slack {
-			break
+		var x0 time.Duration
+		if in.arrived > 0 {
+			x0 = w.offs[slices.IndexFunc(w.cum, func(c int) bool { return c >= in.arrived })]
 		}
-		k := p.units - base
-		b := math.Min(float64(in.max), n+k)
-		rate := b / ((p.off - s).Seconds() + cost.predict(b, l))
-		if rate > bestRate {
-			best, bestRate = waitDecision{wakeAt: in.anchor.Add(p.off), expect: b - n, size: b}, rate
+		sc[ns] = scenario{w: w, from: x0 + delta, base: w.unitsBy(x0 + delta)}
+		ns++
+	}
+	if ns < minScenarios {
+		return leave
+	}
+	best, bestV := leave, waitGain*tn
+	for i := range ns {
+		for _, off := range sc[i].w.offs {
+			wait := off - sc[i].from
+			if wait <= 0 {
+				continue
+			}
+			if wait > slack {
+				break
+			}
+			k := 0.0
+			for _, s := range sc[:ns] {
+				k += float64(s.w.unitsBy(s.from+wait) - s.base)
+			}
+			k = math.Min(math.Min(float64(in.room), k/float64(ns+1)), m-n)
+			if k < minExpect {
+				continue
+			}
+			if v := k*worth - wait.Seconds() - (cost.predict(n+k, l) - tn); v > bestV {
+				best, bestV = waitDecision{wakeAt: in.now.Add(wait), expect: k}, v
+			}
 		}
 	}
 	return best

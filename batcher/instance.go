@@ -25,6 +25,7 @@ type instance[T, R any] struct {
 	staged   bool      // mu: slots[next] holds a formed batch that has not started
 	staging  bool      // mu: the stager is in Stage for slots[next]
 	freeAt   time.Time // mu: when it last finished a batch
+	freeBy   time.Time // mu: Adaptive: when the running batch is predicted to end
 	episode  time.Time // mu: Adaptive: the anchor of the decision the staged or queued batch is in
 }
 
@@ -42,6 +43,7 @@ func (b *Batcher[T, R]) instanceLoop(in *instance[T, R]) {
 			b.mu.Lock()
 			now := b.now()
 			in.running, in.freeAt = false, now
+			b.inSystem -= bt.units
 			if ok && b.cfg.Policy == Adaptive {
 				b.cost.observe(bt.units, bt.length, busy)
 			}
@@ -74,6 +76,9 @@ func (b *Batcher[T, R]) startLocked(in *instance[T, R]) (*batch[T, R], int) {
 	slot := in.next
 	in.next ^= 1
 	in.staged, in.starting, in.running, in.episode = false, false, true, time.Time{}
+	if b.cfg.Policy == Adaptive {
+		in.freeBy = b.now().Add(b.cost.predictDur(bt.units, bt.length))
+	}
 	if b.prefetch && b.q.count > 0 {
 		b.nudge() // the free slot may take the next batch
 	}
@@ -119,6 +124,11 @@ func (b *Batcher[T, R]) readyLocked(in *instance[T, R], now time.Time, handed bo
 		return true, time.Time{}
 	}
 	if b.cfg.Policy == Adaptive {
+		if !handed && !in.staged && len(b.idle) > 0 {
+			// Another instance is idle: the dispatcher decides for the batch at the head of the queue, so
+			// that only one instance waits for it.
+			return false, time.Time{}
+		}
 		return b.adaptiveLocked(in, now)
 	}
 	return b.formLocked(in, now, handed)
@@ -150,22 +160,45 @@ func (b *Batcher[T, R]) formLocked(in *instance[T, R], now time.Time, handed boo
 	return true, time.Time{}
 }
 
-// formStagedLocked forms the next batch of a running instance into its free slot (prefetch). Under the
-// Adaptive policy it takes whatever is queued: when it leaves is decided once the instance is free.
-func (b *Batcher[T, R]) formStagedLocked(in *instance[T, R], now time.Time) (bool, time.Time) {
-	if b.cfg.Policy == Triton {
-		return b.formLocked(in, now, true)
+// prefetchLocked forms the next batch of running instances into their free slot while no instance is idle.
+// Under Triton rules every such instance takes one if the rules let it leave. Under the Adaptive policy only
+// the instance predicted to be free first takes one, with whatever is queued (when it leaves is decided
+// once the instance is free), and only while no other staged batch could still take the queued requests:
+// one batch at a time gathers a cohort, instead of each instance's slot taking a piece of it.
+func (b *Batcher[T, R]) prefetchLocked(now time.Time) time.Time {
+	if len(b.idle) > 0 || b.hardStop || b.q.count == 0 {
+		return time.Time{}
 	}
-	if b.hardStop || b.q.count == 0 || b.holdLocked() {
-		return false, time.Time{}
+	if b.cfg.Policy == Triton {
+		for _, in := range b.insts {
+			if !in.running || in.staged || in.starting {
+				continue
+			}
+			if ok, at := b.formLocked(in, now, true); !ok {
+				return at
+			}
+		}
+		return time.Time{}
+	}
+	var first *instance[T, R]
+	for _, in := range b.insts {
+		if in.staged && !in.slots[in.next].saturated && in.slots[in.next].units < b.shape.maxBatch {
+			return time.Time{}
+		}
+		if in.running && !in.staged && !in.starting && (first == nil || in.freeBy.Before(first.freeBy)) {
+			first = in
+		}
+	}
+	if first == nil || b.holdLocked() {
+		return time.Time{}
 	}
 	d := b.q.form(&b.walkAll, payload{}, now, b.stopping, &b.gathered)
 	if d.n == 0 {
 		clear(b.gathered)
-		return false, time.Time{}
+		return time.Time{}
 	}
-	b.takeInto(in, d, true)
-	return true, time.Time{}
+	b.takeInto(first, d, true)
+	return time.Time{}
 }
 
 // adaptiveLocked is readyLocked under the Adaptive policy. The candidate is the staged batch, if any, plus
@@ -206,10 +239,30 @@ func (b *Batcher[T, R]) adaptiveLocked(in *instance[T, R], now time.Time) (bool,
 			bound = b.cfg.MaxQueueDelay + b.cost.predictDur(b.shape.maxBatch, length)
 		}
 		if !in.episode.Equal(anchor) {
-			b.fc.open(anchor, bound, b.shape.maxBatch)
+			b.fc.open(anchor, bound, b.shape.maxBatch, b.inSystem)
 			in.episode = anchor
 		}
-		w := decideWait(waitInput{now: now, anchor: anchor, oldest: oldest, units: units, length: length, max: b.shape.maxBatch, bound: bound}, &b.cost, b.fc.curve(now))
+		arrived, last := 0, anchor
+		count := func(nodes []*node[T, R]) {
+			for _, n := range nodes {
+				if n.queued.After(anchor) {
+					arrived += n.units
+					if n.queued.After(last) {
+						last = n.queued
+					}
+				}
+			}
+		}
+		count(b.gathered[:d.n])
+		if in.staged {
+			count(bt.nodes)
+		}
+		wins, peak := b.fc.complete(now)
+		w := decideWait(waitInput{now: now, anchor: anchor, oldest: oldest, units: units, length: length, max: b.shape.maxBatch,
+			bound: bound, arrived: arrived, last: last, room: peak - b.inSystem}, &b.cost, wins)
+		if b.hooks.decided != nil {
+			b.hooks.decided(w)
+		}
 		if !w.leave {
 			clear(b.gathered)
 			return false, w.wakeAt

@@ -35,6 +35,7 @@ type Batcher[T, R any] struct {
 	stopping bool              // Stop called: no new requests, drain without waiting
 	hardStop bool              // Stop's ctx ended: queued requests failed, nothing new starts
 	running  int               // instances not idle
+	inSystem int               // units submitted and not yet answered
 	cost     costModel         // Adaptive
 	fc       forecast          // Adaptive
 
@@ -66,8 +67,9 @@ func NewStaged[T, R any](cfg Config, e Executor[T, R]) (*Batcher[T, R], error) {
 
 // hooks lets tests observe the batcher from inside.
 type hooks[T any] struct {
-	answered func(T)          // called for each executed request just before its answer is released
-	now      func() time.Time // the batcher's clock (nil = time.Now); its timers run on real time
+	answered func(T)            // called for each executed request just before its answer is released
+	now      func() time.Time   // the batcher's clock (nil = time.Now); its timers run on real time
+	decided  func(waitDecision) // Adaptive: called with each decision the rule makes (mu held)
 }
 
 func newBatcher[T, R any](cfg Config, exec ExecFunc[T, R], h hooks[T]) (*Batcher[T, R], error) {
@@ -175,8 +177,9 @@ func (b *Batcher[T, R]) Submit(ctx context.Context, it Item[T]) (R, error) {
 	}
 	b.q.push(n)
 	b.pending.Add(1)
+	b.inSystem += units
 	if b.cfg.Policy == Adaptive {
-		b.fc.arrived(now, units)
+		b.fc.arrived(now, units, b.inSystem)
 	}
 	// Wake the dispatcher when an instance might take this request, or its timer must fire sooner.
 	if b.takerLocked() || (!n.deadline.IsZero() && (b.timerAt.IsZero() || n.deadline.Before(b.timerAt))) {
@@ -193,6 +196,7 @@ func (b *Batcher[T, R]) Submit(ctx context.Context, it Item[T]) (R, error) {
 	if n.state == stQueued {
 		b.q.remove(n)
 		b.pending.Add(-1)
+		b.inSystem -= n.units
 		b.nudge() // the walk may now reach a different batch
 		b.mu.Unlock()
 		end := b.now()
@@ -246,6 +250,7 @@ func (b *Batcher[T, R]) answer(n *node[T, R], err error, reason FailReason, now 
 	n.state = stFinished
 	n.err = err
 	b.pending.Add(-1)
+	b.inSystem -= n.units
 	b.stats.fail(reason, now.Sub(n.start), now)
 	n.done <- struct{}{}
 }
@@ -283,34 +288,30 @@ func (b *Batcher[T, R]) dispatch() {
 				wakeAt = t
 			}
 		}
-		formed := true // false once a walk of the queue found nothing to leave: it finds the same for the rest
-		for i := len(b.idle) - 1; i >= 0; i-- {
-			in := b.idle[i]
-			if !in.staged && !formed {
-				continue
-			}
-			ok, at := b.readyLocked(in, now, true)
-			if !ok {
-				soonest(at)
-				formed = formed && in.staged
-				continue
-			}
-			b.idle = slices.Delete(b.idle, i, i+1)
-			b.running++
-			in.starting = true
-			in.run <- struct{}{}
-		}
-		if b.prefetch && formed {
-			for _, in := range b.insts {
-				if !in.running || in.staged || in.starting {
+		// Idle instances holding a staged batch decide first: while one of them waits, the queue is its to
+		// grow with. Then the others, last idle first; once a walk of the queue found nothing to leave, it
+		// finds the same for the rest.
+		formed := true
+		for pass := 0; pass < 2; pass++ {
+			for i := len(b.idle) - 1; i >= 0; i-- {
+				in := b.idle[i]
+				if in.staged != (pass == 0) || (pass == 1 && !formed) {
 					continue
 				}
-				ok, at := b.formStagedLocked(in, now)
+				ok, at := b.readyLocked(in, now, true)
 				if !ok {
 					soonest(at)
-					break
+					formed = false
+					continue
 				}
+				b.idle = slices.Delete(b.idle, i, i+1)
+				b.running++
+				in.starting = true
+				in.run <- struct{}{}
 			}
+		}
+		if b.prefetch && formed {
+			soonest(b.prefetchLocked(now))
 		}
 		staged := false
 		for _, in := range b.insts {

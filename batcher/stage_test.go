@@ -200,11 +200,15 @@ func TestNoEarlyHandOffWithoutPrefetch(t *testing.T) {
 // (Stage before Exec with the right Staged counts, a slot never staged while it executes, one Exec per
 // instance at a time), and every request is answered once.
 func TestStagingContract(t *testing.T) {
-	for _, inst := range []int{1, 3} {
-		t.Run(fmt.Sprint("instances=", inst), func(t *testing.T) {
+	for _, c := range []struct {
+		inst   int
+		policy Policy
+	}{{1, Triton}, {3, Triton}, {1, Adaptive}, {3, Adaptive}} {
+		inst := c.inst
+		t.Run(fmt.Sprintf("instances=%d/%v", inst, c.policy), func(t *testing.T) {
 			m := newStagingModel()
 			m.delay = func(n int) time.Duration { return time.Duration(100+20*n) * time.Microsecond }
-			b := mustNewStaged(t, Config{MaxBatchSize: 8, PreferredBatchSizes: []int{4, 8}, MaxQueueDelay: 200 * time.Microsecond, Instances: inst}, m)
+			b := mustNewStaged(t, Config{MaxBatchSize: 8, PreferredBatchSizes: []int{4, 8}, MaxQueueDelay: 200 * time.Microsecond, Instances: inst, Policy: c.policy}, m)
 			var wg sync.WaitGroup
 			for p := 0; p < 12; p++ {
 				wg.Add(1)
