@@ -18,6 +18,14 @@ type costModel struct {
 	a, c, d                        float64 // seconds, seconds per unit, seconds per unit of L
 }
 
+// typical is the recent mean batch size in units (the weighted mean of b over the runs).
+func (m *costModel) typical() float64 {
+	if m.w == 0 {
+		return 0
+	}
+	return m.b / m.w
+}
+
 const (
 	costDecay   = 1 - 1.0/64 // a run's weight halves after ~44 newer runs
 	costRidge   = 1e-3       // added to the variance of b and of L: a slope stays 0 until its variable varies
@@ -157,6 +165,8 @@ type waitInput struct {
 	length int       // its L
 	max    int       // max_batch_size
 	bound  time.Duration
+	// typical is the batch size the units would run in if they did not join this one: the recent mean.
+	typical float64
 	// arrived is the units of the batch that arrived after anchor, the last of them at last; room is how
 	// many more units can come: the most seen in the batcher at once minus those in it now (a client
 	// waiting for an answer sends nothing).
@@ -184,10 +194,13 @@ const (
 
 // decideWait is the Adaptive rule.
 //
-// What a wait is worth: a unit that joins this batch instead of a later one is worth the device time it
-// would cost in a full batch, t(max)/max; it costs the wait w (the device idle) and its marginal compute in
-// this batch. Waiting w for k more units pays by V = k·t(max)/max - w - (t(n+k) - t(n)); with t = a + b·c,
-// V = k·a/max - w: a wait pays when the expected units come sooner than a/max each.
+// What a wait is worth: a unit that joins this batch instead of a later one saves the device time it would
+// cost in the batches the model typically runs, t(b̄)/b̄ for the recent mean batch b̄; it costs the wait w
+// (the device idle) and its marginal compute in this batch. Waiting w for k more units pays by
+// V = k·t(b̄)/b̄ - w - (t(n+k) - t(n)); with t = a + b·c, V = k·a/b̄ - w: a wait pays when the expected
+// units come sooner than a/b̄ each. Steady arrivals at rate λ settle at b̄ = λ·a/(1 - λ·c), where
+// λ·a/b̄ < 1: no wait pays, at any load. Two cohorts that alternate at b̄ = max/2 are worth 2·a/max a unit:
+// merging them pays when the second comes within a.
 //
 // What will come: each remembered window is a scenario of what followed a decision. The batch has seen
 // `arrived` units since its anchor, the last one δ ago. Only windows that saw at least as many count; each
@@ -210,7 +223,8 @@ func decideWait(in waitInput, cost *costModel, wins []*arrivalWindow) waitDecisi
 	if slack <= 0 || tn <= 0 {
 		return leave
 	}
-	worth := cost.predict(m, l) / m
+	typ := math.Max(1, math.Min(m, in.typical))
+	worth := cost.predict(typ, l) / typ
 	last := in.last
 	if in.arrived == 0 {
 		last = in.anchor

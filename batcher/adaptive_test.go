@@ -138,7 +138,7 @@ func TestDecideWait(t *testing.T) {
 		return &costModel{a: a.Seconds(), c: c.Seconds(), runs: costMinRuns}
 	}
 	gpu := cost(20*ms, 2500*time.Microsecond) // t(8) = 40 ms, t(16) = 60 ms
-	base := waitInput{now: t0, anchor: t0, oldest: t0, units: 8, max: 16, bound: 62 * ms, room: 8}
+	base := waitInput{now: t0, anchor: t0, oldest: t0, units: 8, max: 16, bound: 62 * ms, typical: 16, room: 8}
 	with := func(f func(*waitInput)) waitInput { in := base; f(&in); return in }
 	seven := func(ws ...*arrivalWindow) []*arrivalWindow { // seven remembered decisions alike
 		var out []*arrivalWindow
@@ -197,9 +197,14 @@ func TestDecideWait(t *testing.T) {
 			in.now, in.units, in.arrived, in.last = t0.Add(ms), 12, 4, t0.Add(ms)
 		}), gpu, []*arrivalWindow{window(at(ms, 4), nil), window(append(at(ms, 4), at(2*ms, 4)...), nil), window(at(ms, 2), nil)}, 2 * ms, 4.0 / 3},
 		{"units, not requests", base, gpu, seven(window([]time.Duration{ms, ms}, []int{4, 4})), ms, 7},
-		// Steady arrivals at λ below capacity: λ·a < max, so no wait pays, however short the queue.
-		{"steady arrivals, deep queue", base, gpu, poisson, 0, 0},
-		{"steady arrivals, shallow queue", with(func(in *waitInput) { in.units, in.room = 1, 15 }), gpu, poisson, 0, 0},
+		// A unit is worth a/b̄ for the recent mean batch b̄: two cohorts alternating at 8 are worth merging
+		// when the second comes within 8·7/8·a/8 = 17.5 ms.
+		{"alternating cohorts: worth merging", with(func(in *waitInput) { in.typical = 8 }), gpu, cohort(17*ms, 8), 17 * ms, 7},
+		{"alternating cohorts: not worth it", with(func(in *waitInput) { in.typical = 8 }), gpu, cohort(18*ms, 8), 0, 0},
+		// Steady arrivals at λ, 3/4 of the capacity, settle at b̄ = λ·a/(1 - λ·c) = 8: λ·a/b̄ < 1, so no
+		// wait pays, however short the queue.
+		{"steady arrivals, deep queue", with(func(in *waitInput) { in.typical = 8 }), gpu, poisson, 0, 0},
+		{"steady arrivals, shallow queue", with(func(in *waitInput) { in.units, in.room, in.typical = 1, 15, 8 }), gpu, poisson, 0, 0},
 		{"arrivals faster than max per a", with(func(in *waitInput) { in.units, in.room = 1, 15 }), gpu, cohort(ms, 15), ms, 15 * 7.0 / 8},
 	}
 	for _, c := range cases {

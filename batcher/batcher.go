@@ -205,8 +205,8 @@ type Run struct {
 //     k+1, never another Stage). An error fails the run's batch; Exec is not called for it.
 //   - Exec runs the batch, every value of which has been staged, with ExecFunc's contract.
 //
-// The batch slice is the batcher's: it stays valid and unchanged from a run's first Stage call until its
-// Exec returns, and is reused afterwards.
+// The batch slice is the batcher's: from a run's first Stage call until its Exec returns, values once
+// passed never change (a later call may see more appended); it is reused afterwards.
 type Executor[T, R any] interface {
 	Stage(ctx context.Context, r Run, batch []T) error
 	Exec(ctx context.Context, r Run, batch []T) ([]R, Timing, error)

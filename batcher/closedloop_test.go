@@ -114,10 +114,17 @@ func closedLoop(tb testing.TB, cfg Config, d *linearDevice, clients, warm, measu
 		}
 	}
 	wait(warm)
+	bench, _ := tb.(*testing.B)
+	if bench != nil {
+		bench.ResetTimer()
+	}
 	d.mu.Lock()
 	from, s0, t0 := len(d.sizes), served.Load(), time.Now()
 	d.mu.Unlock()
 	wait(from + measure)
+	if bench != nil {
+		bench.StopTimer()
+	}
 	d.mu.Lock()
 	r := loopResult{sizes: append([]int(nil), d.sizes[from:]...), samples: int(served.Load() - s0), elapsed: time.Since(t0)}
 	d.mu.Unlock()

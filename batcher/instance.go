@@ -1,6 +1,7 @@
 package batcher
 
 import (
+	"slices"
 	"sync"
 	"time"
 )
@@ -258,8 +259,18 @@ func (b *Batcher[T, R]) adaptiveLocked(in *instance[T, R], now time.Time) (bool,
 			count(bt.nodes)
 		}
 		wins, peak := b.fc.complete(now)
+		room := peak - b.inSystem
+		// Other idle instances would run the expected units at once: waiting for them pays only when more
+		// can come than those instances take.
+		others := len(b.idle) // in is idle when the dispatcher asks, busy when it asks for itself
+		if slices.Contains(b.idle, in) {
+			others--
+		}
+		if room <= others*b.shape.maxBatch {
+			room = 0
+		}
 		w := decideWait(waitInput{now: now, anchor: anchor, oldest: oldest, units: units, length: length, max: b.shape.maxBatch,
-			bound: bound, arrived: arrived, last: last, room: peak - b.inSystem}, &b.cost, wins)
+			bound: bound, typical: b.cost.typical(), arrived: arrived, last: last, room: room}, &b.cost, wins)
 		if b.hooks.decided != nil {
 			b.hooks.decided(w)
 		}
