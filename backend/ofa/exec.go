@@ -13,38 +13,51 @@ import (
 	torch "github.com/ofaserve/ofaserve/libtorch"
 )
 
-// exec runs one batch on instance inst: stage it (images as uint8 and ids right-padded, padded to its
-// bucket when the instance has a graph for it; see staging.go), one forward, softmax, split.
-func (m *Model) exec(ctx context.Context, inst int, batch []*prepared) ([]*result, batcher.Timing, error) {
+// executor runs the model's batches in the batcher's two steps (batcher.Executor): Stage stacks a batch
+// into its run's buffers and starts its copy to the device while the instance may still compute the
+// previous batch; Exec runs it, softmax, split.
+type executor struct{ m *Model }
+
+// Stage stages the batch of run r (images as uint8, ids right-padded, both padded to the batch's bucket
+// when the instance has a graph for it; staging.go). The shim's slot holds a whole batch, so a batch that
+// grew since its last Stage call (r.Staged > 0) is staged again whole.
+func (e executor) Stage(ctx context.Context, r batcher.Run, batch []*prepared) error {
+	m := e.m
+	s := m.stagers[r.Instance]
+	if err := m.stageBatch(ctx, s, &s.runs[r.Slot], batch); err != nil {
+		return backend.Errorf(backend.CodeInternal, "PyTorch execute failure: staging the batch: %v", err)
+	}
+	return nil
+}
+
+// Exec runs the staged batch of run r: one forward, softmax, split.
+func (e executor) Exec(ctx context.Context, r batcher.Run, batch []*prepared) ([]*result, batcher.Timing, error) {
+	m := e.m
 	var timing batcher.Timing
-	t0 := time.Now()
 	// The batcher owns the prepared requests now: their image buffers go
-	// back to the pool when the staged copy no longer needs them.
+	// back to the pool when the batch is done with.
 	defer func() {
 		for _, p := range batch {
 			m.releaseImages(p)
 		}
 	}()
-	s := m.stagers[inst]
-	run := &s.runs[0]
-	if err := m.stageBatch(ctx, s, run, batch); err != nil {
-		return nil, timing, backend.Errorf(backend.CodeInternal, "PyTorch execute failure: staging the batch: %v", err)
-	}
+	s := m.stagers[r.Instance]
+	run := &s.runs[r.Slot]
+	timing.Input = run.took // staged before Exec: while the previous batch computed, or just now
 	t1 := time.Now()
-	timing.Input = t1.Sub(t0)
 	logits, err := m.forward(ctx, s, run)
 	t2 := time.Now()
 	timing.Infer = t2.Sub(t1)
 	if err != nil {
 		return nil, timing, backend.Errorf(backend.CodeInternal, "PyTorch execute failure: %v", err)
 	}
-	results := m.results[inst][:0]
-	r := 0
+	results := m.results[r.Instance][:0]
+	row := 0
 	for _, p := range batch {
-		results = append(results, m.split(p, logits[r*numLabels*4:(r+p.n)*numLabels*4]))
-		r += p.n
+		results = append(results, m.split(p, logits[row*numLabels*4:(row+p.n)*numLabels*4]))
+		row += p.n
 	}
-	m.results[inst] = results
+	m.results[r.Instance] = results
 	timing.Output = time.Since(t2)
 	return results, timing, nil
 }

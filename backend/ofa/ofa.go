@@ -182,7 +182,7 @@ func Load(ctx context.Context, spec backend.LoadSpec) (backend.Model, error) {
 		}
 		return nil
 	}
-	m.set, err = instances.Load(ctx, spec, file, torch.Options{Precision: m.precision}, check, m.exec)
+	m.set, err = instances.LoadStaged(ctx, spec, file, torch.Options{Precision: m.precision}, check, executor{m})
 	if err != nil {
 		return nil, err
 	}
@@ -278,8 +278,12 @@ func (m *Model) Infer(ctx context.Context, req *backend.Request) (*backend.Respo
 	if err != nil {
 		return nil, err
 	}
+	length := 0
+	for _, ids := range p.ids {
+		length = max(length, len(ids))
+	}
 	res, err := m.set.Submit(ctx, batcher.Item[*prepared]{
-		Value: p, Size: p.n, Priority: req.Priority, Timeout: req.Timeout, Start: req.Start,
+		Value: p, Size: p.n, Priority: req.Priority, Timeout: req.Timeout, Start: req.Start, Length: length,
 	})
 	if err != nil {
 		return nil, err

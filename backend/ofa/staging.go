@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/ofaserve/ofaserve/bucket"
@@ -23,6 +24,10 @@ type stager struct {
 	graphs map[bucket.Shape]bool // buckets with a captured graph; read-only once loaded
 	runs   [2]stagedRun          // one per batch that may be staged at once (the batcher's slots)
 	outs   []torch.Tensor        // forward's outputs, reused
+	last   bucket.Shape          // the shape of the last batch forwarded
+
+	computing  atomic.Bool  // a forward runs on the instance
+	overlapped atomic.Int64 // batches staged while the instance computed the previous one
 }
 
 // stagedRun is one batch on its way to the device.
@@ -32,9 +37,10 @@ type stagedRun struct {
 	images []byte    // stacked images, when they are not one request's buffer as it is
 	ids    []int64   // the id matrix, right-padded
 	staged torch.Staged
-	held   bool         // staged holds a batch not yet forwarded
-	shape  bucket.Shape // the staged [Batch, Length]
-	real   int          // the batch's own rows; the rest of shape.Batch is padding
+	held   bool          // staged holds a batch not yet forwarded
+	shape  bucket.Shape  // the staged [Batch, Length]
+	real   int           // the batch's own rows; the rest of shape.Batch is padding
+	took   time.Duration // time spent staging the batch, reported as its compute input time
 }
 
 // newStagers makes one Staging per instance, sized for the largest batch and the longest row.
@@ -146,6 +152,11 @@ func (m *Model) stage(ctx context.Context, s *stager, run *stagedRun, chunks [][
 
 // stageBatch stages the requests of a batch into run.
 func (m *Model) stageBatch(ctx context.Context, s *stager, run *stagedRun, batch []*prepared) error {
+	t0 := time.Now()
+	if s.computing.Load() {
+		s.overlapped.Add(1)
+	}
+	defer func() { run.took += time.Since(t0) }()
 	run.chunks, run.rows = run.chunks[:0], run.rows[:0]
 	for _, p := range batch {
 		run.chunks = append(run.chunks, (*p.images)[:p.n*m.chw])
@@ -163,8 +174,10 @@ func (m *Model) forward(ctx context.Context, s *stager, run *stagedRun) ([]byte,
 	if !run.held {
 		return nil, errors.New("staging: no batch staged")
 	}
-	run.held = false
+	run.held, run.took, s.last = false, 0, run.shape
+	s.computing.Store(true)
 	outs, err := s.st.Forward(ctx, run.staged, s.outs)
+	s.computing.Store(false)
 	s.outs = outs
 	if err != nil {
 		return nil, err

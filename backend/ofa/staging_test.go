@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/ofaserve/ofaserve/backend"
@@ -294,8 +295,66 @@ func TestBucketPadding(t *testing.T) {
 		if d := maxDiff(scores(t, output(t, got, OutputScores)), scores(t, output(t, want, OutputScores))); d > tol {
 			t.Errorf("batch of %d padded to its bucket: differs by %g", n, d)
 		}
-		if sh := m.stagers[0].runs[0].shape; !slices.Contains(m.bc.set.Shapes(), sh) || sh.Batch < n {
+		if sh := m.stagers[0].last; !slices.Contains(m.bc.set.Shapes(), sh) || sh.Batch < n {
 			t.Errorf("batch of %d staged as %v, want its bucket", n, sh)
 		}
+	}
+}
+
+// TestOverlap is item 2: with the batcher's early hand-off, an instance's next batch is staged (stacked
+// into the other slot's buffers, its copy started) while the current one computes; every request still
+// gets the scores it gets alone.
+func TestOverlap(t *testing.T) {
+	m := mustLoad(t, deviceConfig(t))
+	imgs := testImages(t)
+	images := [][]byte{imgs["rgb.png"], imgs["photo.jpg"], imgs["gray.png"]}
+	const n, clients = 48, 24
+	hyp := func(i int) string { return strings.Repeat("a dog runs ", 1+i%7) }
+	ctx := context.Background()
+	alone := make([][3]float32, n)
+	for i := range n {
+		resp, err := m.infer(ctx, request([][]byte{images[i%3]}, []string{hyp(i)}, nil, OutputScores))
+		if err != nil {
+			t.Fatal(err)
+		}
+		alone[i] = scores(t, output(t, resp, OutputScores))[0]
+	}
+	tol := 1e-5
+	if testDevice() != "cpu" {
+		tol = 2e-3
+	}
+	before := m.stagers[0].overlapped.Load()
+	// A closed loop of more clients than a batch holds (16): while a batch computes, the others' requests
+	// form the next one.
+	got := make([][3]float32, n)
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := c; i < n; i += clients {
+				resp, err := m.infer(ctx, request([][]byte{images[i%3]}, []string{hyp(i)}, nil, OutputScores))
+				if err != nil {
+					errs <- err
+					return
+				}
+				got[i] = scores(t, output(t, resp, OutputScores))[0]
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if d := maxDiff(got, alone); d > tol {
+		t.Errorf("concurrent requests differ from alone by %g", d)
+	}
+	st := m.Stats()
+	overlapped := m.stagers[0].overlapped.Load() - before
+	t.Logf("%d requests: %d executions, %d batches staged while the previous one computed", n, st.ExecutionCount, overlapped)
+	if overlapped == 0 {
+		t.Error("no batch was staged while the instance computed: no early hand-off")
 	}
 }
