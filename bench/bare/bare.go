@@ -182,8 +182,8 @@ type Result struct {
 	P50        time.Duration `json:"p50_forward_ns"`
 	P99        time.Duration `json:"p99_forward_ns"`
 	// Path is how inputs reached the module ("float32": Forward; "staged": a Staging, uint8 images;
-	// "graph": a Staging replaying a CUDA graph), set by the caller; GraphReason says why a graph was
-	// asked for and not used.
+	// "graph": a Staging replaying a CUDA graph), set by the caller; GraphReason, on the graph path, says
+	// why no graph was captured, and the forwards then ran eagerly.
 	Path        string `json:"path,omitempty"`
 	GraphReason string `json:"graph_unavailable,omitempty"`
 	// H2DBytesPerSample is the bytes each sample sent to the device, set by the caller.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -47,7 +48,7 @@ func runBare(ctx context.Context, args []string) error {
 	jsonOut := fs.String("json", "", "write results as JSON here")
 	label := fs.String("label", "bare model", "label in the JSON")
 	intra := fs.Int("intra-op-threads", 0, "libtorch intra-op threads (0: libtorch's default, OMP_NUM_THREADS or the physical cores)")
-	path := fs.String("path", "float32", "how inputs reach the module: float32 (Forward of normalized float32 images), "+
+	path := fs.String("path", "float32", "comma-separated ways inputs reach the module, each measured at every batch size: float32 (Forward of normalized float32 images), "+
 		"staged (a Staging: uint8 images normalized on the device, reused pinned buffers) or graph (staged, replaying a CUDA graph "+
 		"captured per batch size; eager with the reason where capture fails)")
 	if err := fs.Parse(args); err != nil {
@@ -100,37 +101,44 @@ func runBare(ctx context.Context, args []string) error {
 		return fmt.Errorf("bare: %w", err)
 	}
 	defer mod.Close()
-	p, err := newBarePath(*path, mod, meta, sizes, maxIDs(meta, tok.Encode, texts, sizes))
-	if err != nil {
-		return err
+	inputs := make([]bare.Inputs, len(sizes))
+	maxL := 1
+	for i, b := range sizes {
+		if inputs[i], err = bare.BuildInputs(meta, tok.Encode, texts, b, 1); err != nil {
+			return err
+		}
+		maxL = max(maxL, int(inputs[i].IDShape[1]))
 	}
 	res := bareResult{Label: *label, Model: *model, Device: *device, Precision: *precision, Path: *path, IntraOpThreads: libtorch.NumThreads(),
 		Machine: report.ThisMachine()}
 	fmt.Fprintf(os.Stderr, "bare: %s on %s (%s), %s, %d intra-op threads\n", *model, *device, *precision, meta.ConfigName, res.IntraOpThreads)
-	for _, b := range sizes {
-		in, err := bare.BuildInputs(meta, tok.Encode, texts, b, 1)
+	for _, kind := range strings.Split(*path, ",") {
+		p, err := newBarePath(strings.TrimSpace(kind), mod, meta, sizes, maxL)
 		if err != nil {
 			return err
 		}
-		reason, err := p.prepare(in)
+		reasons, err := p.prepare(inputs)
 		if err != nil {
-			return fmt.Errorf("bare: batch %d: %w", b, err)
+			return err
 		}
-		bytes0, samples0 := p.bytes(), p.samples
-		r, err := bare.Run(ctx, p.forward, in, bare.Options{Warmup: *warmup, Duration: *dur, MaxIters: *maxIters})
-		if err != nil {
-			return fmt.Errorf("bare: batch %d: %w", b, err)
+		for i, in := range inputs {
+			bytes0, samples0 := p.bytes(), p.samples
+			r, err := bare.Run(ctx, p.forward, in, bare.Options{Warmup: *warmup, Duration: *dur, MaxIters: *maxIters})
+			if err != nil {
+				return fmt.Errorf("bare: %s, batch %d: %w", p.kind, in.Batch, err)
+			}
+			r.Path, r.GraphReason = p.kind, reasons[i]
+			if n := p.samples - samples0; n > 0 {
+				r.H2DBytesPerSample = float64(p.bytes()-bytes0) / float64(n)
+			}
+			res.Results = append(res.Results, r)
+			fmt.Printf("Batch: %d, seq len %d, throughput: %.2f infer/sec, forward mean %d usec p50 %d usec p99 %d usec (%d iterations), path %s, %.0f H2D bytes/sample\n",
+				r.Batch, r.SeqLen, r.Throughput, r.Mean.Microseconds(), r.P50.Microseconds(), r.P99.Microseconds(), r.Iterations, r.Path, r.H2DBytesPerSample)
+			if reasons[i] != "" {
+				fmt.Printf("Batch: %d: no CUDA graph: %s\n", r.Batch, reasons[i])
+			}
 		}
-		r.Path, r.GraphReason = p.name(reason), reason
-		if n := p.samples - samples0; n > 0 {
-			r.H2DBytesPerSample = float64(p.bytes()-bytes0) / float64(n)
-		}
-		res.Results = append(res.Results, r)
-		fmt.Printf("Batch: %d, seq len %d, throughput: %.2f infer/sec, forward mean %d usec p50 %d usec p99 %d usec (%d iterations), path %s, %.0f H2D bytes/sample\n",
-			r.Batch, r.SeqLen, r.Throughput, r.Mean.Microseconds(), r.P50.Microseconds(), r.P99.Microseconds(), r.Iterations, r.Path, r.H2DBytesPerSample)
-		if reason != "" {
-			fmt.Printf("Batch: %d: no CUDA graph: %s\n", r.Batch, reason)
-		}
+		p.close()
 	}
 	if *jsonOut != "" {
 		return writeFile(*jsonOut, func(w io.Writer) error {
@@ -206,27 +214,37 @@ func newBarePath(kind string, mod *libtorch.Module, meta bare.Meta, sizes []int,
 	return p, nil
 }
 
-// prepare captures the graph of in's shapes on the graph path; it returns why none was captured.
-func (p *barePath) prepare(in bare.Inputs) (string, error) {
+// prepare captures, on the graph path, one graph per input's shapes, the largest batch first (the
+// graphs of a Staging share one memory pool, which the first sizes); it returns, per input, why none was
+// captured ("" when one was, or off the graph path).
+func (p *barePath) prepare(inputs []bare.Inputs) ([]string, error) {
+	reasons := make([]string, len(inputs))
 	if p.kind != "graph" {
-		return "", nil
+		return reasons, nil
 	}
-	err := p.st.CaptureGraph(in.PixelsShape, in.IDShape)
-	var ue *libtorch.GraphUnavailableError
-	switch {
-	case err == nil:
-		return "", nil
-	case errors.As(err, &ue):
-		return ue.Reason, nil
+	order := make([]int, len(inputs))
+	for i := range order {
+		order[i] = i
 	}
-	return "", err
+	sort.Slice(order, func(a, b int) bool { return inputs[order[a]].Batch > inputs[order[b]].Batch })
+	for _, i := range order {
+		err := p.st.CaptureGraph(inputs[i].PixelsShape, inputs[i].IDShape)
+		var ue *libtorch.GraphUnavailableError
+		switch {
+		case err == nil:
+		case errors.As(err, &ue):
+			reasons[i] = ue.Reason
+		default:
+			return nil, fmt.Errorf("bare: batch %d: %w", inputs[i].Batch, err)
+		}
+	}
+	return reasons, nil
 }
 
-func (p *barePath) name(reason string) string {
-	if p.kind == "graph" && reason != "" {
-		return "staged"
+func (p *barePath) close() {
+	if p.st != nil {
+		_ = p.st.Close()
 	}
-	return p.kind
 }
 
 // bytes is what crossed to the device so far.
