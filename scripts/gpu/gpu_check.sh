@@ -369,7 +369,7 @@ fi
 # --- per-call time on the GPU (informational) ------------------------------------------------------
 if [ "$DRY" = 0 ] && [ -x "$ROOT/bin/gpu-tests/libtorch.test" ] && [ "$(left)" -gt 40 ]; then
   ns=$(cd "$ROOT/libtorch" && timeout 60 "$ROOT/bin/gpu-tests/libtorch.test" -test.run '^$' \
-        -test.bench '^BenchmarkForward$' -test.benchtime 2s 2>/dev/null | awk '/^BenchmarkForward/ {print $3}')
+        -test.bench '^BenchmarkForward$' -test.benchtime 2s 2>/dev/null | awk '/^BenchmarkForward/ {print $3; exit}')
   note "Forward tiny on $DEVICE" "${ns:-?} ns/call"
 fi
 finish

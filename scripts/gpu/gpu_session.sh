@@ -33,7 +33,7 @@
 # Usage: scripts/gpu/gpu_session.sh [--cpu] [OUT]       (OUT: default $OUT, else out/gpu-session)
 #   --cpu  the rehearsal on a machine without a GPU: Debian's libtorch through a fake wheel layout, the micro
 #          OFA at 64 px, short sweeps; every stage runs, the CUDA-only checks become notes.
-# Env: OFASERVE_PYTHON (default python3, the interpreter with torch), BUDGET (seconds, default 540; 1500
+# Env: OFASERVE_PYTHON (default python3, the interpreter with torch; /usr/bin/python3 with --cpu), BUDGET (seconds, default 540; 1500
 #      with --cpu), ONLY (comma-separated stages to run, for a rerun: e.g. ONLY=ofaserve_bf16,python_batching;
 #      unpack, inputs and summary always run, and export when its model is missing), CONC, PORT.
 set -uo pipefail
@@ -44,6 +44,7 @@ if [ "${1:-}" = "--cpu" ]; then CPU=1; shift; fi
 OUTDIR="${1:-${OUT:-out/gpu-session}}"
 mkdir -p "$OUTDIR" && OUTDIR="$(cd "$OUTDIR" && pwd)"
 PY="${OFASERVE_PYTHON:-python3}"
+[ "$CPU" = 1 ] && [ -z "${OFASERVE_PYTHON:-}" ] && [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
 WORK="$ROOT/build-gpu/session"
 LOGS="$WORK/logs"
 PORT="${PORT:-18600}"
