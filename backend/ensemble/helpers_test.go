@@ -125,7 +125,9 @@ func floats(t backend.Tensor) []float32 {
 // addSubSig is Triton's "simple" model: INPUT0, INPUT1 FP32 [4] ->
 // OUTPUT0 = INPUT0+INPUT1, OUTPUT1 = INPUT0-INPUT1.
 func addSubSig(name string, maxBatch int) backend.Signature {
-	spec := func(n string) backend.TensorSpec { return backend.TensorSpec{Name: n, Datatype: "FP32", Dims: []int64{4}} }
+	spec := func(n string) backend.TensorSpec {
+		return backend.TensorSpec{Name: n, Datatype: "FP32", Dims: []int64{4}}
+	}
 	return backend.Signature{Name: name, MaxBatchSize: maxBatch,
 		Inputs:  []backend.TensorSpec{spec("INPUT0"), spec("INPUT1")},
 		Outputs: []backend.TensorSpec{spec("OUTPUT0"), spec("OUTPUT1")}}
