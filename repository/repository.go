@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -172,10 +173,11 @@ func (r *Repository) Start(ctx context.Context) error {
 		names = all
 	}
 	var errs []error
-	for _, n := range names {
-		if err := r.load(ctx, n, nil); err != nil {
-			errs = append(errs, err)
-		}
+	r.opMu.Lock()
+	failed := r.loadAll(ctx, r.planLoad(names, nil, true), nil)
+	r.opMu.Unlock()
+	for _, n := range slices.Sorted(maps.Keys(failed)) {
+		errs = append(errs, failed[n])
 	}
 	r.mu.Lock()
 	r.started = names
