@@ -250,6 +250,13 @@ func (r *Repository) loadVersion(ctx context.Context, dir, name string, version 
 		return fail(errors.New("loader returned no model"))
 	}
 	m.impl = impl
+	if cfg.GetResponseCache().GetEnable() {
+		if r.opts.Cache != nil {
+			m.cache, m.load = r.opts.Cache, r.loads.Add(1)
+		} else {
+			r.log.Warn("response_cache is enabled in the config but the server has no response cache (--cache-config): answers are not cached", "model", name, "version", version)
+		}
+	}
 	m.setState(StateReady, "")
 	r.log.Info("model loaded", "model", name, "version", version, "kind", Kind(cfg), "duration", time.Since(start))
 	return m
