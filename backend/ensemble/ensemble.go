@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
@@ -139,14 +140,7 @@ func (m *Model) Stats() batcher.Stats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := m.stats
-	s.Failures = make(map[batcher.FailReason]uint64, len(m.stats.Failures))
-	for k, v := range m.stats.Failures {
-		s.Failures[k] = v
-	}
-	s.Batches = make(map[int]batcher.BatchStats, len(m.stats.Batches))
-	for k, v := range m.stats.Batches {
-		s.Batches[k] = v
-	}
+	s.Failures, s.Batches = maps.Clone(m.stats.Failures), maps.Clone(m.stats.Batches)
 	return s
 }
 
