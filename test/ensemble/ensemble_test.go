@@ -1,6 +1,7 @@
 package ensemble_test
 
 import (
+	"context"
 	"encoding/json"
 	"strconv"
 	"strings"
@@ -127,30 +128,45 @@ func TestFailingStep(t *testing.T) {
 	}
 }
 
-// TestCancelledRequest: a client that gives up while the steps wait in the
-// step models' queues ends the ensemble request, and the step requests
-// leave the queues (CANCELED in the step models).
+// TestCancelledRequest: a client that gives up while its step waits in the
+// step model's queue ends the ensemble request, and the step request leaves
+// the queue (CANCELED in the step model, OTHER in the ensemble).
 func TestCancelledRequest(t *testing.T) {
-	series := `nv_inference_request_failure{model="linear",reason="CANCELED",version="1"}`
-	other := `nv_inference_request_failure{model="pipeline",reason="OTHER",version="1"}`
-	cancelled0, other0 := metric(t, series), metric(t, other)
+	const (
+		cancelled = `nv_inference_request_failure{model="linear_slow",reason="CANCELED",version="1"}`
+		other     = `nv_inference_request_failure{model="slow",reason="OTHER",version="1"}`
+		pending   = `nv_inference_pending_request_count{model="linear_slow",version="1"}`
+	)
+	cancelled0, other0 := metric(t, cancelled), metric(t, other)
 	c := grpcClient(t)
 	x, y := inputs(5)
-	ctx, cancel := contextWithTimeout(10 * time.Millisecond) // shorter than the step models' 50 ms batching delay
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	_, err := c.ModelInfer(ctx, grpcRequest("pipeline", "c1", "X", "Y", x, y))
-	if status.Code(err) != codes.DeadlineExceeded {
-		t.Fatalf("ModelInfer = %v, want DeadlineExceeded", err)
-	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.ModelInfer(ctx, grpcRequest("slow", "c1", "X", "Y", x, y))
+		errc <- err
+	}()
 	deadline := time.Now().Add(10 * time.Second)
-	for metric(t, series) == cancelled0 || metric(t, other) == other0 {
+	for metric(t, pending) == 0 { // the step is in linear_slow's queue, for two seconds
 		if time.Now().After(deadline) {
-			t.Fatalf("after the cancel: linear CANCELED %v (was %v), pipeline OTHER %v (was %v)", metric(t, series), cancelled0, metric(t, other), other0)
+			t.Fatal("the step request never reached linear_slow's queue")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-errc; status.Code(err) != codes.Canceled {
+		t.Fatalf("ModelInfer = %v, want Canceled", err)
+	}
+	for metric(t, cancelled) == cancelled0 || metric(t, other) == other0 || metric(t, pending) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the cancel: linear_slow CANCELED %v (was %v), pending %v; slow OTHER %v (was %v)",
+				metric(t, cancelled), cancelled0, metric(t, pending), metric(t, other), other0)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if p := metric(t, `nv_inference_pending_request_count{model="linear",version="1"}`); p != 0 {
-		t.Errorf("linear still has %v pending requests", p)
+	if d := metric(t, `nv_inference_request_success{model="linear_slow",version="1"}`); d != 0 {
+		t.Errorf("the cancelled step ran anyway (%v successes)", d)
 	}
 }
 

@@ -224,7 +224,3 @@ func metric(t *testing.T, series string) float64 {
 	t.Fatalf("series %s not in metrics:\n%s", series, b)
 	return 0
 }
-
-func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), d)
-}

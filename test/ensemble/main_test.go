@@ -62,6 +62,26 @@ ensemble_scheduling { step [
 ] }
 `
 
+// slowLinearConfig is linear with a two-second batching delay: a lone
+// request is known to wait in its queue, where a cancellation finds it.
+const slowLinearConfig = `platform: "pytorch_libtorch"
+max_batch_size: 16
+input [{ name: "INPUT__0" data_type: TYPE_FP32 dims: [8] }, { name: "INPUT__1" data_type: TYPE_FP32 dims: [8] }]
+output [{ name: "OUTPUT__0" data_type: TYPE_FP32 dims: [4] }, { name: "OUTPUT__1" data_type: TYPE_FP32 dims: [1] }]
+dynamic_batching { max_queue_delay_microseconds: 2000000 }
+`
+
+// slowConfig is an ensemble of one step on linear_slow.
+const slowConfig = `platform: "ensemble"
+max_batch_size: 16
+input [{ name: "X" data_type: TYPE_FP32 dims: [8] }, { name: "Y" data_type: TYPE_FP32 dims: [8] }]
+output [{ name: "OUT" data_type: TYPE_FP32 dims: [4] }]
+ensemble_scheduling { step [
+  { model_name: "linear_slow" model_version: -1
+    input_map { key: "INPUT__0" value: "X" } input_map { key: "INPUT__1" value: "Y" } output_map { key: "OUTPUT__0" value: "OUT" } }
+] }
+`
+
 // pairConfig is add_sub behind an ensemble with inputs of any length: two
 // lengths that differ make the step's forward fail.
 const pairConfig = `platform: "ensemble"
@@ -106,6 +126,8 @@ func setup(m *testing.M) (int, error) {
 		{"pipeline", pipelineConfig, ""},
 		{"pipeline_cached", pipelineConfig + "response_cache { enable: true }\n", ""},
 		{"pair", pairConfig, ""},
+		{"linear_slow", slowLinearConfig, filepath.Join("..", "e2e", "testdata", "make_linear.py")},
+		{"slow", slowConfig, ""},
 	}
 	for _, mdl := range models {
 		dir := filepath.Join(repo, mdl.name, "1") // an ensemble has an empty version folder, as in Triton
@@ -124,7 +146,7 @@ func setup(m *testing.M) (int, error) {
 	// Explicit mode, loading only ensembles and the cached model: the
 	// ensembles' step models load because the ensembles need them.
 	env.srv, err = testenv.Start(bin, "/v2/health/ready", 60*time.Second, "--model-repository="+repo,
-		"--model-control-mode=explicit", "--load-model=pipeline", "--load-model=pipeline_cached", "--load-model=pair",
+		"--model-control-mode=explicit", "--load-model=pipeline", "--load-model=pipeline_cached", "--load-model=pair", "--load-model=slow",
 		"--load-model=linear_cached", "--cache-config=local,size=1048576", "--exit-timeout-secs=10", "--allow-gpu-metrics=false")
 	if err != nil {
 		return 0, err
