@@ -118,6 +118,9 @@ func New(opts Options, repo Repository, logger *slog.Logger) (*Server, error) {
 	if err := s.reg.Register(&modelCollector{repo: repo}); err != nil {
 		return nil, fmt.Errorf("server: register metrics: %w", err)
 	}
+	if err := s.reg.Register(&cacheCollector{repo: repo}); err != nil {
+		return nil, fmt.Errorf("server: register cache metrics: %w", err)
+	}
 	if opts.GPUMetrics {
 		if g := newGPUCollector(logger); g != nil {
 			s.gpu = g

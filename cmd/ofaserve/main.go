@@ -26,10 +26,12 @@ import (
 	"time"
 
 	"github.com/ofaserve/ofaserve/backend"
+	"github.com/ofaserve/ofaserve/backend/ensemble"
 	torchbackend "github.com/ofaserve/ofaserve/backend/libtorch"
 	"github.com/ofaserve/ofaserve/backend/ofa"
 	"github.com/ofaserve/ofaserve/libtorch"
 	"github.com/ofaserve/ofaserve/repository"
+	"github.com/ofaserve/ofaserve/repository/cache"
 	"github.com/ofaserve/ofaserve/server"
 )
 
@@ -58,6 +60,8 @@ type config struct {
 	modeName       string
 	exitTimeoutSec int
 	torchIntra     int
+	cacheConfig    []string     // --cache-config values
+	cache          cache.Config // parsed
 }
 
 // stringList is a repeatable string flag.
@@ -91,6 +95,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&c.strict, "strict-model-config", true, "require config.pbtxt (false is accepted but configs are still required)")
 	fs.Int64Var(&c.maxInputSize, "http-max-input-size", 64<<20, "largest request body and decoded JSON tensor, in bytes")
 	fs.IntVar(&c.torchIntra, "torch-intra-op-threads", 0, "threads one libtorch op may use, process-wide, set before models load (0: libtorch's default, OMP_NUM_THREADS or the physical cores); takes precedence over models' INTRA_OP_THREAD_COUNT")
+	fs.Var((*stringList)(&c.cacheConfig), "cache-config", "response cache: local,size=BYTES (repeatable, as tritonserver's); models opt in with response_cache { enable: true }")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -105,6 +110,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, fmt.Errorf("--model-control-mode: %w", err)
 	}
 	c.mode = mode
+	if c.cache, err = cache.ParseConfig(c.cacheConfig); err != nil {
+		return nil, err
+	}
 	if len(c.loadModels) > 0 && mode != repository.ModeExplicit {
 		return nil, errors.New("--load-model needs --model-control-mode=explicit")
 	}
@@ -143,13 +151,15 @@ func newLogger(c *config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// loaders are the model kinds this binary serves. Both run TorchScript
-// through backend/instances, so both honour Triton's INTRA_OP_THREAD_COUNT /
-// INTER_OP_THREAD_COUNT.
-func loaders() map[string]backend.Loader {
+// loaders are the model kinds this binary serves. The two TorchScript kinds
+// run through backend/instances, so both honour Triton's
+// INTRA_OP_THREAD_COUNT / INTER_OP_THREAD_COUNT; ensembles run their steps
+// on the models steps finds.
+func loaders(steps ensemble.Models) map[string]backend.Loader {
 	return map[string]backend.Loader{
 		repository.BackendPytorch: torchbackend.Load,
 		"ofa":                     ofa.Load,
+		ensemble.Platform:         ensemble.NewLoader(steps),
 	}
 }
 
@@ -199,14 +209,23 @@ func run(ctx context.Context, release func(), args []string, logOut io.Writer) e
 	}
 	log.Info("libtorch CPU threads", "intra_op", libtorch.NumThreads(), "inter_op", libtorch.NumInteropThreads())
 	gpus := libtorch.DeviceCount()
+	var respCache *cache.Cache
+	if c.cache.Size > 0 {
+		if respCache, err = cache.New(c.cache.Size); err != nil {
+			return fmt.Errorf("--cache-config: %w", err)
+		}
+		log.Info("response cache", "cache", "local", "size", c.cache.Size)
+	}
+	steps := &stepModels{}
 	repo, err := repository.New(repository.Options{
-		Root: c.repo, Loaders: loaders(), Mode: c.mode,
+		Root: c.repo, Loaders: loaders(steps), Mode: c.mode,
 		PollInterval: time.Duration(c.pollSecs) * time.Second, StartupModels: c.loadModels,
-		GPUs: gpus, Logger: log,
+		GPUs: gpus, Logger: log, Cache: respCache,
 	})
 	if err != nil {
 		return err
 	}
+	steps.r = repo
 	log.Info("starting", "model_repository", c.repo, "model_control_mode", c.mode.String(), "gpus", gpus)
 	closeRepo := func() {
 		cctx, cancel := context.WithTimeout(context.Background(), c.exitTimeout)
