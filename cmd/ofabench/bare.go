@@ -172,17 +172,6 @@ type barePath struct {
 	samples int64 // rows forwarded
 }
 
-// maxIDs is the longest id row the texts make at any of the batch sizes.
-func maxIDs(meta bare.Meta, enc bare.Encoder, texts []workload.Text, sizes []int) int {
-	longest := 1
-	for _, b := range sizes {
-		if in, err := bare.BuildInputs(meta, enc, texts, b, 1); err == nil {
-			longest = max(longest, int(in.IDShape[1]))
-		}
-	}
-	return longest
-}
-
 func newBarePath(kind string, mod *libtorch.Module, meta bare.Meta, sizes []int, maxL int) (*barePath, error) {
 	p := &barePath{kind: kind, mod: mod}
 	switch kind {
