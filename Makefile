@@ -9,7 +9,8 @@ export OFASERVE_PYTHON := $(PY)
 export CGO_LDFLAGS := -Wl,-rpath,$$ORIGIN -Wl,-rpath,$$ORIGIN/../lib
 # go-nvml's header marks many NVML calls deprecated; cgo compiles them all, so silence that one warning.
 export CGO_CFLAGS := -O2 -g -Wno-deprecated-declarations
-# Packages whose test binaries scripts/gpu/gpu_check.sh runs on a GPU box (OFASERVE_TEST_DEVICE=cuda:0).
+# Packages whose test binaries scripts/gpu/gpu_check.sh runs on a GPU box (OFASERVE_TEST_DEVICE=cuda:0): the
+# shim and staging, the buckets, both kinds (parity on the device), the server (NVML gauges).
 GPU_TEST_PKGS ?= libtorch bucket backend/libtorch backend/ofa server
 
 MODEL_REPO ?= models
@@ -97,11 +98,10 @@ bench: build
 bench-shim: shim
 	@scripts/bench/bench_shim_overhead.sh
 
-# Test binaries for scripts/gpu/gpu_check.sh (a GPU box has no Go): bin/gpu-tests/<pkg>.test + manifest.tsv.
+# What scripts/gpu/gpu_session.sh needs on a GPU box without Go, in one file to carry: bin/gpu-bundle.tar.xz
+# (bin/ofaserve, bin/ofabench, bin/gpu-tests/<pkg>.test + manifest.tsv + parity-sources/; scripts/gpu/make_bundle.sh).
 gpu-tests: shim
-	@rm -rf bin/gpu-tests && mkdir -p bin/gpu-tests
-	@for p in $(GPU_TEST_PKGS); do n=$$(echo $$p | tr / -).test; \
-	  go test -c -o bin/gpu-tests/$$n ./$$p && printf '%s\t%s\n' $$n $$p >> bin/gpu-tests/manifest.tsv || exit 1; done
+	@scripts/gpu/make_bundle.sh "$(GPU_TEST_PKGS)"
 
 clean:
 	rm -rf build bin

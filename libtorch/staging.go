@@ -112,6 +112,21 @@ var (
 	ErrGraphUnavailable = errors.New("libtorch: no CUDA graph")
 )
 
+// GraphUnavailableError is CaptureGraph's error when no graph was captured for Shapes and they run
+// eagerly; Reason is the shim's explanation (the same for every shape on the CPU). It wraps
+// ErrGraphUnavailable.
+type GraphUnavailableError struct {
+	Shapes [][]int64
+	Device string
+	Reason string
+}
+
+func (e *GraphUnavailableError) Error() string {
+	return fmt.Sprintf("%v for %v on %s: %s", ErrGraphUnavailable, e.Shapes, e.Device, e.Reason)
+}
+
+func (e *GraphUnavailableError) Unwrap() error { return ErrGraphUnavailable }
+
 // NewStaging allocates a Staging for m's forward.
 func (m *Module) NewStaging(opts StagingOptions) (*Staging, error) {
 	slots := opts.Slots
@@ -314,7 +329,7 @@ func (s *Staging) CaptureGraph(shapes ...[]int64) error {
 	case C.OFA_GRAPH_CAPTURED:
 		return nil
 	case C.OFA_GRAPH_UNAVAILABLE:
-		return fmt.Errorf("%w for %v on %s: %s", ErrGraphUnavailable, shapes, s.m.device, takeError(r.reason))
+		return &GraphUnavailableError{Shapes: shapes, Device: s.m.device, Reason: takeError(r.reason)}
 	}
 	return fmt.Errorf("libtorch: capture %s: %s", s.m.path, takeError(r.reason))
 }

@@ -214,7 +214,7 @@ func Normalize(file, modelName string, cfg *modelconfig.ModelConfig, gpuCount in
 			return bad("parameters", "parameter keys must not be empty")
 		}
 	}
-	return nil
+	return checkWarmup(cfg, bad)
 }
 
 type badFunc func(field, format string, args ...any) error

@@ -241,6 +241,11 @@ func (r *Repository) loadVersion(ctx context.Context, dir, name string, version 
 		Config: cfg, Signature: sig, GPUs: r.opts.GPUs,
 		Logger: r.log.With("model", name, "version", version),
 	}
+	// The warm-up samples are read before the load, so a bad one costs no load.
+	samples, err := warmupSamples(dir, cfg, sig)
+	if err != nil {
+		return fail(err)
+	}
 	start := time.Now()
 	impl, err := r.opts.Loaders[Kind(cfg)](ctx, spec)
 	if err != nil {
@@ -249,7 +254,14 @@ func (r *Repository) loadVersion(ctx context.Context, dir, name string, version 
 	if impl == nil {
 		return fail(errors.New("loader returned no model"))
 	}
+	// Not READY before the warm-up ends: the version is not visible until loadVersion returns.
+	warm, err := warmup(ctx, impl, samples)
+	if err != nil {
+		_ = impl.Close(ctx)
+		return fail(fmt.Errorf("warm-up failed after %v: %w", warm.Round(time.Millisecond), err))
+	}
 	m.impl = impl
+	m.loadDur, m.warmDur = time.Since(start), warm
 	if cfg.GetResponseCache().GetEnable() {
 		if r.opts.Cache != nil {
 			m.cache, m.load = r.opts.Cache, r.loads.Add(1)
@@ -258,7 +270,8 @@ func (r *Repository) loadVersion(ctx context.Context, dir, name string, version 
 		}
 	}
 	m.setState(StateReady, "")
-	r.log.Info("model loaded", "model", name, "version", version, "kind", Kind(cfg), "duration", time.Since(start))
+	r.log.Info("model loaded", "model", name, "version", version, "kind", Kind(cfg), "duration", m.loadDur,
+		"warmup", warm, "warmup_samples", len(samples))
 	return m
 }
 

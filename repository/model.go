@@ -50,6 +50,8 @@ type Model struct {
 	cstats    cacheStats
 	closeOnce sync.Once
 	closeErr  error
+	loadDur   time.Duration // from the loader's start to READY, warm-up included
+	warmDur   time.Duration // the warm-up alone
 
 	mu     sync.RWMutex
 	state  State
@@ -85,6 +87,14 @@ func (m *Model) State() (State, string) {
 	defer m.mu.RUnlock()
 	return m.state, m.reason
 }
+
+// LoadDuration is how long the version took to load, from the start of its kind's loader until READY
+// (warm-up included); 0 for a version that never loaded.
+func (m *Model) LoadDuration() time.Duration { return m.loadDur }
+
+// WarmupDuration is how long the version's warm-up took (backend.Warmer, or the model_warmup samples
+// run through Infer); 0 for a version that never loaded.
+func (m *Model) WarmupDuration() time.Duration { return m.warmDur }
 
 // Ready reports whether the version is READY.
 func (m *Model) Ready() bool {

@@ -26,6 +26,8 @@ type fakeModel struct {
 	notReady bool
 	infer    func(req *backend.Request) (*backend.Response, error)
 	stats    batcher.Stats
+	loadDur  time.Duration
+	warmDur  time.Duration
 
 	mu   sync.Mutex
 	last *backend.Request
@@ -41,8 +43,10 @@ func (m *fakeModel) Config() *modelconfig.ModelConfig {
 func (m *fakeModel) Signature() *backend.Signature {
 	return &backend.Signature{Name: m.name, MaxBatchSize: m.mbs, Inputs: m.inputs, Outputs: m.outputs}
 }
-func (m *fakeModel) Ready() bool          { return !m.notReady }
-func (m *fakeModel) Stats() batcher.Stats { return m.stats }
+func (m *fakeModel) Ready() bool                   { return !m.notReady }
+func (m *fakeModel) LoadDuration() time.Duration   { return m.loadDur }
+func (m *fakeModel) WarmupDuration() time.Duration { return m.warmDur }
+func (m *fakeModel) Stats() batcher.Stats          { return m.stats }
 func (m *fakeModel) Infer(ctx context.Context, req *backend.Request) (*backend.Response, error) {
 	if err := m.Signature().Validate(req); err != nil {
 		return nil, err
@@ -189,7 +193,7 @@ func f32bytes(v []float32) []byte {
 // OUTPUT1 = INPUT0 - INPUT1 over INT32 [16], max_batch_size 8.
 func simpleModel() *fakeModel {
 	m := &fakeModel{
-		name: "simple", version: 1, mbs: 8,
+		name: "simple", version: 1, mbs: 8, loadDur: 2500 * time.Millisecond, warmDur: 750 * time.Millisecond,
 		inputs:  []backend.TensorSpec{{Name: "INPUT0", Datatype: "INT32", Dims: []int64{16}}, {Name: "INPUT1", Datatype: "INT32", Dims: []int64{16}}},
 		outputs: []backend.TensorSpec{{Name: "OUTPUT0", Datatype: "INT32", Dims: []int64{16}}, {Name: "OUTPUT1", Datatype: "INT32", Dims: []int64{16}}},
 		stats: batcher.Stats{

@@ -38,14 +38,25 @@ var (
 		"Cumulative compute inference duration in microseconds (does not include cached requests)", modelLabels, nil)
 	descCOut = prometheus.NewDesc("nv_inference_compute_output_duration_us",
 		"Cumulative inference compute output duration in microseconds (does not include cached requests)", modelLabels, nil)
+	descLoad = prometheus.NewDesc("nv_model_load_duration_secs",
+		"Model load time in seconds, warm-up included", modelLabels, nil)
+	descWarmup = prometheus.NewDesc("nv_model_warmup_duration_secs",
+		"Model warm-up time in seconds (model_warmup samples and the model kind's own warm-up)", modelLabels, nil)
 )
+
+// loadTimer is a Model that says how long it took to load and to warm up before it was READY (the
+// repository's models do); the collector exports those as gauges.
+type loadTimer interface {
+	LoadDuration() time.Duration
+	WarmupDuration() time.Duration
+}
 
 // modelCollector reads every ready model's batcher statistics at scrape
 // time, so the metrics and the statistics extension share one source.
 type modelCollector struct{ repo Repository }
 
 func (mc *modelCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSuccess, descFailure, descCount, descExec, descPending, descReqDur, descQueue, descCIn, descCInfer, descCOut} {
+	for _, d := range []*prometheus.Desc{descSuccess, descFailure, descCount, descExec, descPending, descReqDur, descQueue, descCIn, descCInfer, descCOut, descLoad, descWarmup} {
 		ch <- d
 	}
 }
@@ -77,6 +88,10 @@ func (mc *modelCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descCIn, us(st.ComputeInput.Total))
 		counter(descCInfer, us(st.ComputeInfer.Total))
 		counter(descCOut, us(st.ComputeOutput.Total))
+		if lt, ok := m.(loadTimer); ok {
+			ch <- prometheus.MustNewConstMetric(descLoad, prometheus.GaugeValue, lt.LoadDuration().Seconds(), name, ver)
+			ch <- prometheus.MustNewConstMetric(descWarmup, prometheus.GaugeValue, lt.WarmupDuration().Seconds(), name, ver)
+		}
 	}
 }
 

@@ -27,6 +27,9 @@ func TestMetrics(t *testing.T) {
 		`nv_inference_compute_infer_duration_us{model="simple",version="1"} 300`,
 		`nv_inference_compute_input_duration_us{model="simple",version="1"} 0`,
 		`nv_inference_compute_output_duration_us{model="simple",version="1"} 0`,
+		`nv_model_load_duration_secs{model="simple",version="1"} 2.5`,
+		`nv_model_warmup_duration_secs{model="simple",version="1"} 0.75`,
+		"# TYPE nv_model_warmup_duration_secs gauge",
 		"# TYPE nv_inference_pending_request_count gauge",
 		"# TYPE nv_inference_count counter",
 	} {

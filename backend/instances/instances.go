@@ -20,6 +20,7 @@ type Set[P, R any] struct {
 	Modules []*libtorch.Module
 	Devices []string
 	b       *batcher.Batcher[P, R]
+	exec    batcher.ExecFunc[P, R]
 }
 
 // Load applies the config's thread parameters (ApplyThreadParameters), loads file once per instance
@@ -28,11 +29,36 @@ type Set[P, R any] struct {
 // closed.
 func Load[P, R any](ctx context.Context, spec backend.LoadSpec, file string, opts libtorch.Options,
 	check func(*libtorch.Module) error, exec batcher.ExecFunc[P, R]) (*Set[P, R], error) {
+	return load(ctx, spec, file, opts, check, exec, func(cfg batcher.Config) (*batcher.Batcher[P, R], error) {
+		return batcher.New(cfg, exec)
+	})
+}
+
+// LoadStaged is Load for a kind whose executor stages each batch before it runs (batcher.Executor): the
+// batcher hands an instance its next batch to stage while the current one computes, where Triton's rules
+// allow it (batcher.NewStaged). RunOn stages and runs a batch in one go.
+func LoadStaged[P, R any](ctx context.Context, spec backend.LoadSpec, file string, opts libtorch.Options,
+	check func(*libtorch.Module) error, e batcher.Executor[P, R]) (*Set[P, R], error) {
+	exec := func(ctx context.Context, inst int, batch []P) ([]R, batcher.Timing, error) {
+		r := batcher.Run{Instance: inst}
+		if err := e.Stage(ctx, r, batch); err != nil {
+			return nil, batcher.Timing{}, err
+		}
+		return e.Exec(ctx, r, batch)
+	}
+	return load(ctx, spec, file, opts, check, exec, func(cfg batcher.Config) (*batcher.Batcher[P, R], error) {
+		return batcher.NewStaged(cfg, e)
+	})
+}
+
+func load[P, R any](ctx context.Context, spec backend.LoadSpec, file string, opts libtorch.Options,
+	check func(*libtorch.Module) error, exec batcher.ExecFunc[P, R],
+	start func(batcher.Config) (*batcher.Batcher[P, R], error)) (*Set[P, R], error) {
 	cfg := spec.Config
 	if err := ApplyThreadParameters(cfg, spec.Logger); err != nil {
 		return nil, err
 	}
-	s := &Set[P, R]{Devices: Devices(cfg)}
+	s := &Set[P, R]{Devices: Devices(cfg), exec: exec}
 	for _, dev := range s.Devices {
 		if err := ctx.Err(); err != nil {
 			s.closeModules()
@@ -53,7 +79,7 @@ func Load[P, R any](ctx context.Context, spec backend.LoadSpec, file string, opt
 			return nil, err
 		}
 	}
-	b, err := batcher.New(backend.BatcherConfig(cfg, len(s.Modules)), exec)
+	b, err := start(backend.BatcherConfig(cfg, len(s.Modules)))
 	if err != nil {
 		s.closeModules()
 		return nil, err

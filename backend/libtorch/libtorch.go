@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"strings"
 
 	"github.com/ofaserve/ofaserve/backend"
 	"github.com/ofaserve/ofaserve/backend/instances"
@@ -87,17 +86,9 @@ func Load(ctx context.Context, spec backend.LoadSpec) (backend.Model, error) {
 		m.outputs = append(m.outputs, ts)
 		m.outIndex[ts.name] = i
 	}
-	precision := torch.Float32
-	if p, ok := cfg.GetParameters()["precision"]; ok {
-		switch strings.ToLower(p.GetStringValue()) {
-		case "", "float32", "fp32":
-		case "float16", "fp16":
-			precision = torch.Float16
-		case "bfloat16", "bf16":
-			precision = torch.BFloat16
-		default:
-			return nil, fmt.Errorf("parameter 'precision': unknown value '%s' (want float32, float16 or bfloat16)", p.GetStringValue())
-		}
+	precision, err := instances.Precision(cfg)
+	if err != nil {
+		return nil, err
 	}
 
 	file := filepath.Join(spec.VersionDir, cfg.GetDefaultModelFilename())
@@ -179,6 +170,15 @@ func (m *Model) Infer(ctx context.Context, req *backend.Request) (*backend.Respo
 	return &backend.Response{Outputs: res.outputs}, nil
 }
 
+// Warmup runs the config's model_warmup samples on every instance before the model serves
+// (backend.Warmer).
+func (m *Model) Warmup(ctx context.Context, samples []backend.WarmupSample) error {
+	return instances.WarmSamples(ctx, m.set, samples, func(req *backend.Request) (*prepared, error) {
+		p, _, err := m.prepare(req)
+		return p, err
+	})
+}
+
 // Stats returns the batcher's statistics.
 func (m *Model) Stats() batcher.Stats { return m.set.Stats() }
 
@@ -186,4 +186,7 @@ func (m *Model) Stats() batcher.Stats { return m.set.Stats() }
 // and releases the modules.
 func (m *Model) Close(ctx context.Context) error { return m.set.Close(ctx) }
 
-var _ backend.Model = (*Model)(nil)
+var (
+	_ backend.Model  = (*Model)(nil)
+	_ backend.Warmer = (*Model)(nil)
+)

@@ -13,76 +13,51 @@ import (
 	torch "github.com/ofaserve/ofaserve/libtorch"
 )
 
-// exec runs one batch on instance inst: stack the images, pad the ids,
-// one forward, softmax, split.
-func (m *Model) exec(ctx context.Context, inst int, batch []*prepared) ([]*result, batcher.Timing, error) {
+// executor runs the model's batches in the batcher's two steps (batcher.Executor): Stage stacks a batch
+// into its run's buffers and starts its copy to the device while the instance may still compute the
+// previous batch; Exec runs it, softmax, split.
+type executor struct{ m *Model }
+
+// Stage stages the batch of run r (images as uint8, ids right-padded, both padded to the batch's bucket
+// when the instance has a graph for it; staging.go). The shim's slot holds a whole batch, so a batch that
+// grew since its last Stage call (r.Staged > 0) is staged again whole.
+func (e executor) Stage(ctx context.Context, r batcher.Run, batch []*prepared) error {
+	m := e.m
+	s := m.stagers[r.Instance]
+	if err := m.stageBatch(ctx, s, &s.runs[r.Slot], batch); err != nil {
+		return backend.Errorf(backend.CodeInternal, "PyTorch execute failure: staging the batch: %v", err)
+	}
+	return nil
+}
+
+// Exec runs the staged batch of run r: one forward, softmax, split.
+func (e executor) Exec(ctx context.Context, r batcher.Run, batch []*prepared) ([]*result, batcher.Timing, error) {
+	m := e.m
 	var timing batcher.Timing
-	t0 := time.Now()
 	// The batcher owns the prepared requests now: their image buffers go
-	// back to the pool when the forward pass no longer needs them.
+	// back to the pool when the batch is done with.
 	defer func() {
 		for _, p := range batch {
 			m.releaseImages(p)
 		}
 	}()
-	sc := &m.scratch[inst]
-	rows, width := 0, 0
-	for _, p := range batch {
-		rows += p.n
-		for _, ids := range p.ids {
-			width = max(width, len(ids))
-		}
-	}
-	var images []float32
-	if len(batch) == 1 {
-		images = (*batch[0].images)[:rows*m.chw]
-	} else {
-		sc.images = grow(sc.images, rows*m.chw)
-		images = sc.images
-		off := 0
-		for _, p := range batch {
-			off += copy(images[off:], (*p.images)[:p.n*m.chw])
-		}
-	}
-	sc.ids = grow(sc.ids, rows*width)
-	ids := sc.ids
-	r := 0
-	for _, p := range batch {
-		for _, row := range p.ids {
-			line := ids[r*width : (r+1)*width]
-			n := copy(line, row)
-			for k := n; k < width; k++ {
-				line[k] = m.padID
-			}
-			r++
-		}
-	}
-	args := []torch.Tensor{
-		{DType: torch.Float32, Shape: []int64{int64(rows), 3, int64(m.h), int64(m.w)}, Data: asBytes(images)},
-		{DType: torch.Int64, Shape: []int64{int64(rows), int64(width)}, Data: asBytes(ids)},
-	}
+	s := m.stagers[r.Instance]
+	run := &s.runs[r.Slot]
+	timing.Input = run.took // staged before Exec: while the previous batch computed, or just now
 	t1 := time.Now()
-	timing.Input = t1.Sub(t0)
-	outs, err := m.set.Modules[inst].ForwardInto(ctx, args, sc.outs)
-	sc.outs = outs
+	logits, err := m.forward(ctx, s, run)
 	t2 := time.Now()
 	timing.Infer = t2.Sub(t1)
 	if err != nil {
 		return nil, timing, backend.Errorf(backend.CodeInternal, "PyTorch execute failure: %v", err)
 	}
-	if len(outs) == 0 || outs[0].DType != torch.Float32 || len(outs[0].Shape) != 2 ||
-		outs[0].Shape[0] != int64(rows) || outs[0].Shape[1] != numLabels {
-		return nil, timing, backend.Errorf(backend.CodeInternal,
-			"the ofa module must return float32 logits of shape [%d,%d], got %d tensors%s", rows, numLabels, len(outs), describe(outs))
-	}
-	logits := outs[0].Data
-	results := sc.results[:0]
-	r = 0
+	results := m.results[r.Instance][:0]
+	row := 0
 	for _, p := range batch {
-		results = append(results, m.split(p, logits[r*numLabels*4:(r+p.n)*numLabels*4]))
-		r += p.n
+		results = append(results, m.split(p, logits[row*numLabels*4:(row+p.n)*numLabels*4]))
+		row += p.n
 	}
-	sc.results = results
+	m.results[r.Instance] = results
 	timing.Output = time.Since(t2)
 	return results, timing, nil
 }
@@ -206,9 +181,9 @@ func grow[T any](buf []T, n int) []T {
 	return buf[:n]
 }
 
-// asBytes views a float32 or int64 slice as its little-endian bytes (the
+// asBytes views an int64 slice as its little-endian bytes (the
 // platforms libtorch runs on here are little-endian).
-func asBytes[T float32 | int64](s []T) []byte {
+func asBytes[T int64](s []T) []byte {
 	if len(s) == 0 {
 		return nil
 	}

@@ -11,6 +11,7 @@ import (
 	"image/color"
 	"image/jpeg"
 	"image/png"
+	"log/slog"
 	"math"
 	"os"
 	"os/exec"
@@ -75,6 +76,13 @@ func (m testModel) infer(ctx context.Context, req *backend.Request) (*backend.Re
 // load loads the exported model with config text pbtxt.
 func load(t testing.TB, pbtxt string) (testModel, error) {
 	t.Helper()
+	return loadFrom(t, testRepo, pbtxt, nil)
+}
+
+// loadFrom loads the ofa_entailment model of repository repo with config text pbtxt, logging to log
+// (nil: nowhere).
+func loadFrom(t testing.TB, repo, pbtxt string, log *slog.Logger) (testModel, error) {
+	t.Helper()
 	cfg, err := repository.ParseConfig("config.pbtxt", []byte(pbtxt))
 	if err != nil {
 		t.Fatal(err)
@@ -82,10 +90,11 @@ func load(t testing.TB, pbtxt string) (testModel, error) {
 	if err := repository.Normalize("config.pbtxt", "ofa_entailment", cfg, torch.DeviceCount()); err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(testRepo, "ofa_entailment")
+	dir := filepath.Join(repo, "ofa_entailment")
 	sig := backend.SignatureOf("ofa_entailment", cfg)
 	bm, err := Load(context.Background(), backend.LoadSpec{
 		Name: "ofa_entailment", Version: 1, ModelDir: dir, VersionDir: filepath.Join(dir, "1"), Config: cfg, Signature: sig,
+		Logger: log,
 	})
 	if err != nil {
 		return testModel{}, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -52,37 +53,35 @@ type outSpec struct {
 
 // Model is a loaded ofa model version. It implements backend.Model.
 type Model struct {
-	name     string
-	h, w     int
-	chw      int // floats per image
-	popts    preprocess.Options
-	prompts  *prompt.Builder
-	padID    int64
-	labels   [numLabels]string
-	labelsJS [numLabels][]byte // labels as JSON strings
-	outputs  []outSpec         // config order
+	name      string
+	h, w      int
+	chw       int // bytes per image: 3*h*w, uint8 HWC
+	popts     preprocess.Options
+	prompts   *prompt.Builder
+	padID     int64
+	bosID     int64
+	eosID     int64
+	labels    [numLabels]string
+	labelsJS  [numLabels][]byte // labels as JSON strings
+	outputs   []outSpec         // config order
+	precision torch.DType
+	bc        bucketConfig
 
 	set     *instances.Set[*prepared, *result]
-	scratch []instanceScratch
+	stagers []*stager // one per instance
+	results [][]*result
 
-	images  sync.Pool // *[]float32: a request's images, n*chw
+	images  sync.Pool // *[]uint8: a request's images, n*chw
 	decoded sync.Pool // *[]byte: base64 scratch
-}
-
-// instanceScratch is one instance's reusable batch buffers.
-type instanceScratch struct {
-	images  []float32
-	ids     []int64
-	results []*result
-	outs    []torch.Tensor // forward's outputs, reused (ForwardInto): split copies what it keeps
+	log     *slog.Logger
 }
 
 // prepared is a validated request with its model inputs built.
 type prepared struct {
 	n       int
-	images  *[]float32 // n*chw floats; owned by the batcher once submitted
-	ids     [][]int64  // n rows of [bos]+ids+[eos]
-	outputs []int      // requested outputs (config indices), config order
+	images  *[]uint8  // n*chw bytes (uint8 HWC rows); owned by the batcher once submitted
+	ids     [][]int64 // n rows of [bos]+ids+[eos]
+	outputs []int     // requested outputs (config indices), config order
 }
 
 // result is one request's outputs.
@@ -109,6 +108,12 @@ func Load(ctx context.Context, spec backend.LoadSpec) (backend.Model, error) {
 		h:     md.ImageSize[0],
 		w:     md.ImageSize[1],
 		padID: *md.PadID,
+		bosID: *md.BosID,
+		eosID: *md.EosID,
+		log:   spec.Logger,
+	}
+	if m.log == nil {
+		m.log = slog.New(slog.DiscardHandler)
 	}
 	m.chw = 3 * m.h * m.w
 	if err := m.checkConfig(cfg); err != nil {
@@ -154,19 +159,20 @@ func Load(ctx context.Context, spec backend.LoadSpec) (backend.Model, error) {
 			return nil, fmt.Errorf("ofa tokenizer: %s is id %d in %s, but ofa_meta.json says %d", s.tok, id, md.VocabFile, s.id)
 		}
 	}
-	maxWords := md.MaxSrcLength
-	if maxWords == 0 {
-		maxWords = -1
-	}
-	m.prompts, err = prompt.New(tok, prompt.Config{
-		Template:        positional(md.PromptWithoutPremise, "hypothesis"),
-		PremiseTemplate: positional(md.PromptWithPremise, "premise", "hypothesis"),
-		MaxWords:        maxWords,
-		MaxTokens:       md.maxTokens(),
-		MaxInputBytes:   maxText,
-	})
+	pcfg, err := md.Meta.Config()
 	if err != nil {
+		return nil, fmt.Errorf("ofa metadata: %w", err)
+	}
+	pcfg.MaxInputBytes = maxText
+	if m.prompts, err = prompt.New(tok, pcfg); err != nil {
 		return nil, fmt.Errorf("ofa prompts: %w", err)
+	}
+	// [bos] + at most MaxTokens ids + [eos].
+	if m.bc, err = readBuckets(params, max(1, int(cfg.GetMaxBatchSize())), pcfg.MaxTokens+2); err != nil {
+		return nil, err
+	}
+	if m.precision, err = instances.Precision(cfg); err != nil {
+		return nil, err
 	}
 
 	file := filepath.Join(spec.VersionDir, md.ModelFile)
@@ -176,15 +182,25 @@ func Load(ctx context.Context, spec backend.LoadSpec) (backend.Model, error) {
 		}
 		return nil
 	}
-	m.set, err = instances.Load(ctx, spec, file, torch.Options{}, check, m.exec)
+	m.set, err = instances.LoadStaged(ctx, spec, file, torch.Options{Precision: m.precision}, check, executor{m})
 	if err != nil {
 		return nil, err
 	}
-	m.scratch = make([]instanceScratch, len(m.set.Modules))
-	if spec.Logger != nil {
-		spec.Logger.Info("ofa model ready", "file", file, "instances", m.set.Devices,
-			"image_size", md.ImageSize, "max_batch_size", cfg.GetMaxBatchSize(), "labels", md.Labels)
+	m.results = make([][]*result, len(m.set.Modules))
+	// The batcher hands out no batch before Load returns, so the stagings are in place for the first.
+	if err := m.newStagers(); err != nil {
+		_ = m.set.Close(ctx)
+		return nil, fmt.Errorf("ofa staging: %w", err)
 	}
+	if m.bc.graphs {
+		if err := m.captureGraphs(m.log); err != nil {
+			_ = m.set.Close(ctx)
+			return nil, err
+		}
+	}
+	m.log.Info("ofa model ready", "file", file, "instances", m.set.Devices, "precision", m.precision,
+		"image_size", md.ImageSize, "max_batch_size", cfg.GetMaxBatchSize(), "labels", md.Labels,
+		"buckets", len(m.bc.set.Shapes()), "cuda_graphs", m.bc.graphs)
 	return m, nil
 }
 
@@ -262,13 +278,28 @@ func (m *Model) Infer(ctx context.Context, req *backend.Request) (*backend.Respo
 	if err != nil {
 		return nil, err
 	}
+	length := 0
+	for _, ids := range p.ids {
+		length = max(length, len(ids))
+	}
 	res, err := m.set.Submit(ctx, batcher.Item[*prepared]{
-		Value: p, Size: p.n, Priority: req.Priority, Timeout: req.Timeout, Start: req.Start,
+		Value: p, Size: p.n, Priority: req.Priority, Timeout: req.Timeout, Start: req.Start, Length: length,
 	})
 	if err != nil {
 		return nil, err
 	}
 	return &backend.Response{Outputs: res.outputs}, nil
+}
+
+// Warmup runs one batch of every bucket on every instance (unless warmup_buckets is false), then the
+// config's model_warmup samples (backend.Warmer).
+func (m *Model) Warmup(ctx context.Context, samples []backend.WarmupSample) error {
+	if m.bc.warmBuckets {
+		if err := m.warmBuckets(ctx, m.log); err != nil {
+			return err
+		}
+	}
+	return instances.WarmSamples(ctx, m.set, samples, m.prepare)
 }
 
 // Stats returns the batcher's statistics.
@@ -278,4 +309,7 @@ func (m *Model) Stats() batcher.Stats { return m.set.Stats() }
 // and releases the modules.
 func (m *Model) Close(ctx context.Context) error { return m.set.Close(ctx) }
 
-var _ backend.Model = (*Model)(nil)
+var (
+	_ backend.Model  = (*Model)(nil)
+	_ backend.Warmer = (*Model)(nil)
+)

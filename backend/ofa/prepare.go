@@ -74,7 +74,7 @@ func (m *Model) prepare(req *backend.Request) (*prepared, error) {
 	for i := range n {
 		data, scratch, err := m.imageBytes(elems[0][i])
 		if err == nil {
-			_, err = preprocess.Prepare(data, m.popts, (*p.images)[i*m.chw:(i+1)*m.chw])
+			_, err = preprocess.PrepareUint8(data, m.popts, (*p.images)[i*m.chw:(i+1)*m.chw])
 		}
 		if scratch != nil {
 			m.decoded.Put(scratch)
@@ -98,13 +98,13 @@ func (m *Model) outputIndex(name string) (int, bool) {
 }
 
 // imageBuffer returns a pooled buffer for n images.
-func (m *Model) imageBuffer(n int) *[]float32 {
+func (m *Model) imageBuffer(n int) *[]uint8 {
 	size := n * m.chw
-	if b, ok := m.images.Get().(*[]float32); ok && cap(*b) >= size {
+	if b, ok := m.images.Get().(*[]uint8); ok && cap(*b) >= size {
 		*b = (*b)[:size]
 		return b
 	}
-	b := make([]float32, size, max(size, m.chw))
+	b := make([]uint8, size, max(size, m.chw))
 	return &b
 }
 

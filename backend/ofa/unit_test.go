@@ -9,26 +9,6 @@ import (
 	"testing"
 )
 
-func TestPositional(t *testing.T) {
-	tests := []struct {
-		in    string
-		names []string
-		want  string
-	}{
-		{` does the image describe " {hypothesis} "?`, []string{"hypothesis"}, ` does the image describe " {0} "?`},
-		{` can image and text1 " {premise} " imply text2 " {hypothesis} "?`, []string{"premise", "hypothesis"}, ` can image and text1 " {0} " imply text2 " {1} "?`},
-		{`{hypothesis} before {premise}`, []string{"premise", "hypothesis"}, `{1} before {0}`},
-		{`{{premise}} {premise}`, []string{"premise"}, `{{premise}} {0}`},
-		{`{} and {0}`, []string{"premise"}, `{} and {0}`},
-		{`{other} {premise`, []string{"premise"}, `{other} {premise`},
-	}
-	for _, tt := range tests {
-		if got := positional(tt.in, tt.names...); got != tt.want {
-			t.Errorf("positional(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-}
-
 func TestBase64Text(t *testing.T) {
 	jpeg := []byte{0xff, 0xd8, 0xff, 0xe0, 'J', 'F', 'I', 'F'}
 	tests := []struct {

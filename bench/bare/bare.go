@@ -38,6 +38,9 @@ type Meta struct {
 	MergesFile           string `json:"merges_file"`
 	Dtype                string `json:"dtype"`
 	ConfigName           string `json:"config_name"`
+	// Mean and Std normalize a uint8 image on the device (the staged path).
+	Mean []float32 `json:"mean"`
+	Std  []float32 `json:"std"`
 }
 
 // ReadMeta reads ofa_meta.json.
@@ -98,8 +101,11 @@ type Inputs struct {
 	Batch      int
 	Images     []byte  // float32 [B,3,H,W]
 	ImageShape []int64 //
-	IDs        []byte  // int64 [B,L], right-padded with pad_id
-	IDShape    []int64
+	// Pixels are the uint8 [B,H,W,3] images of the staged path (seeded noise, as Images).
+	Pixels      []byte
+	PixelsShape []int64
+	IDs         []byte // int64 [B,L], right-padded with pad_id
+	IDShape     []int64
 }
 
 // BuildInputs makes one batch: texts are taken round-robin and tokenized as
@@ -147,6 +153,11 @@ func BuildInputs(m Meta, enc Encoder, texts []workload.Text, batch int, seed uin
 	for range n {
 		in.Images = binary.LittleEndian.AppendUint32(in.Images, math.Float32bits(rng.Float32()*2-1))
 	}
+	in.PixelsShape = []int64{int64(batch), int64(h), int64(w), 3}
+	in.Pixels = make([]byte, n)
+	for i := range in.Pixels {
+		in.Pixels[i] = byte(rng.IntN(256))
+	}
 	return in, nil
 }
 
@@ -170,6 +181,13 @@ type Result struct {
 	Mean       time.Duration `json:"mean_forward_ns"`
 	P50        time.Duration `json:"p50_forward_ns"`
 	P99        time.Duration `json:"p99_forward_ns"`
+	// Path is how inputs reached the module ("float32": Forward; "staged": a Staging, uint8 images;
+	// "graph": a Staging replaying a CUDA graph), set by the caller; GraphReason, on the graph path, says
+	// why no graph was captured, and the forwards then ran eagerly.
+	Path        string `json:"path,omitempty"`
+	GraphReason string `json:"graph_unavailable,omitempty"`
+	// H2DBytesPerSample is the bytes each sample sent to the device, set by the caller.
+	H2DBytesPerSample float64 `json:"h2d_bytes_per_sample,omitempty"`
 }
 
 // Run times fwd on in: Warmup untimed calls, then calls until Duration or

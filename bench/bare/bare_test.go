@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -67,6 +68,9 @@ func TestBuildInputs(t *testing.T) {
 	}
 	if len(in.Images) != 3*3*4*6*4 || in.ImageShape[2] != 4 || in.ImageShape[3] != 6 {
 		t.Errorf("image shape %v bytes %d", in.ImageShape, len(in.Images))
+	}
+	if len(in.Pixels) != 3*3*4*6 || fmt.Sprint(in.PixelsShape) != "[3 4 6 3]" {
+		t.Errorf("uint8 pixels shape %v bytes %d", in.PixelsShape, len(in.Pixels))
 	}
 	if _, err := BuildInputs(m, enc, nil, 1, 1); err == nil {
 		t.Error("no texts must fail")

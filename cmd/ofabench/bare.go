@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -26,6 +27,7 @@ type bareResult struct {
 	Model     string `json:"model"`
 	Device    string `json:"device"`
 	Precision string `json:"precision"`
+	Path      string `json:"path"`
 	// IntraOpThreads is the libtorch intra-op thread count the forwards used.
 	IntraOpThreads int            `json:"intra_op_threads"`
 	Machine        report.Machine `json:"machine"`
@@ -46,6 +48,9 @@ func runBare(ctx context.Context, args []string) error {
 	jsonOut := fs.String("json", "", "write results as JSON here")
 	label := fs.String("label", "bare model", "label in the JSON")
 	intra := fs.Int("intra-op-threads", 0, "libtorch intra-op threads (0: libtorch's default, OMP_NUM_THREADS or the physical cores)")
+	path := fs.String("path", "float32", "comma-separated ways inputs reach the module, each measured at every batch size: float32 (Forward of normalized float32 images), "+
+		"staged (a Staging: uint8 images normalized on the device, reused pinned buffers) or graph (staged, replaying a CUDA graph "+
+		"captured per batch size; eager with the reason where capture fails)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -96,34 +101,44 @@ func runBare(ctx context.Context, args []string) error {
 		return fmt.Errorf("bare: %w", err)
 	}
 	defer mod.Close()
-	fwd := func(ctx context.Context, in bare.Inputs) error {
-		out, err := mod.Forward(ctx, []libtorch.Tensor{
-			{DType: libtorch.Float32, Shape: in.ImageShape, Data: in.Images},
-			{DType: libtorch.Int64, Shape: in.IDShape, Data: in.IDs},
-		})
-		if err != nil {
+	inputs := make([]bare.Inputs, len(sizes))
+	maxL := 1
+	for i, b := range sizes {
+		if inputs[i], err = bare.BuildInputs(meta, tok.Encode, texts, b, 1); err != nil {
 			return err
 		}
-		if len(out) != 1 || len(out[0].Shape) != 2 || out[0].Shape[0] != int64(in.Batch) || out[0].Shape[1] != 3 {
-			return fmt.Errorf("unexpected output %v", shapes(out))
-		}
-		return nil
+		maxL = max(maxL, int(inputs[i].IDShape[1]))
 	}
-	res := bareResult{Label: *label, Model: *model, Device: *device, Precision: *precision, IntraOpThreads: libtorch.NumThreads(),
+	res := bareResult{Label: *label, Model: *model, Device: *device, Precision: *precision, Path: *path, IntraOpThreads: libtorch.NumThreads(),
 		Machine: report.ThisMachine()}
 	fmt.Fprintf(os.Stderr, "bare: %s on %s (%s), %s, %d intra-op threads\n", *model, *device, *precision, meta.ConfigName, res.IntraOpThreads)
-	for _, b := range sizes {
-		in, err := bare.BuildInputs(meta, tok.Encode, texts, b, 1)
+	for _, kind := range strings.Split(*path, ",") {
+		p, err := newBarePath(strings.TrimSpace(kind), mod, meta, sizes, maxL)
 		if err != nil {
 			return err
 		}
-		r, err := bare.Run(ctx, fwd, in, bare.Options{Warmup: *warmup, Duration: *dur, MaxIters: *maxIters})
+		reasons, err := p.prepare(inputs)
 		if err != nil {
-			return fmt.Errorf("bare: batch %d: %w", b, err)
+			return err
 		}
-		res.Results = append(res.Results, r)
-		fmt.Printf("Batch: %d, seq len %d, throughput: %.2f infer/sec, forward mean %d usec p50 %d usec p99 %d usec (%d iterations)\n",
-			r.Batch, r.SeqLen, r.Throughput, r.Mean.Microseconds(), r.P50.Microseconds(), r.P99.Microseconds(), r.Iterations)
+		for i, in := range inputs {
+			bytes0, samples0 := p.bytes(), p.samples
+			r, err := bare.Run(ctx, p.forward, in, bare.Options{Warmup: *warmup, Duration: *dur, MaxIters: *maxIters})
+			if err != nil {
+				return fmt.Errorf("bare: %s, batch %d: %w", p.kind, in.Batch, err)
+			}
+			r.Path, r.GraphReason = p.kind, reasons[i]
+			if n := p.samples - samples0; n > 0 {
+				r.H2DBytesPerSample = float64(p.bytes()-bytes0) / float64(n)
+			}
+			res.Results = append(res.Results, r)
+			fmt.Printf("Batch: %d, seq len %d, throughput: %.2f infer/sec, forward mean %d usec p50 %d usec p99 %d usec (%d iterations), path %s, %.0f H2D bytes/sample\n",
+				r.Batch, r.SeqLen, r.Throughput, r.Mean.Microseconds(), r.P50.Microseconds(), r.P99.Microseconds(), r.Iterations, r.Path, r.H2DBytesPerSample)
+			if reasons[i] != "" {
+				fmt.Printf("Batch: %d: no CUDA graph: %s\n", r.Batch, reasons[i])
+			}
+		}
+		p.close()
 	}
 	if *jsonOut != "" {
 		return writeFile(*jsonOut, func(w io.Writer) error {
@@ -145,6 +160,117 @@ func parsePrecision(s string) (libtorch.DType, error) {
 		return libtorch.BFloat16, nil
 	}
 	return 0, fmt.Errorf("bare: --precision %q: want fp32, fp16 or bf16", s)
+}
+
+// barePath runs forward one way: float32, staged or graph.
+type barePath struct {
+	kind    string
+	mod     *libtorch.Module
+	st      *libtorch.Staging
+	outs    []libtorch.Tensor
+	plain   int64 // bytes handed to Forward (float32 path)
+	samples int64 // rows forwarded
+}
+
+func newBarePath(kind string, mod *libtorch.Module, meta bare.Meta, sizes []int, maxL int) (*barePath, error) {
+	p := &barePath{kind: kind, mod: mod}
+	switch kind {
+	case "float32":
+		return p, nil
+	case "staged", "graph":
+	default:
+		return nil, fmt.Errorf("bare: --path %q: want float32, staged or graph", kind)
+	}
+	if len(meta.Mean) != 3 || len(meta.Std) != 3 {
+		return nil, errors.New("bare: --path staged needs mean and std in ofa_meta.json")
+	}
+	maxB := 0
+	for _, b := range sizes {
+		maxB = max(maxB, b)
+	}
+	var norm libtorch.ImageNormalize
+	copy(norm.Mean[:], meta.Mean)
+	copy(norm.Std[:], meta.Std)
+	h, w := int64(meta.ImageSize[0]), int64(meta.ImageSize[1])
+	st, err := mod.NewStaging(libtorch.StagingOptions{Inputs: []libtorch.StagingInput{
+		{DType: libtorch.Uint8, MaxShape: []int64{int64(maxB), h, w, 3}, Image: &norm},
+		{DType: libtorch.Int64, MaxShape: []int64{int64(maxB), int64(maxL)}},
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("bare: %w", err)
+	}
+	p.st = st
+	return p, nil
+}
+
+// prepare captures, on the graph path, one graph per input's shapes, the largest batch first (the
+// graphs of a Staging share one memory pool, which the first sizes); it returns, per input, why none was
+// captured ("" when one was, or off the graph path).
+func (p *barePath) prepare(inputs []bare.Inputs) ([]string, error) {
+	reasons := make([]string, len(inputs))
+	if p.kind != "graph" {
+		return reasons, nil
+	}
+	order := make([]int, len(inputs))
+	for i := range order {
+		order[i] = i
+	}
+	sort.Slice(order, func(a, b int) bool { return inputs[order[a]].Batch > inputs[order[b]].Batch })
+	for _, i := range order {
+		err := p.st.CaptureGraph(inputs[i].PixelsShape, inputs[i].IDShape)
+		var ue *libtorch.GraphUnavailableError
+		switch {
+		case err == nil:
+		case errors.As(err, &ue):
+			reasons[i] = ue.Reason
+		default:
+			return nil, fmt.Errorf("bare: batch %d: %w", inputs[i].Batch, err)
+		}
+	}
+	return reasons, nil
+}
+
+func (p *barePath) close() {
+	if p.st != nil {
+		_ = p.st.Close()
+	}
+}
+
+// bytes is what crossed to the device so far.
+func (p *barePath) bytes() int64 {
+	if p.st != nil {
+		return p.st.Stats().BytesStaged
+	}
+	return p.plain
+}
+
+func (p *barePath) forward(ctx context.Context, in bare.Inputs) error {
+	var out []libtorch.Tensor
+	var err error
+	if p.st == nil {
+		out, err = p.mod.Forward(ctx, []libtorch.Tensor{
+			{DType: libtorch.Float32, Shape: in.ImageShape, Data: in.Images},
+			{DType: libtorch.Int64, Shape: in.IDShape, Data: in.IDs},
+		})
+		p.plain += int64(len(in.Images) + len(in.IDs))
+	} else {
+		var s libtorch.Staged
+		if s, err = p.st.Stage(ctx, []libtorch.Tensor{
+			{DType: libtorch.Uint8, Shape: in.PixelsShape, Data: in.Pixels},
+			{DType: libtorch.Int64, Shape: in.IDShape, Data: in.IDs},
+		}); err == nil {
+			out, err = p.st.Forward(ctx, s, p.outs)
+			p.outs = out
+		}
+	}
+	if err != nil {
+		return err
+	}
+	p.samples += int64(in.Batch)
+	if len(out) != 1 || len(out[0].Shape) != 2 || out[0].Shape[0] != int64(in.Batch) || out[0].Shape[1] != 3 {
+		return fmt.Errorf("unexpected output %v", shapes(out))
+	}
+	return nil
 }
 
 func shapes(ts []libtorch.Tensor) [][]int64 {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/ofaserve/ofaserve/backend/ensemble"
 	"github.com/ofaserve/ofaserve/protocol/modelconfig"
@@ -41,6 +42,13 @@ func (a serverRepository) Unload(ctx context.Context, name string) error {
 }
 
 func (a serverRepository) Ready() bool { return a.r.Ready() }
+
+// The server exports nv_model_load_duration_secs and nv_model_warmup_duration_secs from these methods
+// of the repository's models.
+var _ interface {
+	LoadDuration() time.Duration
+	WarmupDuration() time.Duration
+} = (*repository.Model)(nil)
 
 // stepModels is the model repository as ensembles reach their step models
 // (ensemble.Models). The repository needs the ensemble loader before it

@@ -13,6 +13,11 @@ for each image the PIL pipeline's results:
   NAME.WxH.NORM.f32    Normalize(NORM)(ToTensor()(resized)) as raw float32 (CHW)
 
 and OUTDIR/manifest.json describing them. Fails loudly when a source is missing.
+
+Where the Debian packages are not installed (a GPU machine with a PyTorch wheel), OFASERVE_PARITY_SOURCES
+names a folder holding the same source files (grace_hopper.jpg and the skimage data images, copied there
+by `make gpu-tests`); without torchvision, ToTensor + Normalize are computed with the same torch
+operations in the same order.
 """
 import glob
 import io
@@ -28,12 +33,21 @@ from typing import Any, Dict, List, Tuple
 import numpy as np
 import torch
 from PIL import Image, ImageOps
-from torchvision import transforms
+
+try:
+    from torchvision import transforms
+except ImportError:  # a GPU box's wheel without torchvision: the same operations below
+    transforms = None
 
 NORMS = {
     "ofa": ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5]),
     "imagenet": ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
 }
+
+# The source photos: grace_hopper.jpg from python-matplotlib-data, the rest from python3-skimage's data.
+SKIMAGE_FILES = ["astronaut.png", "chelsea.png", "coffee.png", "camera.png", "coins.png", "horse.png", "logo.png",
+                 "green_palette.png", "palette_color.png", "foo3x5x4indexed.png", "checker_bilevel.png",
+                 "rocket.jpg", "hubble_deep_field.jpg", "no_time_for_that_tiny.gif"]
 
 # Images whose tensors are also checked at 480x480 (OFA) and 256x256 (ImageNet
 # mean/std); every image is checked at 224x224 (OFA). Keeps the temp dir small.
@@ -78,12 +92,33 @@ def exif_with_orientation(o: int) -> bytes:
     return e.tobytes()
 
 
-def make_images(out: str) -> List[Tuple[str, List[Tuple[int, int]]]]:
-    """Writes the test images; returns (file name, extra target sizes)."""
+def sources() -> Tuple[str, str]:
+    """grace_hopper.jpg and the folder of the skimage images: OFASERVE_PARITY_SOURCES, else Debian's."""
+    env = os.environ.get("OFASERVE_PARITY_SOURCES")
+    if env:
+        for f in ["grace_hopper.jpg"] + SKIMAGE_FILES:
+            if not os.path.isfile(os.path.join(env, f)):
+                sys.exit(f"pil_ref.py: OFASERVE_PARITY_SOURCES={env} lacks {f}")
+        return os.path.join(env, "grace_hopper.jpg"), env
     mpl = dpkg_files("python-matplotlib-data")
     ski = dpkg_files("python3-skimage")
-    hopper = find(mpl, "/grace_hopper.jpg")
-    data = os.path.dirname(find(ski, "/skimage/data/astronaut.png"))
+    return find(mpl, "/grace_hopper.jpg"), os.path.dirname(find(ski, "/skimage/data/astronaut.png"))
+
+
+def to_normalized(img: Image.Image, mean: List[float], std: List[float]) -> torch.Tensor:
+    """torchvision's Normalize(mean, std)(ToTensor()(img)) for an RGB image."""
+    if transforms is not None:
+        return transforms.Normalize(mean, std)(transforms.ToTensor()(img))
+    t = torch.from_numpy(np.array(img, np.uint8, copy=True)).permute((2, 0, 1)).contiguous()
+    t = t.to(dtype=torch.get_default_dtype()).div(255)
+    m = torch.as_tensor(mean, dtype=t.dtype).view(-1, 1, 1)
+    s = torch.as_tensor(std, dtype=t.dtype).view(-1, 1, 1)
+    return t.sub_(m).div_(s)
+
+
+def make_images(out: str) -> List[Tuple[str, List[Tuple[int, int]]]]:
+    """Writes the test images; returns (file name, extra target sizes)."""
+    hopper, data = sources()
     cases: List[Tuple[str, List[Tuple[int, int]]]] = []
 
     def save(name: str, img: Image.Image, sizes: List[Tuple[int, int]] = (), **kw: Any) -> None:
@@ -102,9 +137,7 @@ def make_images(out: str) -> List[Tuple[str, List[Tuple[int, int]]]]:
 
     # Real photos as shipped.
     copy("grace_hopper.jpg", hopper, [(256, 700)])
-    for f in ["astronaut.png", "chelsea.png", "coffee.png", "camera.png", "coins.png", "horse.png", "logo.png",
-              "green_palette.png", "palette_color.png", "foo3x5x4indexed.png", "checker_bilevel.png",
-              "rocket.jpg", "hubble_deep_field.jpg", "no_time_for_that_tiny.gif"]:
+    for f in SKIMAGE_FILES:
         copy(f, os.path.join(data, f))
 
     astro = Image.open(os.path.join(data, "astronaut.png")).convert("RGB")
@@ -197,7 +230,7 @@ def main() -> None:
                 tensor_norms.append("imagenet")
             for norm in tensor_norms:
                 mean, std = NORMS[norm]
-                t = transforms.Normalize(mean, std)(transforms.ToTensor()(r))
+                t = to_normalized(r, mean, std)
                 assert t.dtype == torch.float32 and t.shape == (3, sh, sw)
                 with open(f"{path}.{sw}x{sh}.{norm}.f32", "wb") as f:
                     f.write(t.contiguous().numpy().astype("<f4").tobytes())

@@ -968,6 +968,79 @@ func (x *ModelParameter) GetStringValue() string {
 	return ""
 }
 
+// ModelWarmup is one request sample a model runs on every instance before it
+// is served (config.pbtxt model_warmup; models/README.md, "Warm-up").
+type ModelWarmup struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The sample's batch size (>= 1; 1 for a model that does not batch): the
+	// inputs are repeated that many times.
+	BatchSize uint32                        `protobuf:"varint,2,opt,name=batch_size,json=batchSize,proto3" json:"batch_size,omitempty"`
+	Inputs    map[string]*ModelWarmup_Input `protobuf:"bytes,3,rep,name=inputs,proto3" json:"inputs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// How many times the sample runs; 0 means once.
+	Count         uint32 `protobuf:"varint,4,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ModelWarmup) Reset() {
+	*x = ModelWarmup{}
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ModelWarmup) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModelWarmup) ProtoMessage() {}
+
+func (x *ModelWarmup) ProtoReflect() protoreflect.Message {
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModelWarmup.ProtoReflect.Descriptor instead.
+func (*ModelWarmup) Descriptor() ([]byte, []int) {
+	return file_protocol_modelconfig_model_config_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ModelWarmup) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ModelWarmup) GetBatchSize() uint32 {
+	if x != nil {
+		return x.BatchSize
+	}
+	return 0
+}
+
+func (x *ModelWarmup) GetInputs() map[string]*ModelWarmup_Input {
+	if x != nil {
+		return x.Inputs
+	}
+	return nil
+}
+
+func (x *ModelWarmup) GetCount() uint32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
 // ModelConfig is the content of a model's config.pbtxt.
 type ModelConfig struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -987,6 +1060,8 @@ type ModelConfig struct {
 	//	*ModelConfig_EnsembleScheduling
 	SchedulingChoice isModelConfig_SchedulingChoice `protobuf_oneof:"scheduling_choice"`
 	Parameters       map[string]*ModelParameter     `protobuf:"bytes,14,rep,name=parameters,proto3" json:"parameters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Run in order on every instance before the model is READY.
+	ModelWarmup []*ModelWarmup `protobuf:"bytes,16,rep,name=model_warmup,json=modelWarmup,proto3" json:"model_warmup,omitempty"`
 	// "pytorch" (same as platform pytorch_libtorch) or "ofa"; empty for an
 	// ensemble.
 	Backend       string              `protobuf:"bytes,17,opt,name=backend,proto3" json:"backend,omitempty"`
@@ -997,7 +1072,7 @@ type ModelConfig struct {
 
 func (x *ModelConfig) Reset() {
 	*x = ModelConfig{}
-	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[10]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1009,7 +1084,7 @@ func (x *ModelConfig) String() string {
 func (*ModelConfig) ProtoMessage() {}
 
 func (x *ModelConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[10]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1022,7 +1097,7 @@ func (x *ModelConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelConfig.ProtoReflect.Descriptor instead.
 func (*ModelConfig) Descriptor() ([]byte, []int) {
-	return file_protocol_modelconfig_model_config_proto_rawDescGZIP(), []int{10}
+	return file_protocol_modelconfig_model_config_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ModelConfig) GetName() string {
@@ -1113,6 +1188,13 @@ func (x *ModelConfig) GetParameters() map[string]*ModelParameter {
 	return nil
 }
 
+func (x *ModelConfig) GetModelWarmup() []*ModelWarmup {
+	if x != nil {
+		return x.ModelWarmup
+	}
+	return nil
+}
+
 func (x *ModelConfig) GetBackend() string {
 	if x != nil {
 		return x.Backend
@@ -1153,7 +1235,7 @@ type ModelVersionPolicy_Latest struct {
 
 func (x *ModelVersionPolicy_Latest) Reset() {
 	*x = ModelVersionPolicy_Latest{}
-	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[11]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1165,7 +1247,7 @@ func (x *ModelVersionPolicy_Latest) String() string {
 func (*ModelVersionPolicy_Latest) ProtoMessage() {}
 
 func (x *ModelVersionPolicy_Latest) ProtoReflect() protoreflect.Message {
-	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[11]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1197,7 +1279,7 @@ type ModelVersionPolicy_All struct {
 
 func (x *ModelVersionPolicy_All) Reset() {
 	*x = ModelVersionPolicy_All{}
-	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[12]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1209,7 +1291,7 @@ func (x *ModelVersionPolicy_All) String() string {
 func (*ModelVersionPolicy_All) ProtoMessage() {}
 
 func (x *ModelVersionPolicy_All) ProtoReflect() protoreflect.Message {
-	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[12]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1235,7 +1317,7 @@ type ModelVersionPolicy_Specific struct {
 
 func (x *ModelVersionPolicy_Specific) Reset() {
 	*x = ModelVersionPolicy_Specific{}
-	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[13]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1247,7 +1329,7 @@ func (x *ModelVersionPolicy_Specific) String() string {
 func (*ModelVersionPolicy_Specific) ProtoMessage() {}
 
 func (x *ModelVersionPolicy_Specific) ProtoReflect() protoreflect.Message {
-	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[13]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1286,7 +1368,7 @@ type ModelEnsembling_Step struct {
 
 func (x *ModelEnsembling_Step) Reset() {
 	*x = ModelEnsembling_Step{}
-	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[15]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1298,7 +1380,7 @@ func (x *ModelEnsembling_Step) String() string {
 func (*ModelEnsembling_Step) ProtoMessage() {}
 
 func (x *ModelEnsembling_Step) ProtoReflect() protoreflect.Message {
-	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[15]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1341,6 +1423,129 @@ func (x *ModelEnsembling_Step) GetOutputMap() map[string]string {
 	}
 	return nil
 }
+
+// Input is how one input of the sample is made.
+type ModelWarmup_Input struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	DataType DataType               `protobuf:"varint,1,opt,name=data_type,json=dataType,proto3,enum=inference.DataType" json:"data_type,omitempty"`
+	// The shape without the batch dimension.
+	Dims []int64 `protobuf:"varint,2,rep,packed,name=dims,proto3" json:"dims,omitempty"`
+	// Types that are valid to be assigned to InputDataType:
+	//
+	//	*ModelWarmup_Input_ZeroData
+	//	*ModelWarmup_Input_RandomData
+	//	*ModelWarmup_Input_InputDataFile
+	InputDataType isModelWarmup_Input_InputDataType `protobuf_oneof:"input_data_type"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ModelWarmup_Input) Reset() {
+	*x = ModelWarmup_Input{}
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ModelWarmup_Input) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModelWarmup_Input) ProtoMessage() {}
+
+func (x *ModelWarmup_Input) ProtoReflect() protoreflect.Message {
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModelWarmup_Input.ProtoReflect.Descriptor instead.
+func (*ModelWarmup_Input) Descriptor() ([]byte, []int) {
+	return file_protocol_modelconfig_model_config_proto_rawDescGZIP(), []int{10, 0}
+}
+
+func (x *ModelWarmup_Input) GetDataType() DataType {
+	if x != nil {
+		return x.DataType
+	}
+	return DataType_TYPE_INVALID
+}
+
+func (x *ModelWarmup_Input) GetDims() []int64 {
+	if x != nil {
+		return x.Dims
+	}
+	return nil
+}
+
+func (x *ModelWarmup_Input) GetInputDataType() isModelWarmup_Input_InputDataType {
+	if x != nil {
+		return x.InputDataType
+	}
+	return nil
+}
+
+func (x *ModelWarmup_Input) GetZeroData() bool {
+	if x != nil {
+		if x, ok := x.InputDataType.(*ModelWarmup_Input_ZeroData); ok {
+			return x.ZeroData
+		}
+	}
+	return false
+}
+
+func (x *ModelWarmup_Input) GetRandomData() bool {
+	if x != nil {
+		if x, ok := x.InputDataType.(*ModelWarmup_Input_RandomData); ok {
+			return x.RandomData
+		}
+	}
+	return false
+}
+
+func (x *ModelWarmup_Input) GetInputDataFile() string {
+	if x != nil {
+		if x, ok := x.InputDataType.(*ModelWarmup_Input_InputDataFile); ok {
+			return x.InputDataFile
+		}
+	}
+	return ""
+}
+
+type isModelWarmup_Input_InputDataType interface {
+	isModelWarmup_Input_InputDataType()
+}
+
+type ModelWarmup_Input_ZeroData struct {
+	// Zeros (a TYPE_STRING element is then the empty string); the value
+	// is not read, setting the field is enough.
+	ZeroData bool `protobuf:"varint,3,opt,name=zero_data,json=zeroData,proto3,oneof"`
+}
+
+type ModelWarmup_Input_RandomData struct {
+	// Random values (TYPE_STRING falls back to zero_data); the value is
+	// not read.
+	RandomData bool `protobuf:"varint,4,opt,name=random_data,json=randomData,proto3,oneof"`
+}
+
+type ModelWarmup_Input_InputDataFile struct {
+	// A file in the model folder's warmup/ sub-folder holding the raw
+	// row-major data of one batch element (TYPE_STRING: per element a
+	// 4-byte little-endian length, then the bytes).
+	InputDataFile string `protobuf:"bytes,5,opt,name=input_data_file,json=inputDataFile,proto3,oneof"`
+}
+
+func (*ModelWarmup_Input_ZeroData) isModelWarmup_Input_InputDataType() {}
+
+func (*ModelWarmup_Input_RandomData) isModelWarmup_Input_InputDataType() {}
+
+func (*ModelWarmup_Input_InputDataFile) isModelWarmup_Input_InputDataType() {}
 
 var File_protocol_modelconfig_model_config_proto protoreflect.FileDescriptor
 
@@ -1427,7 +1632,24 @@ const file_protocol_modelconfig_model_config_proto_rawDesc = "" +
 	"\x12ModelResponseCache\x12\x16\n" +
 	"\x06enable\x18\x01 \x01(\bR\x06enable\"3\n" +
 	"\x0eModelParameter\x12!\n" +
-	"\fstring_value\x18\x01 \x01(\tR\vstringValue\"\xb6\x06\n" +
+	"\fstring_value\x18\x01 \x01(\tR\vstringValue\"\xba\x03\n" +
+	"\vModelWarmup\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"batch_size\x18\x02 \x01(\rR\tbatchSize\x12:\n" +
+	"\x06inputs\x18\x03 \x03(\v2\".inference.ModelWarmup.InputsEntryR\x06inputs\x12\x14\n" +
+	"\x05count\x18\x04 \x01(\rR\x05count\x1a\xcc\x01\n" +
+	"\x05Input\x120\n" +
+	"\tdata_type\x18\x01 \x01(\x0e2\x13.inference.DataTypeR\bdataType\x12\x12\n" +
+	"\x04dims\x18\x02 \x03(\x03R\x04dims\x12\x1d\n" +
+	"\tzero_data\x18\x03 \x01(\bH\x00R\bzeroData\x12!\n" +
+	"\vrandom_data\x18\x04 \x01(\bH\x00R\n" +
+	"randomData\x12(\n" +
+	"\x0finput_data_file\x18\x05 \x01(\tH\x00R\rinputDataFileB\x11\n" +
+	"\x0finput_data_type\x1aW\n" +
+	"\vInputsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x122\n" +
+	"\x05value\x18\x02 \x01(\v2\x1c.inference.ModelWarmup.InputR\x05value:\x028\x01\"\xf1\x06\n" +
 	"\vModelConfig\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bplatform\x18\x02 \x01(\tR\bplatform\x12D\n" +
@@ -1441,7 +1663,8 @@ const file_protocol_modelconfig_model_config_proto_rawDesc = "" +
 	"\x13ensemble_scheduling\x18\x0f \x01(\v2\x1a.inference.ModelEnsemblingH\x00R\x12ensembleScheduling\x12F\n" +
 	"\n" +
 	"parameters\x18\x0e \x03(\v2&.inference.ModelConfig.ParametersEntryR\n" +
-	"parameters\x12\x18\n" +
+	"parameters\x129\n" +
+	"\fmodel_warmup\x18\x10 \x03(\v2\x16.inference.ModelWarmupR\vmodelWarmup\x12\x18\n" +
 	"\abackend\x18\x11 \x01(\tR\abackend\x12D\n" +
 	"\x0eresponse_cache\x18\x18 \x01(\v2\x1d.inference.ModelResponseCacheR\rresponseCache\x1aX\n" +
 	"\x0fParametersEntry\x12\x10\n" +
@@ -1483,7 +1706,7 @@ func file_protocol_modelconfig_model_config_proto_rawDescGZIP() []byte {
 }
 
 var file_protocol_modelconfig_model_config_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_protocol_modelconfig_model_config_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_protocol_modelconfig_model_config_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_protocol_modelconfig_model_config_proto_goTypes = []any{
 	(DataType)(0),                       // 0: inference.DataType
 	(ModelInstanceGroup_Kind)(0),        // 1: inference.ModelInstanceGroup.Kind
@@ -1499,15 +1722,18 @@ var file_protocol_modelconfig_model_config_proto_goTypes = []any{
 	(*ModelEnsembling)(nil),             // 11: inference.ModelEnsembling
 	(*ModelResponseCache)(nil),          // 12: inference.ModelResponseCache
 	(*ModelParameter)(nil),              // 13: inference.ModelParameter
-	(*ModelConfig)(nil),                 // 14: inference.ModelConfig
-	(*ModelVersionPolicy_Latest)(nil),   // 15: inference.ModelVersionPolicy.Latest
-	(*ModelVersionPolicy_All)(nil),      // 16: inference.ModelVersionPolicy.All
-	(*ModelVersionPolicy_Specific)(nil), // 17: inference.ModelVersionPolicy.Specific
-	nil,                                 // 18: inference.ModelDynamicBatching.PriorityQueuePolicyEntry
-	(*ModelEnsembling_Step)(nil),        // 19: inference.ModelEnsembling.Step
-	nil,                                 // 20: inference.ModelEnsembling.Step.InputMapEntry
-	nil,                                 // 21: inference.ModelEnsembling.Step.OutputMapEntry
-	nil,                                 // 22: inference.ModelConfig.ParametersEntry
+	(*ModelWarmup)(nil),                 // 14: inference.ModelWarmup
+	(*ModelConfig)(nil),                 // 15: inference.ModelConfig
+	(*ModelVersionPolicy_Latest)(nil),   // 16: inference.ModelVersionPolicy.Latest
+	(*ModelVersionPolicy_All)(nil),      // 17: inference.ModelVersionPolicy.All
+	(*ModelVersionPolicy_Specific)(nil), // 18: inference.ModelVersionPolicy.Specific
+	nil,                                 // 19: inference.ModelDynamicBatching.PriorityQueuePolicyEntry
+	(*ModelEnsembling_Step)(nil),        // 20: inference.ModelEnsembling.Step
+	nil,                                 // 21: inference.ModelEnsembling.Step.InputMapEntry
+	nil,                                 // 22: inference.ModelEnsembling.Step.OutputMapEntry
+	(*ModelWarmup_Input)(nil),           // 23: inference.ModelWarmup.Input
+	nil,                                 // 24: inference.ModelWarmup.InputsEntry
+	nil,                                 // 25: inference.ModelConfig.ParametersEntry
 }
 var file_protocol_modelconfig_model_config_proto_depIdxs = []int32{
 	1,  // 0: inference.ModelInstanceGroup.kind:type_name -> inference.ModelInstanceGroup.Kind
@@ -1516,30 +1742,34 @@ var file_protocol_modelconfig_model_config_proto_depIdxs = []int32{
 	5,  // 3: inference.ModelInput.reshape:type_name -> inference.ModelTensorReshape
 	0,  // 4: inference.ModelOutput.data_type:type_name -> inference.DataType
 	5,  // 5: inference.ModelOutput.reshape:type_name -> inference.ModelTensorReshape
-	15, // 6: inference.ModelVersionPolicy.latest:type_name -> inference.ModelVersionPolicy.Latest
-	16, // 7: inference.ModelVersionPolicy.all:type_name -> inference.ModelVersionPolicy.All
-	17, // 8: inference.ModelVersionPolicy.specific:type_name -> inference.ModelVersionPolicy.Specific
+	16, // 6: inference.ModelVersionPolicy.latest:type_name -> inference.ModelVersionPolicy.Latest
+	17, // 7: inference.ModelVersionPolicy.all:type_name -> inference.ModelVersionPolicy.All
+	18, // 8: inference.ModelVersionPolicy.specific:type_name -> inference.ModelVersionPolicy.Specific
 	3,  // 9: inference.ModelQueuePolicy.timeout_action:type_name -> inference.ModelQueuePolicy.TimeoutAction
 	9,  // 10: inference.ModelDynamicBatching.default_queue_policy:type_name -> inference.ModelQueuePolicy
-	18, // 11: inference.ModelDynamicBatching.priority_queue_policy:type_name -> inference.ModelDynamicBatching.PriorityQueuePolicyEntry
-	19, // 12: inference.ModelEnsembling.step:type_name -> inference.ModelEnsembling.Step
-	8,  // 13: inference.ModelConfig.version_policy:type_name -> inference.ModelVersionPolicy
-	6,  // 14: inference.ModelConfig.input:type_name -> inference.ModelInput
-	7,  // 15: inference.ModelConfig.output:type_name -> inference.ModelOutput
-	4,  // 16: inference.ModelConfig.instance_group:type_name -> inference.ModelInstanceGroup
-	10, // 17: inference.ModelConfig.dynamic_batching:type_name -> inference.ModelDynamicBatching
-	11, // 18: inference.ModelConfig.ensemble_scheduling:type_name -> inference.ModelEnsembling
-	22, // 19: inference.ModelConfig.parameters:type_name -> inference.ModelConfig.ParametersEntry
-	12, // 20: inference.ModelConfig.response_cache:type_name -> inference.ModelResponseCache
-	9,  // 21: inference.ModelDynamicBatching.PriorityQueuePolicyEntry.value:type_name -> inference.ModelQueuePolicy
-	20, // 22: inference.ModelEnsembling.Step.input_map:type_name -> inference.ModelEnsembling.Step.InputMapEntry
-	21, // 23: inference.ModelEnsembling.Step.output_map:type_name -> inference.ModelEnsembling.Step.OutputMapEntry
-	13, // 24: inference.ModelConfig.ParametersEntry.value:type_name -> inference.ModelParameter
-	25, // [25:25] is the sub-list for method output_type
-	25, // [25:25] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	19, // 11: inference.ModelDynamicBatching.priority_queue_policy:type_name -> inference.ModelDynamicBatching.PriorityQueuePolicyEntry
+	20, // 12: inference.ModelEnsembling.step:type_name -> inference.ModelEnsembling.Step
+	24, // 13: inference.ModelWarmup.inputs:type_name -> inference.ModelWarmup.InputsEntry
+	8,  // 14: inference.ModelConfig.version_policy:type_name -> inference.ModelVersionPolicy
+	6,  // 15: inference.ModelConfig.input:type_name -> inference.ModelInput
+	7,  // 16: inference.ModelConfig.output:type_name -> inference.ModelOutput
+	4,  // 17: inference.ModelConfig.instance_group:type_name -> inference.ModelInstanceGroup
+	10, // 18: inference.ModelConfig.dynamic_batching:type_name -> inference.ModelDynamicBatching
+	11, // 19: inference.ModelConfig.ensemble_scheduling:type_name -> inference.ModelEnsembling
+	25, // 20: inference.ModelConfig.parameters:type_name -> inference.ModelConfig.ParametersEntry
+	14, // 21: inference.ModelConfig.model_warmup:type_name -> inference.ModelWarmup
+	12, // 22: inference.ModelConfig.response_cache:type_name -> inference.ModelResponseCache
+	9,  // 23: inference.ModelDynamicBatching.PriorityQueuePolicyEntry.value:type_name -> inference.ModelQueuePolicy
+	21, // 24: inference.ModelEnsembling.Step.input_map:type_name -> inference.ModelEnsembling.Step.InputMapEntry
+	22, // 25: inference.ModelEnsembling.Step.output_map:type_name -> inference.ModelEnsembling.Step.OutputMapEntry
+	0,  // 26: inference.ModelWarmup.Input.data_type:type_name -> inference.DataType
+	23, // 27: inference.ModelWarmup.InputsEntry.value:type_name -> inference.ModelWarmup.Input
+	13, // 28: inference.ModelConfig.ParametersEntry.value:type_name -> inference.ModelParameter
+	29, // [29:29] is the sub-list for method output_type
+	29, // [29:29] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_protocol_modelconfig_model_config_proto_init() }
@@ -1552,9 +1782,14 @@ func file_protocol_modelconfig_model_config_proto_init() {
 		(*ModelVersionPolicy_All_)(nil),
 		(*ModelVersionPolicy_Specific_)(nil),
 	}
-	file_protocol_modelconfig_model_config_proto_msgTypes[10].OneofWrappers = []any{
+	file_protocol_modelconfig_model_config_proto_msgTypes[11].OneofWrappers = []any{
 		(*ModelConfig_DynamicBatching)(nil),
 		(*ModelConfig_EnsembleScheduling)(nil),
+	}
+	file_protocol_modelconfig_model_config_proto_msgTypes[19].OneofWrappers = []any{
+		(*ModelWarmup_Input_ZeroData)(nil),
+		(*ModelWarmup_Input_RandomData)(nil),
+		(*ModelWarmup_Input_InputDataFile)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1562,7 +1797,7 @@ func file_protocol_modelconfig_model_config_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_protocol_modelconfig_model_config_proto_rawDesc), len(file_protocol_modelconfig_model_config_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   19,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Ratios for docs/PERFORMANCE.md from the JSON files scripts/bench/bench_cpu.sh and scripts/gpu/gpu_bench.sh write.
+"""Ratios for docs/PERFORMANCE.md from the JSON files scripts/bench/bench_cpu.sh writes (scripts/gpu/session_summary.py is the GPU session's).
 
 Usage: bench_summary.py OUT_DIR [PREFIX]   (reads OUT_DIR/{PREFIX}bare.json, dynamic.json, mbs1.json, python.json,
 ofaserve_ofa.json, openloop70.json - whichever exist) and prints Markdown tables.

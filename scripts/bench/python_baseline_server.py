@@ -7,16 +7,20 @@ PREMISE -> RESULT, LABEL, SCORES) and, per request, does what a careful user wou
 
 * base64-decode the image; PIL open, ``ImageOps.exif_transpose``, ``convert("RGB")``, bicubic resize to the
   model's size, ToTensor, Normalize (``ofa.reference.preprocess_image``, the exporter's own code);
-* OFA ``pre_caption`` + prompt template + GPT-2 BPE over the repository's vocab (``ofa.bpe``);
-* one call of the same TorchScript ``model.pt`` under ``torch.inference_mode()``, no batching across
-  requests (a request with batch B runs one forward of B rows); softmax over the 3 answer logits.
+* the prompt as the exported metadata states it (``ofa.prompts.meta_input_ids``: ``pre_caption`` with
+  ``max_src_length`` word truncation, the template, GPT-2 BPE over the repository's vocab, the id budget);
+* one call of the same TorchScript ``model.pt`` on ``--device`` (cpu or cuda) under
+  ``torch.inference_mode()``, no batching across requests (a request with batch B runs one forward of B
+  rows); softmax over the 3 answer logits.
 
 It is written to be fair, not slow: the module is loaded once, connections are kept alive, and each request
 runs on its own thread with one intra-op thread (parallelism across requests; on a busy 2-core box a forward
 with 2 OpenMP threads measured 20-50x slower than with 1, docs/PERFORMANCE.md), inter-op threads 1. It has no queue, no dynamic batching and no
-statistics endpoint - that is the point of the comparison (docs/PERFORMANCE.md).
+statistics endpoint: it is the simpler of the two Python baselines (docs/PERFORMANCE.md);
+``python_batching_server.py`` is the one with asyncio and a dynamic-batching queue, and reuses this file's
+model and protocol code.
 
-Usage: /usr/bin/python3 scripts/bench/python_baseline_server.py --model-repository REPO [--port 8010]
+Usage: /usr/bin/python3 scripts/bench/python_baseline_server.py --model-repository REPO [--port 8010] [--device cuda]
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # scripts/, for the ofa package
-from ofa.bpe import BPE, build_prompt, encode_prompt  # noqa: E402
+from ofa.bpe import BPE  # noqa: E402
+from ofa.prompts import meta_input_ids  # noqa: E402
 from ofa.reference import preprocess_image  # noqa: E402
 
 MAX_BODY = 64 << 20
@@ -48,13 +53,13 @@ class BadRequest(Exception):
 class Model:
     """The exported ofa_entailment version directory: meta, tokenizer and TorchScript module."""
 
-    def __init__(self, repo: str, name: str = "ofa_entailment", version: str = "1") -> None:
-        self.name, self.version = name, version
+    def __init__(self, repo: str, name: str = "ofa_entailment", version: str = "1", device: str = "cpu") -> None:
+        self.name, self.version, self.device = name, version, torch.device(device)
         vdir = os.path.join(repo, name, version)
         with open(os.path.join(vdir, "ofa_meta.json"), "r", encoding="utf-8") as f:
             self.meta: Dict[str, Any] = json.load(f)
         self.bpe = BPE.from_files(os.path.join(vdir, self.meta["vocab_file"]), os.path.join(vdir, self.meta["merges_file"]))
-        self.module = torch.jit.load(os.path.join(vdir, self.meta.get("model_file", "model.pt")), map_location="cpu")
+        self.module = torch.jit.load(os.path.join(vdir, self.meta.get("model_file", "model.pt")), map_location=self.device)
         self.module.eval()
         self.max_batch_size = int(self.meta.get("max_batch_size", 16))
         cfg = os.path.join(repo, name, "config.pbtxt")
@@ -76,7 +81,9 @@ class Model:
                         {"name": "SCORES", "datatype": "FP32", "shape": [-1, 3]}],
         }
 
-    def prepare(self, images: Sequence[bytes], hyps: Sequence[str], premises: Optional[Sequence[str]]) -> Tuple[torch.Tensor, torch.Tensor]:
+    def preprocess(self, images: Sequence[bytes], hyps: Sequence[str],
+                   premises: Optional[Sequence[str]]) -> Tuple[torch.Tensor, List[List[int]]]:
+        """PIL preprocessing and the prompt ids of one request: (float32 [n,3,H,W] on the CPU, id rows)."""
         h, w = self.meta["image_size"]
         pixels = []
         for i, img in enumerate(images):
@@ -87,25 +94,31 @@ class Model:
         rows: List[List[int]] = []
         for i, hyp in enumerate(hyps):
             prem = premises[i] if premises is not None and premises[i] != "" else None
-            prompt = build_prompt(hyp, prem)
-            rows.append(encode_prompt(self.bpe, prompt, self.meta["bos_id"], self.meta["eos_id"], self.meta["max_src_length"]))
+            rows.append(meta_input_ids(self.bpe, self.meta, hyp, prem))
+        return torch.stack(pixels), rows
+
+    def forward(self, pixels: torch.Tensor, rows: Sequence[Sequence[int]]) -> List[List[float]]:
+        """One forward of the module on its device over images and id rows (right-padded with pad_id):
+        each row's softmax over the three answers, computed in float64."""
         ids = torch.full((len(rows), max(len(r) for r in rows)), self.meta["pad_id"], dtype=torch.long)
         for i, r in enumerate(rows):
             ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-        return torch.stack(pixels), ids
-
-    def infer(self, images: Sequence[bytes], hyps: Sequence[str], premises: Optional[Sequence[str]]) -> List[Dict[str, Any]]:
-        pixels, ids = self.prepare(images, hyps, premises)
         with torch.inference_mode():
-            logits = self.module(pixels, ids).float()
-        probs = torch.softmax(logits.double(), dim=-1)
+            logits = self.module(pixels.to(self.device), ids.to(self.device)).float()
+            return torch.softmax(logits.double(), dim=-1).cpu().tolist()
+
+    def results(self, probs: Sequence[Sequence[float]]) -> List[Dict[str, Any]]:
         labels = self.meta["labels"]
         out = []
-        for row in probs.tolist():
+        for row in probs:
             best = max(range(3), key=lambda k: row[k])
             out.append({"label": labels[best], "confidence": row[best],
-                        "all_scores": {labels[k]: row[k] for k in range(3)}, "scores": row})
+                        "all_scores": {labels[k]: row[k] for k in range(3)}, "scores": list(row)})
         return out
+
+    def infer(self, images: Sequence[bytes], hyps: Sequence[str], premises: Optional[Sequence[str]]) -> List[Dict[str, Any]]:
+        pixels, rows = self.preprocess(images, hyps, premises)
+        return self.results(self.forward(pixels, rows))
 
 
 def _bytes_input(inp: Dict[str, Any], b64: bool) -> List[bytes]:
@@ -147,8 +160,15 @@ def _bytes_input(inp: Dict[str, Any], b64: bool) -> List[bytes]:
     return [s.encode("utf-8") for s in flat]
 
 
-def handle_infer(model: Model, body: bytes) -> Dict[str, Any]:
-    """Decodes a KServe v2 JSON request, runs it, and returns the response document."""
+class Parsed:
+    """A decoded KServe v2 JSON request for ofa_entailment."""
+
+    def __init__(self, req: Dict[str, Any], images: List[bytes], hyps: List[str], premises: Optional[List[str]]) -> None:
+        self.req, self.images, self.hyps, self.premises = req, images, hyps, premises
+
+
+def parse_infer(model: Model, body: bytes) -> Parsed:
+    """Decodes and checks a KServe v2 JSON request (BadRequest says what is wrong)."""
     try:
         req = json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
@@ -176,7 +196,17 @@ def handle_infer(model: Model, body: bytes) -> Dict[str, Any]:
         raise BadRequest("inputs IMAGE, HYPOTHESIS and PREMISE must have the same batch size")
     if not 1 <= len(images) <= max(1, model.max_batch_size):
         raise BadRequest(f"inference request batch-size must be <= {model.max_batch_size} for '{model.name}'")
-    results = model.infer(images, hyps, prem)
+    wanted = req.get("outputs")
+    if isinstance(wanted, list) and wanted:
+        names = [o.get("name") for o in wanted if isinstance(o, dict)]
+        unknown = [n for n in names if n not in ("RESULT", "LABEL", "SCORES")]
+        if unknown:
+            raise BadRequest(f"unexpected inference output '{unknown[0]}' for model '{model.name}'")
+    return Parsed(req, images, hyps, prem)
+
+
+def make_response(model: Model, req: Dict[str, Any], results: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    """The KServe v2 response document for a request's results."""
     b = len(results)
     resp: Dict[str, Any] = {
         "model_name": model.name, "model_version": model.version,
@@ -192,11 +222,14 @@ def handle_infer(model: Model, body: bytes) -> Dict[str, Any]:
     wanted = req.get("outputs")
     if isinstance(wanted, list) and wanted:
         names = [o.get("name") for o in wanted if isinstance(o, dict)]
-        unknown = [n for n in names if n not in ("RESULT", "LABEL", "SCORES")]
-        if unknown:
-            raise BadRequest(f"unexpected inference output '{unknown[0]}' for model '{model.name}'")
         resp["outputs"] = [o for o in resp["outputs"] if o["name"] in names]
     return resp
+
+
+def handle_infer(model: Model, body: bytes) -> Dict[str, Any]:
+    """Decodes a KServe v2 JSON request, runs it, and returns the response document."""
+    p = parse_infer(model, body)
+    return make_response(model, p.req, model.infer(p.images, p.hyps, p.premises))
 
 
 def make_handler(model: Model) -> type:
@@ -266,6 +299,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--model", default="ofa_entailment")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8010)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]: where the module runs")
     ap.add_argument("--torch-threads", type=int, default=1,
                     help="intra-op threads per forward (default 1: requests run in parallel on their own threads; "
                          "more threads per request oversubscribe the cores once several requests are in flight)")
@@ -278,10 +312,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         torch.set_num_interop_threads(1)
     except RuntimeError:
         pass
-    model = Model(args.model_repository, args.model)
+    model = Model(args.model_repository, args.model, device=args.device)
     srv = serve(model, args.host, args.port)
     print(f"python_baseline_server: {args.model} on http://{args.host}:{srv.server_address[1]} "
-          f"(torch {torch.__version__}, {torch.get_num_threads()} threads)", file=sys.stderr, flush=True)
+          f"(torch {torch.__version__}, {args.device}, {torch.get_num_threads()} threads)", file=sys.stderr, flush=True)
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
     try:

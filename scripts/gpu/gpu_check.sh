@@ -7,7 +7,8 @@
 #   2. runs the shim's C ABI test (ctest) there;
 #   3. runs every Go test binary listed in bin/gpu-tests/manifest.tsv (built beforehand on a machine with
 #      Go by `make gpu-tests`; one "<binary>\t<package dir>" line each) from its package folder with
-#      OFASERVE_TEST_DEVICE=cuda:0, the GPU-built shim and the wheel's libraries first on LD_LIBRARY_PATH;
+#      OFASERVE_TEST_DEVICE=cuda:0, the GPU-built shim and the wheel's libraries first on LD_LIBRARY_PATH,
+#      and OFASERVE_PARITY_SOURCES=bin/gpu-tests/parity-sources (the photos of the parity tests);
 #   4. serve (when bin/ofaserve, built by `make build`, was carried): exports a seeded micro OFA with the
 #      box's Python (--device cuda, or cpu when OFASERVE_TEST_DEVICE=cpu), starts bin/ofaserve on loopback
 #      against the GPU-built shim and the wheel's libraries, waits for /v2/health/ready, sends the
@@ -153,6 +154,11 @@ fi
 # --- Go test binaries ------------------------------------------------------------------------------
 export LD_LIBRARY_PATH="$BUILD:$TORCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export OFASERVE_TEST_DEVICE="$DEVICE" OFASERVE_PYTHON="$PY"
+# The parity tests build their images from photos Debian packages ship; a GPU box has them from the bundle
+# (scripts/gpu/make_bundle.sh), and preprocess/testdata/pil_ref.py reads them there.
+if [ -d "$ROOT/bin/gpu-tests/parity-sources" ] && [ -z "${OFASERVE_PARITY_SOURCES:-}" ]; then
+  export OFASERVE_PARITY_SOURCES="$ROOT/bin/gpu-tests/parity-sources"
+fi
 if [ ! -f "$MANIFEST" ]; then
   fail "go tests" "no $MANIFEST: run 'make gpu-tests' on a machine with Go first"
   MANIFEST=/dev/null # the serve step still runs
@@ -363,7 +369,7 @@ fi
 # --- per-call time on the GPU (informational) ------------------------------------------------------
 if [ "$DRY" = 0 ] && [ -x "$ROOT/bin/gpu-tests/libtorch.test" ] && [ "$(left)" -gt 40 ]; then
   ns=$(cd "$ROOT/libtorch" && timeout 60 "$ROOT/bin/gpu-tests/libtorch.test" -test.run '^$' \
-        -test.bench '^BenchmarkForward$' -test.benchtime 2s 2>/dev/null | awk '/^BenchmarkForward/ {print $3}')
+        -test.bench '^BenchmarkForward$' -test.benchtime 2s 2>/dev/null | awk '/^BenchmarkForward/ {print $3; exit}')
   note "Forward tiny on $DEVICE" "${ns:-?} ns/call"
 fi
 finish

@@ -26,6 +26,8 @@ import (
 var env struct {
 	base     string // http://127.0.0.1:port
 	grpcAddr string
+	metrics  string // http://127.0.0.1:port/metrics
+	logs     *testenv.SyncBuffer
 	cases    []refCase
 	images   map[string][]byte // file name -> bytes
 }
@@ -95,7 +97,7 @@ func setup(m *testing.M) (int, error) {
 	if patched == string(cfg) {
 		return 0, fmt.Errorf("%s: no max_queue_delay_microseconds: 2000 to raise", cfgFile)
 	}
-	if err := os.WriteFile(cfgFile, []byte(patched), 0o644); err != nil {
+	if err := os.WriteFile(cfgFile, []byte(patched+warmupConfig), 0o644); err != nil {
 		return 0, err
 	}
 	casesDir := filepath.Join(tmp, "cases")
@@ -109,6 +111,9 @@ func setup(m *testing.M) (int, error) {
 	}
 	if err := json.Unmarshal(data, &env.cases); err != nil || len(env.cases) < 16 {
 		return 0, fmt.Errorf("cases.json: %v (%d cases, want >= 16)", err, len(env.cases))
+	}
+	if err := writeWarmupFiles(modelDir, filepath.Join(casesDir, env.cases[0].Image)); err != nil {
+		return 0, err
 	}
 	env.images = map[string][]byte{}
 	for _, c := range env.cases {
@@ -128,5 +133,7 @@ func setup(m *testing.M) (int, error) {
 	defer func() { _ = srv.Stop(10 * time.Second) }()
 	env.base = "http://" + srv.HTTP
 	env.grpcAddr = srv.GRPC
+	env.metrics = "http://" + srv.Metrics + "/metrics"
+	env.logs = srv.Logs
 	return m.Run(), nil
 }
