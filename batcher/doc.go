@@ -25,6 +25,12 @@
 // to the Submit that waits for it. With PreserveOrdering every request gets a response slot when it is
 // dequeued, and a response leaves only after every earlier slot's, whatever instance ran it.
 //
+// Observing it (observe.go). A Config.Observer is told about each executed request, once, just before its
+// answer is released: Triton's trace timestamps (request, queue and compute start, compute input end and
+// output start, compute and request end) and the durations Stats adds for it, with the context the request
+// was submitted with. Latency distributions and traces are built from these observations by whoever passes
+// the Observer; the batcher keeps none of them.
+//
 // Stats follow Triton's statistics extension: per-request queue and compute times, executions per batch
 // size, inference and execution counts, failures by reason. Submit's errors are ErrQueueFull and
 // ErrTimeout (HTTP 503 in Triton), ErrStopped, ErrBatchSize, a failed batch's error (wrapped), or the

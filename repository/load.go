@@ -225,6 +225,9 @@ func (r *Repository) loadVersion(ctx context.Context, dir, name string, version 
 		Config: cfg, Signature: sig, GPUs: r.opts.GPUs,
 		Logger: r.log.With("model", name, "version", version),
 	}
+	if r.opts.Observer != nil {
+		spec.Observer = r.opts.Observer(name, version)
+	}
 	start := time.Now()
 	impl, err := r.opts.Loaders[Kind(cfg)](ctx, spec)
 	if err != nil {

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/ofaserve/ofaserve/backend"
+	"github.com/ofaserve/ofaserve/batcher"
 	"github.com/ofaserve/ofaserve/protocol/kserve"
 	"github.com/ofaserve/ofaserve/protocol/modelconfig"
 )
@@ -86,6 +87,11 @@ type Options struct {
 	GPUs int
 	// Logger receives load and unload events; nil discards them.
 	Logger *slog.Logger
+	// Observer, if not nil, gives each model version it loads the batcher
+	// observer that model's kind passes to its batcher
+	// (backend.LoadSpec.Observer): called once per load, so a reloaded
+	// version starts afresh, as its statistics do.
+	Observer func(name string, version int64) batcher.Observer
 }
 
 // IndexEntry is one row of the repository index (docs/triton-batcher-and-kserve-v2.md §2.1).

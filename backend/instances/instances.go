@@ -24,7 +24,7 @@ type Set[P, R any] struct {
 
 // Load applies the config's thread parameters (ApplyThreadParameters), loads file once per instance
 // device of the config (Devices) with opts (its Device is set per instance), lets check inspect the first
-// module (nil: no check), and starts the batcher with exec. On any failure every module loaded so far is
+// module (nil: no check), and starts the batcher with exec and the spec's Observer. On any failure every module loaded so far is
 // closed.
 func Load[P, R any](ctx context.Context, spec backend.LoadSpec, file string, opts libtorch.Options,
 	check func(*libtorch.Module) error, exec batcher.ExecFunc[P, R]) (*Set[P, R], error) {
@@ -53,7 +53,9 @@ func Load[P, R any](ctx context.Context, spec backend.LoadSpec, file string, opt
 			return nil, err
 		}
 	}
-	b, err := batcher.New(backend.BatcherConfig(cfg, len(s.Modules)), exec)
+	bc := backend.BatcherConfig(cfg, len(s.Modules))
+	bc.Observer = spec.Observer
+	b, err := batcher.New(bc, exec)
 	if err != nil {
 		s.closeModules()
 		return nil, err
