@@ -17,7 +17,13 @@ type syncBuf struct {
 }
 
 func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuf) take() string                { s.mu.Lock(); defer s.mu.Unlock(); o := s.b.String(); s.b.Reset(); return o }
+func (s *syncBuf) take() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := s.b.String()
+	s.b.Reset()
+	return o
+}
 
 func ptr[T any](v T) *T { return &v }
 
