@@ -45,6 +45,8 @@ run: setup-run build models
 
 lint:
 	@$(PY) scripts/dev/check_doc_refs.py
+	@long=$$(git ls-files '*.go' | grep -v '\.pb\.go$$' | xargs wc -l | awk '$$2 != "total" && $$1 > 500 {print $$2" ("$$1" lines)"}'); \
+	  if [ -n "$$long" ]; then echo "hand-written Go files over 500 lines: $$long"; exit 1; fi
 	@go mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy: run go mod tidy"; go mod tidy -diff; exit 1; }
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt: $$out"; exit 1; fi
 	go vet ./...

@@ -10,33 +10,59 @@ import (
 // This file is "carrying it": a formed batch, its run on an instance, and the answers going back to the
 // waiting Submit calls, in dequeue order when preserve_ordering is on.
 
-// batch is the work of one instance. Each instance owns one and reuses its slices.
+// batch is one run's work. Each instance owns two and reuses their slices.
 type batch[T, R any] struct {
 	nodes     []*node[T, R]
-	values    []T
+	values    []T // nodes' values, filled as they are taken: a Stage call may read them before the run
 	units     int
+	length    int       // the largest Item.Length
+	oldest    time.Time // queue time of the oldest request
 	key       string
 	saturated bool
-	handed    bool // formed by the dispatcher: may still grow before it starts
+	handed    bool  // formed before its instance was ready to start it: may still grow when it starts
+	stagedN   int   // values staged so far
+	stageErr  error // a failed Stage: the batch fails with it instead of running
+	stopped   bool  // Stop's deadline passed before it started: its requests fail with ErrStopped
 }
 
-// runBatch executes in.batch on instance in and answers its requests.
-func (b *Batcher[T, R]) runBatch(in *instance[T, R]) {
-	bt := &in.batch
-	for _, n := range bt.nodes {
-		bt.values = append(bt.values, n.value)
-	}
+// reset empties bt for its next use (mu held).
+func (bt *batch[T, R]) reset() {
+	clear(bt.nodes)
+	clear(bt.values)
+	*bt = batch[T, R]{nodes: bt.nodes[:0], values: bt.values[:0]}
+}
+
+// runBatch executes bt on instance in and answers its requests. It returns how long the instance was busy
+// with it and whether it ran and succeeded.
+func (b *Batcher[T, R]) runBatch(in *instance[T, R], bt *batch[T, R], slot int) (time.Duration, bool) {
 	b.pending.Add(-int64(len(bt.nodes)))
 	start := b.now()
-	res, timing, err := b.call(in.id, bt.values)
+	var res []R
+	var timing Timing
+	err := bt.stageErr
+	if err == nil && b.stage != nil && bt.stagedN < len(bt.values) && !bt.stopped {
+		err = b.callStage(Run{Instance: in.id, Slot: slot, Staged: bt.stagedN}, bt.values)
+		bt.stagedN = len(bt.values)
+	}
+	switch {
+	case bt.stopped:
+		err = ErrStopped
+	case err == nil:
+		res, timing, err = b.call(Run{Instance: in.id, Slot: slot}, bt.values)
+	}
 	end := b.now()
 	if err == nil && len(res) != len(bt.nodes) {
 		err = fmt.Errorf("batcher: executor returned %d results for a batch of %d requests", len(res), len(bt.nodes))
 	}
-	if err != nil {
+	reason := FailBackend
+	if bt.stopped {
+		reason = FailOther
+	} else if err != nil {
 		err = fmt.Errorf("batcher: batch of %d failed on instance %d: %w", bt.units, in.id, err)
+	}
+	if err != nil {
 		for _, n := range bt.nodes {
-			n.err, n.reason = err, FailBackend
+			n.err, n.reason = err, reason
 		}
 	} else {
 		for i, n := range bt.nodes {
@@ -67,22 +93,32 @@ func (b *Batcher[T, R]) runBatch(in *instance[T, R]) {
 			n.done <- struct{}{}
 		}
 	}
-	clear(bt.nodes)
-	clear(bt.values)
-	bt.nodes, bt.values = bt.nodes[:0], bt.values[:0]
-	bt.units, bt.key, bt.saturated = 0, "", false
+	return end.Sub(start), err == nil
 }
 
 // errPanic marks an executor that panicked; the batch fails with it instead of taking the server down.
 var errPanic = errors.New("executor panicked")
 
-func (b *Batcher[T, R]) call(id int, values []T) (res []R, t Timing, err error) {
+func (b *Batcher[T, R]) call(r Run, values []T) (res []R, t Timing, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			res, err = nil, fmt.Errorf("%w: %v", errPanic, p)
 		}
 	}()
-	return b.exec(b.execCtx, id, values)
+	return b.exec(b.execCtx, r, values)
+}
+
+// callStage runs the executor's Stage step for values[r.Staged:]; a panic fails the batch like an error.
+func (b *Batcher[T, R]) callStage(r Run, values []T) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: %v", errPanic, p)
+		}
+	}()
+	if err := b.stage(b.execCtx, r, values); err != nil {
+		return fmt.Errorf("staging: %w", err)
+	}
+	return nil
 }
 
 // computed is what is known about one executed batch.

@@ -38,6 +38,27 @@ type QueuePolicy struct {
 	MaxQueueSize         int           // requests (not batch units), 0 = unbounded
 }
 
+// Policy decides when a batch that the queue walk has gathered leaves for its instance.
+type Policy int
+
+const (
+	// Triton is the default: preferred sizes and max_queue_delay decide, as in Triton's dynamic batcher.
+	Triton Policy = iota
+	// Adaptive ignores the preferred sizes and lets a batch wait for more requests only when the model's
+	// learned cost and the recent arrivals say the larger batch repays the idle time (see the package doc).
+	Adaptive
+)
+
+func (p Policy) String() string {
+	switch p {
+	case Triton:
+		return "triton"
+	case Adaptive:
+		return "adaptive"
+	}
+	return fmt.Sprintf("Policy(%d)", int(p))
+}
+
 // Config is a model's dynamic_batching block plus the two model-level fields the batcher needs.
 type Config struct {
 	MaxBatchSize         int   // model's max_batch_size (0 -> treated as 1)
@@ -54,6 +75,11 @@ type Config struct {
 	// HoldUntil is a test hook like Triton's TRITONSERVER_DELAY_SCHEDULER: no batch is dispatched until this
 	// many requests are queued at once (0 = off). It holds only once: after the first release it is off.
 	HoldUntil int
+	// Policy is Triton (the default) or Adaptive.
+	Policy Policy
+	// AdaptiveQueueBound is, under the Adaptive policy, the longest a request may be kept waiting in the
+	// queue by the policy's choice; 0 = MaxQueueDelay plus the learned time of one MaxBatchSize batch.
+	AdaptiveQueueBound time.Duration
 }
 
 // Validate checks the configuration the way Triton's model-config validation does, with its messages.
@@ -106,7 +132,22 @@ func (c Config) Validate() error {
 	if c.HoldUntil < 0 {
 		return errors.New("HoldUntil must be non-negative")
 	}
+	if c.Policy != Triton && c.Policy != Adaptive {
+		return fmt.Errorf("unknown batching policy %v", c.Policy)
+	}
+	if c.AdaptiveQueueBound < 0 {
+		return errors.New("adaptive queue bound must be non-negative")
+	}
 	return nil
+}
+
+// prefetch reports whether a batch may be handed to an instance while its previous batch runs. It is Triton's
+// rule for preparing payloads ahead (docs/triton-batcher-and-kserve-v2.md §1.2): only with one queue, no queue
+// timeout and no queue size limit, because a request taken into a batch leaves the queue, and with it the
+// reach of priorities, timeouts and the size limit.
+func (c Config) prefetch() bool {
+	return c.PriorityLevels == 0 && c.DefaultQueuePolicy.DefaultTimeout == 0 &&
+		!c.DefaultQueuePolicy.AllowTimeoutOverride && c.DefaultQueuePolicy.MaxQueueSize == 0
 }
 
 func (p QueuePolicy) validate() error {
@@ -132,6 +173,9 @@ type Item[T any] struct {
 	// "" when the model needs no shape check.
 	ShapeKey string
 	Start    time.Time // request_start set by the frontend; zero -> time of Submit
+	// Length is an optional per-request length L (tokens, say) that the batch's cost grows with; a batch's L
+	// is the largest of its requests'. Only the Adaptive policy's cost model reads it.
+	Length int
 }
 
 // Timing is what an executor reports about one batch (docs/triton-batcher-and-kserve-v2.md §1.11); zero fields -> whole compute counted as infer.
@@ -142,6 +186,33 @@ type Timing struct{ Input, Infer, Output time.Duration }
 // The batch slice is reused after ExecFunc returns: do not keep it. The returned slice is read before the
 // instance's next call, so an executor may reuse it per instance.
 type ExecFunc[T, R any] func(ctx context.Context, instance int, batch []T) ([]R, Timing, error)
+
+// Run names one run of a batch on an instance.
+type Run struct {
+	Instance int // 0..Instances-1
+	// Slot is 0 or 1. Consecutive runs of an instance alternate slots, so the run being staged never shares
+	// its slot with the run executing: an executor keeps one set of staging buffers per (instance, slot).
+	Slot int
+	// Staged, in a Stage call, is how many leading values of the batch earlier Stage calls of this run saw.
+	Staged int
+}
+
+// Executor runs batches in two steps, so that an instance's next batch is prepared while its current one
+// computes (the early hand-off of the package doc). For every run, Stage is called one or more times and
+// then Exec once, unless a Stage call fails:
+//
+//   - Stage prepares batch[r.Staged:] (stack it into host buffers, start its host-to-device copies). A run's
+//     batch may grow between its Stage calls, by appending only; each call sees the batch as it stands.
+//     Stage of run k+1 may run at the same time as Exec of run k on the same instance (never Exec of run
+//     k+1, never another Stage). An error fails the run's batch; Exec is not called for it.
+//   - Exec runs the batch, every value of which has been staged, with ExecFunc's contract.
+//
+// The batch slice is the batcher's: from a run's first Stage call until its Exec returns, values once
+// passed never change (a later call may see more appended); it is reused afterwards.
+type Executor[T, R any] interface {
+	Stage(ctx context.Context, r Run, batch []T) error
+	Exec(ctx context.Context, r Run, batch []T) ([]R, Timing, error)
+}
 
 // Errors a Submit can return (Submit wraps a failed batch's error and a cancelled request's ctx.Err()).
 var (

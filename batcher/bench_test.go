@@ -2,9 +2,11 @@ package batcher
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // BenchmarkSubmit measures the scheduler's cost per request with a no-op model and 16 concurrent
@@ -70,5 +72,26 @@ func benchSubmit(b *testing.B, cfg Config, producers int) {
 	b.ReportMetric(float64(b.N)/float64(max(1, batches.Load())), "req/batch")
 	if err := bt.Stop(ctx); err != nil {
 		b.Fatal(err)
+	}
+}
+
+// BenchmarkClosedLoop compares Triton rules with the Adaptive policy on a simulated device whose batch of
+// b takes t(b) = 20 ms + 2.5 ms·b scaled down 4× (5 ms + 0.625 ms·b, spent sleeping), under 16 closed-loop
+// clients whose next request follows an answer by up to 1 ms (spread as HTTP and preprocessing spread it).
+// One op is one batch after a warm-up of 15. Metrics: samples/s, the mean batch, and efficiency =
+// samples/s ÷ (instances · 16 / t(16)), the device's ideal.
+func BenchmarkClosedLoop(b *testing.B) {
+	for _, inst := range []int{1, 2} {
+		for _, p := range []Policy{Triton, Adaptive} {
+			b.Run(fmt.Sprintf("instances=%d/%v", inst, p), func(b *testing.B) {
+				d := &linearDevice{a: 5 * time.Millisecond, c: 625 * time.Microsecond}
+				cfg := Config{MaxBatchSize: 16, MaxQueueDelay: 500 * time.Microsecond, Instances: inst, Policy: p}
+				r := closedLoop(b, cfg, d, 16, 15, b.N, time.Millisecond, hooks[req]{})
+				ideal := float64(inst) * 16 / d.cost(16).Seconds()
+				b.ReportMetric(r.rate(), "samples/s")
+				b.ReportMetric(r.meanBatch(), "mean_batch")
+				b.ReportMetric(r.rate()/ideal, "efficiency")
+			})
+		}
 	}
 }

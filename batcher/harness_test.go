@@ -24,6 +24,7 @@ type fakeModel struct {
 	gate    chan struct{}   // when non-nil, each batch waits for a token (or ctx)
 	started chan int        // when non-nil, receives each batch's size as it starts
 	fail    error
+	clock   func() time.Time // when non-nil, stamps each batch's start (default time.Now)
 }
 
 type recorded struct {
@@ -35,6 +36,9 @@ type recorded struct {
 
 func (m *fakeModel) exec(ctx context.Context, instance int, batch []req) ([]int, Timing, error) {
 	r := recorded{instance: instance, at: time.Now()}
+	if m.clock != nil {
+		r.at = m.clock()
+	}
 	out := make([]int, len(batch))
 	for i, q := range batch {
 		r.ids = append(r.ids, q.id)
@@ -72,6 +76,17 @@ func (m *fakeModel) sizes() map[int]int {
 		h[b.units]++
 	}
 	return h
+}
+
+// starts returns when each batch started, in order.
+func (m *fakeModel) starts() []time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []time.Time
+	for _, b := range m.batches {
+		out = append(out, b.at)
+	}
+	return out
 }
 
 func (m *fakeModel) compositions() [][]int {
@@ -162,4 +177,28 @@ func settleGoroutines(t *testing.T, base int) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// fakeClock is a clock that moves only when a test sets it.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{t: time.Unix(1_000_000, 0)} }
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// at is the time d after the clock's origin.
+func (c *fakeClock) at(d time.Duration) time.Time { return time.Unix(1_000_000, 0).Add(d) }
+
+// set moves the clock to d after its origin.
+func (c *fakeClock) set(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.at(d)
+	c.mu.Unlock()
 }

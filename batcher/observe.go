@@ -47,8 +47,8 @@ type Observer func(ctx context.Context, t Times)
 
 // observe reports one executed node to the observer, if any; end is its request_end.
 func (b *Batcher[T, R]) observe(n *node[T, R], end time.Time) {
-	if b.cfg.Observer == nil {
-		return
+	if b.cfg.Observer == nil || (n.err != nil && n.reason != FailBackend) {
+		return // a batch stopped before it ran (OTHER) did not execute
 	}
 	inEnd := n.cstart.Add(n.cin)
 	if inEnd.After(n.cend) {

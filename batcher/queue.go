@@ -21,6 +21,7 @@ const (
 type node[T, R any] struct {
 	value    T
 	units    int
+	length   int
 	key      string
 	start    time.Time // request_start
 	queued   time.Time // queue_start
@@ -214,7 +215,7 @@ func (q *queue[T, R]) form(s *shape, p payload, now time.Time, flush bool, gathe
 	g := (*gathered)[:0]
 	defer func() { *gathered = g }()
 	pending, bestUnits, bestN := 0, 0, 0
-	sendNow, saturated := false, false
+	sendNow, saturated, prefHit := false, false, false
 	ref := p.key
 	var oldest time.Time
 walk:
@@ -243,13 +244,18 @@ walk:
 					oldest = r.queued
 				}
 				if p.units+pending < len(s.pref) && s.pref[p.units+pending] {
-					bestUnits, bestN = pending, len(g)
+					bestUnits, bestN, prefHit = pending, len(g), true
 				}
 			}
 		}
 	}
 	exceeded := flush || (s.delay > 0 && now.Sub(oldest) >= s.delay)
 	switch {
+	case p.units > 0 && s.pref[p.units] && !exceeded && !prefHit:
+		// A formed batch at a preferred size grows only to a larger preferred size until the delay passes.
+		// Triton's walk marks the cut before a request that crosses the largest preferred size with the
+		// count gathered so far, which is 0 here and reads as "no cut": it then takes what lies past it.
+		return decision{}
 	case bestUnits != 0 && !exceeded:
 		return decision{n: bestN, units: bestUnits, saturated: saturated || s.delay == 0}
 	case len(g) == 0:

@@ -135,6 +135,12 @@ func TestFormRules(t *testing.T) {
 		{"grow: reaches preferred", p26, payload{units: 2}, sizes(2, 2), []int{4}, 0},
 		{"grow: up to max preferred only", p26, payload{units: 5}, sizes(1, 1), []int{1}, 1},
 		{"grow: shape must match payload", p26, payload{units: 1, key: "a"}, []qreq{{size: 1, key: "b"}}, nil, 1},
+		// A payload at a preferred size leaves as it is unless the delay passed (issue 14, edge defect).
+		{"grow: payload at the largest preferred size leaves as it is", mkShape(8, []int{4}, D), payload{units: 4}, sizes(1), nil, 1},
+		{"grow: payload at a preferred size is not carried past the largest", p26, payload{units: 2}, sizes(5), nil, 5},
+		{"grow: payload at a preferred size is not carried past max batch", mkShape(8, []int{4}, D), payload{units: 4}, sizes(1, 8), nil, 9},
+		{"grow: delay exceeded still grows a preferred payload", mkShape(8, []int{4}, D), payload{units: 4}, []qreq{{size: 1, age: D}}, []int{1}, 0},
+		{"grow: payload not at a preferred size still folds in past the largest", p26, payload{units: 3}, sizes(4), []int{4}, 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -3,32 +3,41 @@ package batcher
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
 // This file is "deciding who runs it": Submit puts requests in the queue, and a batch is formed only when an
-// instance is free to run it. A free instance forms its own next batch as it finishes one; the dispatcher
-// goroutine covers the rest (an instance idle while a batch waits for max_queue_delay, queue deadlines).
+// instance can take it: when it is free, or, where Triton would prefetch, while its previous batch runs. A
+// free instance forms its own next batch as it finishes one; the dispatcher goroutine covers the rest (an
+// instance idle while a batch waits, the staged slot of a running instance, queue deadlines).
 
 // Batcher is one model's dynamic batcher and its instance workers. It is safe for concurrent use.
 type Batcher[T, R any] struct {
-	cfg   Config
-	shape shape
-	exec  ExecFunc[T, R]
-	now   func() time.Time
-	hooks hooks[T]
+	cfg      Config
+	shape    shape // the Triton rules
+	walkAll  shape // the walk of the Adaptive policy: everything compatible, up to max_batch_size
+	prefetch bool  // cfg.prefetch()
+	exec     func(context.Context, Run, []T) ([]R, Timing, error)
+	stage    func(context.Context, Run, []T) error // nil: the executor does not stage
+	now      func() time.Time
+	hooks    hooks[T]
 
 	mu       sync.Mutex
 	q        queue[T, R]
 	gathered []*node[T, R] // scratch for queue.form
-	idle     []*instance[T, R]
-	hold     int       // HoldUntil, until first reached
-	timerAt  time.Time // when the dispatcher's timer fires; zero = not armed
-	stopping bool      // Stop called: no new requests, drain without waiting
-	hardStop bool      // Stop's ctx ended: queued requests failed, nothing new starts
-	running  int       // instances not idle
+	insts    []*instance[T, R]
+	idle     []*instance[T, R] // neither running nor told to start
+	hold     int               // HoldUntil, until first reached
+	timerAt  time.Time         // when the dispatcher's timer fires; zero = not armed
+	stopping bool              // Stop called: no new requests, drain without waiting
+	hardStop bool              // Stop's ctx ended: queued requests failed, nothing new starts
+	running  int               // instances not idle
+	inSystem int               // units submitted and not yet answered
+	cost     costModel         // Adaptive
+	fc       forecast          // Adaptive
 
 	wake     chan struct{} // nudges the dispatcher (one slot)
 	execCtx  context.Context
@@ -42,29 +51,37 @@ type Batcher[T, R any] struct {
 	stats statsRecorder
 }
 
-// instance is one model instance: a goroutine that runs one batch at a time.
-type instance[T, R any] struct {
-	id    int
-	run   chan struct{} // one slot: batch holds work handed over by the dispatcher
-	batch batch[T, R]
-}
-
 // New validates cfg and starts the batcher's goroutines (one dispatcher, one per instance).
 func New[T, R any](cfg Config, exec ExecFunc[T, R]) (*Batcher[T, R], error) {
 	return newBatcher(cfg, exec, hooks[T]{})
 }
 
+// NewStaged is New for an executor that stages each batch before it runs (see Executor): it also starts
+// one stager goroutine per instance.
+func NewStaged[T, R any](cfg Config, e Executor[T, R]) (*Batcher[T, R], error) {
+	if e == nil {
+		return nil, fmt.Errorf("batcher: nil Executor")
+	}
+	return build(cfg, e.Exec, e.Stage, hooks[T]{})
+}
+
 // hooks lets tests observe the batcher from inside.
 type hooks[T any] struct {
-	answered func(T) // called for each executed request just before its answer is released
+	answered func(T)            // called for each executed request just before its answer is released
+	now      func() time.Time   // the batcher's clock (nil = time.Now); its timers run on real time
+	decided  func(waitDecision) // Adaptive: called with each decision the rule makes (mu held)
 }
 
 func newBatcher[T, R any](cfg Config, exec ExecFunc[T, R], h hooks[T]) (*Batcher[T, R], error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("batcher: %w", err)
-	}
 	if exec == nil {
 		return nil, fmt.Errorf("batcher: nil ExecFunc")
+	}
+	return build(cfg, func(ctx context.Context, r Run, v []T) ([]R, Timing, error) { return exec(ctx, r.Instance, v) }, nil, h)
+}
+
+func build[T, R any](cfg Config, exec func(context.Context, Run, []T) ([]R, Timing, error), stage func(context.Context, Run, []T) error, h hooks[T]) (*Batcher[T, R], error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("batcher: %w", err)
 	}
 	maxBatch := max(1, cfg.MaxBatchSize)
 	s := shape{maxBatch: maxBatch, pref: make([]bool, maxBatch+1), delay: cfg.MaxQueueDelay}
@@ -78,11 +95,16 @@ func newBatcher[T, R any](cfg Config, exec ExecFunc[T, R], h hooks[T]) (*Batcher
 			s.pref[maxBatch] = true
 		}
 	}
+	all := shape{maxBatch: maxBatch, maxPref: maxBatch, pref: make([]bool, maxBatch+1)}
+	all.pref[maxBatch] = true
 	b := &Batcher[T, R]{
-		cfg: cfg, shape: s, exec: exec, now: time.Now, hooks: h,
+		cfg: cfg, shape: s, walkAll: all, prefetch: cfg.prefetch(), exec: exec, stage: stage, now: time.Now, hooks: h,
 		hold:     cfg.HoldUntil,
 		wake:     make(chan struct{}, 1),
 		finished: make(chan struct{}),
+	}
+	if h.now != nil {
+		b.now = h.now
 	}
 	b.pool.New = func() any { return &node[T, R]{done: make(chan struct{}, 1), heapIdx: -1} }
 	b.order.on = cfg.PreserveOrdering
@@ -91,9 +113,16 @@ func newBatcher[T, R any](cfg Config, exec ExecFunc[T, R], h hooks[T]) (*Batcher
 	n := max(1, cfg.Instances)
 	for i := 0; i < n; i++ {
 		in := &instance[T, R]{id: i, run: make(chan struct{}, 1)}
+		in.cond.L = &b.mu
+		b.insts = append(b.insts, in)
 		b.idle = append(b.idle, in)
 		b.wg.Add(1)
 		go b.instanceLoop(in)
+		if stage != nil {
+			in.stage = make(chan struct{}, 1)
+			b.wg.Add(1)
+			go b.stageLoop(in)
+		}
 	}
 	go b.dispatch()
 	return b, nil
@@ -138,7 +167,7 @@ func (b *Batcher[T, R]) Submit(ctx context.Context, it Item[T]) (R, error) {
 		return zero, ErrQueueFull
 	}
 	n := b.pool.Get().(*node[T, R])
-	n.value, n.units, n.key, n.start, n.queued, n.lvl = it.Value, units, it.ShapeKey, start, now, lvl
+	n.value, n.units, n.key, n.start, n.queued, n.lvl, n.length = it.Value, units, it.ShapeKey, start, now, lvl, it.Length
 	if b.cfg.Observer != nil {
 		n.ctx = ctx
 	}
@@ -151,8 +180,12 @@ func (b *Batcher[T, R]) Submit(ctx context.Context, it Item[T]) (R, error) {
 	}
 	b.q.push(n)
 	b.pending.Add(1)
-	// Wake the dispatcher when an idle instance might take this request, or its timer must fire sooner.
-	if len(b.idle) > 0 || (!n.deadline.IsZero() && (b.timerAt.IsZero() || n.deadline.Before(b.timerAt))) {
+	b.inSystem += units
+	if b.cfg.Policy == Adaptive {
+		b.fc.arrived(now, units, b.inSystem)
+	}
+	// Wake the dispatcher when an instance might take this request, or its timer must fire sooner.
+	if b.takerLocked() || (!n.deadline.IsZero() && (b.timerAt.IsZero() || n.deadline.Before(b.timerAt))) {
 		b.nudge()
 	}
 	b.mu.Unlock()
@@ -166,6 +199,7 @@ func (b *Batcher[T, R]) Submit(ctx context.Context, it Item[T]) (R, error) {
 	if n.state == stQueued {
 		b.q.remove(n)
 		b.pending.Add(-1)
+		b.inSystem -= n.units
 		b.nudge() // the walk may now reach a different batch
 		b.mu.Unlock()
 		end := b.now()
@@ -219,50 +253,30 @@ func (b *Batcher[T, R]) answer(n *node[T, R], err error, reason FailReason, now 
 	n.state = stFinished
 	n.err = err
 	b.pending.Add(-1)
+	b.inSystem -= n.units
 	b.stats.fail(reason, now.Sub(n.start), now)
 	n.done <- struct{}{}
 }
 
-// formLocked forms the next batch into in.batch if the rules say one leaves now (mu held).
-// It returns false and, when a batch is waiting for max_queue_delay, the time to look again.
-func (b *Batcher[T, R]) formLocked(in *instance[T, R], now time.Time) (bool, time.Time) {
-	if b.hardStop || b.q.count == 0 {
-		return false, time.Time{}
+// takerLocked reports whether an instance could take a batch now: an idle one, or, with prefetch, a running
+// one whose staged slot is free.
+func (b *Batcher[T, R]) takerLocked() bool {
+	if len(b.idle) > 0 {
+		return true
 	}
-	if b.hold > 0 && !b.stopping {
-		if b.q.count < b.hold {
-			return false, time.Time{}
+	if b.prefetch {
+		for _, in := range b.insts {
+			if in.running && !in.staged && !in.starting {
+				return true
+			}
 		}
-		b.hold = 0
 	}
-	d := b.q.form(&b.shape, payload{}, now, b.stopping, &b.gathered)
-	if d.n == 0 {
-		clear(b.gathered)
-		return false, d.wakeAt
-	}
-	b.take(&in.batch, d)
-	return true, time.Time{}
+	return false
 }
 
-// take dequeues the first d.n gathered requests into bt (mu held).
-func (b *Batcher[T, R]) take(bt *batch[T, R], d decision) {
-	g := b.gathered[:d.n]
-	for _, n := range g {
-		b.q.remove(n)
-		n.state = stTaken
-		bt.nodes = append(bt.nodes, n)
-	}
-	if len(g) > 0 && bt.units == 0 {
-		bt.key = g[0].key
-	}
-	bt.units += d.units
-	bt.saturated = d.saturated
-	b.order.reserve(g) // a response slot per request, in dequeue order
-	clear(b.gathered)
-}
-
-// dispatch is the dispatcher goroutine: it hands batches to idle instances, rejects or delays requests whose
-// queue deadline passed (on a timer, so even while every instance is busy), and runs the shutdown.
+// dispatch is the dispatcher goroutine: it starts batches on idle instances, forms the staged batch of running
+// ones (prefetch), rejects or delays requests whose queue deadline passed (on a timer, so even while every
+// instance is busy), and runs the shutdown.
 func (b *Batcher[T, R]) dispatch() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -272,21 +286,47 @@ func (b *Batcher[T, R]) dispatch() {
 		now := b.now()
 		b.q.expire(now, b.expired)
 		var wakeAt time.Time
-		for len(b.idle) > 0 {
-			in := b.idle[len(b.idle)-1]
-			ok, at := b.formLocked(in, now)
-			if !ok {
-				wakeAt = at
-				break
+		soonest := func(t time.Time) {
+			if !t.IsZero() && (wakeAt.IsZero() || t.Before(wakeAt)) {
+				wakeAt = t
 			}
-			b.idle = b.idle[:len(b.idle)-1]
-			b.running++
-			in.batch.handed = true
-			in.run <- struct{}{}
 		}
-		if b.stopping && b.q.count == 0 && b.running == 0 {
-			for _, in := range b.idle {
+		// Idle instances holding a staged batch decide first: while one of them waits, the queue is its to
+		// grow with. Then the others, last idle first; once a walk of the queue found nothing to leave, it
+		// finds the same for the rest.
+		formed := true
+		for pass := 0; pass < 2; pass++ {
+			for i := len(b.idle) - 1; i >= 0; i-- {
+				in := b.idle[i]
+				if in.staged != (pass == 0) || (pass == 1 && !formed) {
+					continue
+				}
+				ok, at := b.readyLocked(in, now, true)
+				if !ok {
+					soonest(at)
+					formed = false
+					continue
+				}
+				b.idle = slices.Delete(b.idle, i, i+1)
+				b.running++
+				in.starting = true
+				in.run <- struct{}{}
+			}
+		}
+		if b.prefetch && formed {
+			soonest(b.prefetchLocked(now))
+		}
+		staged := false
+		for _, in := range b.insts {
+			b.stageAhead(in)
+			staged = staged || in.staged
+		}
+		if b.stopping && b.q.count == 0 && b.running == 0 && !staged {
+			for _, in := range b.insts {
 				close(in.run)
+				if in.stage != nil {
+					close(in.stage)
+				}
 			}
 			b.mu.Unlock()
 			b.wg.Wait()
@@ -294,13 +334,11 @@ func (b *Batcher[T, R]) dispatch() {
 			close(b.finished)
 			return
 		}
-		if d := b.q.nearestDeadline(); !d.IsZero() && (wakeAt.IsZero() || d.Before(wakeAt)) {
-			wakeAt = d
-		}
+		soonest(b.q.nearestDeadline())
 		b.timerAt = wakeAt
 		b.mu.Unlock()
 		if !wakeAt.IsZero() {
-			timer.Reset(time.Until(wakeAt))
+			timer.Reset(wakeAt.Sub(b.now()))
 		}
 		select {
 		case <-b.wake:
@@ -313,46 +351,6 @@ func (b *Batcher[T, R]) dispatch() {
 // expired applies a REJECT timeout (mu held; called by queue.expire).
 func (b *Batcher[T, R]) expired(n *node[T, R]) {
 	b.answer(n, ErrTimeout, FailRejected, b.now())
-}
-
-// instanceLoop runs the batches of one instance. After each batch the instance forms its next one itself
-// when the rules allow, and otherwise goes idle and leaves the waiting to the dispatcher.
-func (b *Batcher[T, R]) instanceLoop(in *instance[T, R]) {
-	defer b.wg.Done()
-	for range in.run {
-		for {
-			if in.batch.handed {
-				b.mu.Lock()
-				b.grow(&in.batch)
-				b.mu.Unlock()
-			}
-			b.runBatch(in)
-			b.mu.Lock()
-			ok, _ := b.formLocked(in, b.now())
-			if !ok {
-				b.running--
-				b.idle = append(b.idle, in)
-				b.nudge()
-				b.mu.Unlock()
-				break
-			}
-			b.mu.Unlock()
-		}
-	}
-}
-
-// grow lets a formed batch that has not started absorb queued requests, unless it is saturated (mu held).
-func (b *Batcher[T, R]) grow(bt *batch[T, R]) {
-	bt.handed = false
-	if bt.saturated || b.q.count == 0 || b.hardStop {
-		return
-	}
-	d := b.q.form(&b.shape, payload{units: bt.units, key: bt.key, saturated: bt.saturated}, b.now(), b.stopping, &b.gathered)
-	if d.n > 0 {
-		b.take(bt, d)
-	} else {
-		clear(b.gathered)
-	}
 }
 
 // Stop stops accepting, then drains queued requests until ctx is done; whatever is still queued then

@@ -22,17 +22,21 @@ type tally struct {
 	ok, units       uint64
 	success, queue  time.Duration
 	cin, cinf, cout time.Duration
-	failed          uint64 // executed but failed (BACKEND)
+	failed          uint64 // taken into a batch but failed: BACKEND, or OTHER for a batch stopped before it ran
+	other           uint64 // of which OTHER
 	failTime        time.Duration
 }
 
 // add counts one executed request answered at end (request_end).
 func (t *tally) add(n interface {
-	times() (start, queued, cstart time.Time, cin, cinf, cout time.Duration, units int, failed bool)
+	times() (start, queued, cstart time.Time, cin, cinf, cout time.Duration, units int, failed FailReason)
 }, end time.Time) {
 	start, queued, cstart, cin, cinf, cout, units, failed := n.times()
-	if failed {
+	if failed != "" {
 		t.failed++
+		if failed == FailOther {
+			t.other++
+		}
 		t.failTime += end.Sub(start)
 		return
 	}
@@ -45,8 +49,11 @@ func (t *tally) add(n interface {
 	t.cout += cout
 }
 
-func (n *node[T, R]) times() (start, queued, cstart time.Time, cin, cinf, cout time.Duration, units int, failed bool) {
-	return n.start, n.queued, n.cstart, n.cin, n.cinf, n.cout, n.units, n.err != nil
+func (n *node[T, R]) times() (start, queued, cstart time.Time, cin, cinf, cout time.Duration, units int, failed FailReason) {
+	if n.err != nil {
+		failed = n.reason
+	}
+	return n.start, n.queued, n.cstart, n.cin, n.cinf, n.cout, n.units, failed
 }
 
 // requests adds a tally of executed requests answered at end.
@@ -72,7 +79,8 @@ func (r *statsRecorder) requests(t *tally, end time.Time) {
 	if t.failed > 0 {
 		s.Fail.Count += t.failed
 		s.Fail.Total += t.failTime
-		s.Failures[FailBackend] += t.failed
+		s.Failures[FailBackend] += t.failed - t.other
+		s.Failures[FailOther] += t.other
 	}
 	r.mu.Unlock()
 }

@@ -38,6 +38,9 @@ func TestValidate(t *testing.T) {
 		{"negative delay", Config{MaxQueueDelay: -1}, "dynamic batching 'max_queue_delay_microseconds' must be non-negative value"},
 		{"negative instances", Config{Instances: -1}, "instance group count must be >= 1"},
 		{"negative hold", Config{HoldUntil: -1}, "HoldUntil must be non-negative"},
+		{"adaptive", Config{MaxBatchSize: 16, Policy: Adaptive, AdaptiveQueueBound: 50 * time.Millisecond}, ""},
+		{"unknown policy", Config{Policy: 2}, "unknown batching policy Policy(2)"},
+		{"negative adaptive bound", Config{Policy: Adaptive, AdaptiveQueueBound: -1}, "adaptive queue bound must be non-negative"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

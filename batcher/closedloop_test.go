@@ -1,0 +1,196 @@
+package batcher
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// linearDevice is a fake accelerator whose batch of b units takes a + b·c, spent in time.Sleep so that it
+// uses no CPU, as a GPU would not.
+type linearDevice struct {
+	a, c time.Duration
+
+	started atomic.Int64
+	mu      sync.Mutex
+	sizes   []int
+}
+
+func (d *linearDevice) cost(units int) time.Duration { return d.a + time.Duration(units)*d.c }
+
+func (d *linearDevice) exec(_ context.Context, _ int, batch []req) ([]int, Timing, error) {
+	units := 0
+	for _, r := range batch {
+		units += max(1, r.size)
+	}
+	d.started.Add(1)
+	time.Sleep(d.cost(units))
+	d.mu.Lock()
+	d.sizes = append(d.sizes, units)
+	d.mu.Unlock()
+	out := make([]int, len(batch))
+	for i, r := range batch {
+		out[i] = r.id
+	}
+	return out, Timing{}, nil
+}
+
+func (d *linearDevice) batches() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.sizes)
+}
+
+// loopResult is what a closed loop measured after its warm-up.
+type loopResult struct {
+	sizes   []int // the measured batches, in order
+	samples int
+	elapsed time.Duration
+}
+
+func (r loopResult) meanBatch() float64 {
+	s := 0
+	for _, x := range r.sizes {
+		s += x
+	}
+	return float64(s) / float64(max(1, len(r.sizes)))
+}
+
+func (r loopResult) rate() float64 { return float64(r.samples) / r.elapsed.Seconds() }
+
+// thinkTime is a client's pause before its next request, spread evenly over [0, think) by a fixed hash of
+// the client and the request (no shared random source, so runs do not depend on the goroutines' order).
+func thinkTime(client, i int, think time.Duration) time.Duration {
+	h := uint64(client)*0x9E3779B97F4A7C15 ^ uint64(i)*0xC2B2AE3D27D4EB4F
+	h ^= h >> 29
+	h *= 0xBF58476D1CE4E5B9
+	h ^= h >> 32
+	return time.Duration(h % uint64(think))
+}
+
+// closedLoop runs clients that each send one bs-1 request at a time, the next think (spread, see thinkTime)
+// after the last is answered, as a client behind HTTP and preprocessing would. They connect in two cohorts, the second once the first one's batch runs (as clients that connect
+// over time do; it is what makes Triton rules alternate two half-size batches). After warm batches it
+// measures until the device has run measure more, and returns those.
+func closedLoop(tb testing.TB, cfg Config, d *linearDevice, clients, warm, measure int, think time.Duration, h hooks[req]) loopResult {
+	tb.Helper()
+	b, err := newBatcher(cfg, d.exec, h)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var done atomic.Bool
+	var served atomic.Int64
+	var wg sync.WaitGroup
+	client := func(id int) {
+		defer wg.Done()
+		for i := 0; !done.Load(); i++ {
+			if think > 0 && i > 0 {
+				time.Sleep(thinkTime(id, i, think))
+			}
+			if _, err := b.Submit(context.Background(), Item[req]{Value: req{id: id<<20 | i, size: 1}, Size: 1}); err != nil {
+				tb.Error(err)
+				return
+			}
+			served.Add(1)
+		}
+	}
+	first := max(1, clients/2)
+	wg.Add(clients)
+	for i := 0; i < first; i++ {
+		go client(i)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for d.started.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Microsecond)
+	}
+	for i := first; i < clients; i++ {
+		go client(i)
+	}
+	wait := func(n int) {
+		for d.batches() < n && time.Now().Before(deadline) {
+			time.Sleep(200 * time.Microsecond)
+		}
+	}
+	wait(warm)
+	bench, _ := tb.(*testing.B)
+	if bench != nil {
+		bench.ResetTimer()
+	}
+	d.mu.Lock()
+	from, s0, t0 := len(d.sizes), served.Load(), time.Now()
+	d.mu.Unlock()
+	wait(from + measure)
+	if bench != nil {
+		bench.StopTimer()
+	}
+	d.mu.Lock()
+	r := loopResult{sizes: append([]int(nil), d.sizes[from:]...), samples: int(served.Load() - s0), elapsed: time.Since(t0)}
+	d.mu.Unlock()
+	done.Store(true)
+	wg.Wait()
+	if err := b.Stop(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	if len(r.sizes) < measure {
+		tb.Fatalf("the device ran %d batches in 30 s, want %d", len(r.sizes), measure)
+	}
+	return r
+}
+
+// Issue 14: 16 closed-loop clients, one instance, t(b) = a + b·c. Triton rules settle into two cohorts that
+// alternate (mean batch 8); the Adaptive policy learns the cost and the cohorts, and merges them.
+func TestAdaptiveClosedLoop(t *testing.T) {
+	cases := []struct {
+		policy   Policy
+		min, max float64 // mean batch
+	}{
+		{Triton, 7, 10},
+		{Adaptive, 14, 16},
+	}
+	for _, c := range cases {
+		t.Run(c.policy.String(), func(t *testing.T) {
+			t.Parallel()
+			d := &linearDevice{a: 20 * ms, c: 2500 * time.Microsecond} // the issue's simulated device
+			r := closedLoop(t, Config{MaxBatchSize: 16, MaxQueueDelay: 2 * ms, Instances: 1, Policy: c.policy}, d, 16, 15, 30, 4*ms, hooks[req]{})
+			if m := r.meanBatch(); m < c.min || m > c.max {
+				t.Fatalf("mean batch %.2f over %v; want in [%v, %v]", m, r.sizes, c.min, c.max)
+			}
+			t.Logf("mean batch %.2f, %.0f samples/s (ideal %.0f)", r.meanBatch(), r.rate(), 16/d.cost(16).Seconds())
+		})
+	}
+}
+
+// A lone client has nobody to wait for: the Adaptive policy never waits, whatever the cost model says.
+func TestAdaptiveLoneClientNeverWaits(t *testing.T) {
+	var waits atomic.Int64
+	h := hooks[req]{decided: func(w waitDecision) {
+		if !w.leave {
+			waits.Add(1)
+		}
+	}}
+	d := &linearDevice{a: 2 * ms, c: ms}
+	r := closedLoop(t, Config{MaxBatchSize: 16, MaxQueueDelay: 2 * ms, Instances: 1, Policy: Adaptive}, d, 1, 5, 30, ms, h)
+	if m := r.meanBatch(); m != 1 || waits.Load() != 0 {
+		t.Fatalf("mean batch %.2f, %d waits; want 1 and none", m, waits.Load())
+	}
+}
+
+// The Adaptive policy reads no preferred sizes and no delay: with no cost model yet, a lone bs 1 leaves at
+// once where Triton rules would hold it for max_queue_delay (the clock here never moves).
+func TestAdaptiveIgnoresPreferredSizes(t *testing.T) {
+	clk := newFakeClock()
+	m := &fakeModel{}
+	cfg := Config{MaxBatchSize: 8, PreferredBatchSizes: []int{4}, MaxQueueDelay: time.Hour, Instances: 1, Policy: Adaptive}
+	b, err := newBatcher(cfg, m.exec, hooks[req]{now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop(context.Background())
+	for i := 0; i < 3; i++ {
+		if o := get(t, submitAsync(context.Background(), b, Item[req]{Value: req{id: i, size: 1}, Size: 1})); o.err != nil || o.res != i*10 {
+			t.Fatalf("request %d: %d %v", i, o.res, o.err)
+		}
+	}
+}
