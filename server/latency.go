@@ -17,20 +17,20 @@ import (
 
 // stage is one latency stage: its summary (Triton's name, µs) and histogram (ofaserve's, ms, named in
 // Triton's style after nv_inference_first_response_histogram_ms).
-type stage struct {
-	summary, histogram, what string
-	of                       func(*batcher.Times) time.Duration
+type stage struct{ summary, histogram, what string }
+
+// stages are in the order of stageDurations.
+var stages = [...]stage{
+	{"nv_inference_request_summary_us", "nv_inference_request_histogram_ms", "end-to-end inference request duration"},
+	{"nv_inference_queue_summary_us", "nv_inference_queue_histogram_ms", "inference queuing duration"},
+	{"nv_inference_compute_input_summary_us", "nv_inference_compute_input_histogram_ms", "compute input duration"},
+	{"nv_inference_compute_infer_summary_us", "nv_inference_compute_infer_histogram_ms", "compute inference duration"},
+	{"nv_inference_compute_output_summary_us", "nv_inference_compute_output_histogram_ms", "compute output duration"},
 }
 
-var stages = [...]stage{
-	{"nv_inference_request_summary_us", "nv_inference_request_histogram_ms", "end-to-end inference request duration", (*batcher.Times).Request},
-	{"nv_inference_queue_summary_us", "nv_inference_queue_histogram_ms", "inference queuing duration", (*batcher.Times).Queue},
-	{"nv_inference_compute_input_summary_us", "nv_inference_compute_input_histogram_ms", "compute input duration",
-		func(t *batcher.Times) time.Duration { return t.ComputeInput }},
-	{"nv_inference_compute_infer_summary_us", "nv_inference_compute_infer_histogram_ms", "compute inference duration",
-		func(t *batcher.Times) time.Duration { return t.ComputeInfer }},
-	{"nv_inference_compute_output_summary_us", "nv_inference_compute_output_histogram_ms", "compute output duration",
-		func(t *batcher.Times) time.Duration { return t.ComputeOutput }},
+// stageDurations are a request's durations per stage, as Stats counts them.
+func stageDurations(t *batcher.Times) [len(stages)]time.Duration {
+	return [...]time.Duration{t.Request(), t.Queue(), t.ComputeInput, t.ComputeInfer, t.ComputeOutput}
 }
 
 // Triton's summaries are prometheus-cpp's: a 60 s sliding window in 5 age buckets.
@@ -76,8 +76,7 @@ func (ml *modelLatency) observe(t *batcher.Times) {
 	if t.Failed {
 		return
 	}
-	for i, st := range stages {
-		d := st.of(t)
+	for i, d := range stageDurations(t) {
 		if s := ml.summaries[i]; s != nil {
 			s.Observe(float64(d / time.Microsecond))
 		}

@@ -1,15 +1,18 @@
 package server
 
 import (
+	"context"
 	"math"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ofaserve/ofaserve/backend"
+	"github.com/ofaserve/ofaserve/batcher"
 )
 
 func metricsServer(t *testing.T, args ...string) (*Server, *batchedRepo) {
@@ -190,4 +193,38 @@ func FuzzParseMetricsConfig(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkObserver is the per-request cost of Server.Observer on the batcher's hot path: Triton's default
+// (counters only: the observer has nothing to feed), and with the five summaries and five histograms on.
+// Compare the two in the same run.
+//
+//	go test -run '^$' -bench Observer -benchmem ./server/
+func BenchmarkObserver(b *testing.B) {
+	now := time.Now()
+	t := batcher.Times{RequestStart: now, QueueStart: now.Add(time.Microsecond), ComputeStart: now.Add(300 * time.Microsecond),
+		ComputeInputEnd: now.Add(400 * time.Microsecond), ComputeOutputStart: now.Add(1400 * time.Microsecond),
+		ComputeEnd: now.Add(1600 * time.Microsecond), RequestEnd: now.Add(1700 * time.Microsecond),
+		ComputeInput: 100 * time.Microsecond, ComputeInfer: time.Millisecond, ComputeOutput: 200 * time.Microsecond, Size: 1, BatchSize: 8}
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{{"counters", nil}, {"summaries+histograms", []string{"summary_latencies=true", "histogram_latencies=true"}}} {
+		b.Run(tc.name, func(b *testing.B) {
+			cfg, err := ParseMetricsConfig(tc.args)
+			if err != nil {
+				b.Fatal(err)
+			}
+			s, err := New(Options{Metrics: &cfg}, &fakeRepo{}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			obs := s.Observer("m", 1)
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				obs(ctx, t)
+			}
+		})
+	}
 }
