@@ -241,3 +241,40 @@ func TestTraceOpenTelemetryPropagation(t *testing.T) {
 		t.Fatalf("%d spans exported, want the 6 of the two propagated requests", n)
 	}
 }
+
+// A /predict request is traced like an infer request, with the TENSORS level's inputs and output.
+func TestTracePredict(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "trace.json")
+	cfg, err := tracing.ParseConfig([]string{"triton,file=" + file, "level=TIMESTAMPS", "level=TENSORS", "rate=1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := tracing.New(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := &batchedRepo{fakeRepo: &fakeRepo{}}
+	s := newTestServer(t, repo, Options{Tracer: tr, Predict: entailForm})
+	repo.add(t, s, entailModel())
+	body, ctype := form(t, "image", "IMG", "hypothesis", "a cat")
+	if r := do(t, s.HTTPHandler(), "POST", "/predict", body, "Content-Type", ctype); r.code != 200 {
+		t.Fatalf("predict %d %s", r.code, r.body)
+	}
+	if err := tr.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	stamps, heads := traceFile(t, file)
+	if len(heads) != 1 {
+		t.Fatalf("%d traces", len(heads))
+	}
+	for _, st := range stamps {
+		wantOrdered(t, st, append(append([]string{tracing.HTTPRecvStart, tracing.HTTPRecvEnd}, batcherStamps...), tracing.HTTPSendStart, tracing.HTTPSendEnd)...)
+	}
+	raw, _ := os.ReadFile(file)
+	for _, want := range []string{`"activity":"TENSOR_QUEUE_INPUT","tensor":{"name":"HYPOTHESIS","data":"a cat","shape":"1,1","dtype":"BYTES"}`,
+		`"activity":"TENSOR_BACKEND_OUTPUT","tensor":{"name":"RESULT","data":"IMG|a cat|"`} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("trace file lacks %s:\n%s", want, raw)
+		}
+	}
+}
