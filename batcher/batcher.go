@@ -248,6 +248,7 @@ const (
 // Stats are a model's cumulative statistics with Triton's semantics (docs/triton-batcher-and-kserve-v2.md §1.11).
 type Stats struct {
 	Success, Fail, Queue, ComputeInput, ComputeInfer, ComputeOutput Duration // per request
+	CacheHit, CacheMiss                                             Duration // the response cache's: the batcher leaves them zero
 	Failures                                                        map[FailReason]uint64
 	InferenceCount                                                  uint64 // sum of batch units of successful requests
 	ExecutionCount                                                  uint64 // batches

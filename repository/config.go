@@ -25,10 +25,12 @@ const ConfigFile = "config.pbtxt"
 // when the config names none (Triton's default for pytorch_libtorch).
 const DefaultModelFilename = "model.pt"
 
-// Platform and backend names of Triton's TorchScript model kind.
+// Platform and backend names of Triton's TorchScript model kind, and the
+// platform of ensembles (whose steps the repository loads first: depend.go).
 const (
 	PlatformLibtorch = "pytorch_libtorch"
 	BackendPytorch   = "pytorch"
+	PlatformEnsemble = "ensemble"
 )
 
 // maxConfigSize bounds how much of a config.pbtxt is read.
@@ -147,14 +149,21 @@ func Normalize(file, modelName string, cfg *modelconfig.ModelConfig, gpuCount in
 	switch {
 	case cfg.Platform == "" && cfg.Backend == "":
 		return bad("platform", "must specify 'platform' or 'backend'")
+	case cfg.Platform == PlatformEnsemble:
+		if err := normalizeEnsemble(cfg, bad); err != nil {
+			return err
+		}
 	case cfg.Platform == PlatformLibtorch && cfg.Backend == "":
 		cfg.Backend = BackendPytorch
 	case cfg.Platform == PlatformLibtorch && cfg.Backend != BackendPytorch:
 		return bad("backend", "backend '%s' does not match platform '%s'", cfg.Backend, cfg.Platform)
 	case cfg.Platform != "" && cfg.Platform != PlatformLibtorch:
-		return bad("platform", "unsupported platform '%s' (only '%s'; other model kinds are named by 'backend')", cfg.Platform, PlatformLibtorch)
+		return bad("platform", "unsupported platform '%s' (only '%s' and '%s'; other model kinds are named by 'backend')", cfg.Platform, PlatformLibtorch, PlatformEnsemble)
 	case cfg.Backend == BackendPytorch && cfg.Platform == "":
 		cfg.Platform = PlatformLibtorch
+	}
+	if cfg.GetEnsembleScheduling() != nil && cfg.Platform != PlatformEnsemble {
+		return bad("ensemble_scheduling", "ensemble scheduling cannot be set for model '%s' whose platform is not %s", cfg.Name, PlatformEnsemble)
 	}
 	if cfg.MaxBatchSize < 0 {
 		return bad("max_batch_size", "'max_batch_size' must be non-negative value")
@@ -190,8 +199,10 @@ func Normalize(file, modelName string, cfg *modelconfig.ModelConfig, gpuCount in
 			return bad(field+".label_filename", "'%s' must be a plain file name", f)
 		}
 	}
-	if err := normalizeInstanceGroups(cfg, gpuCount, bad); err != nil {
-		return err
+	if cfg.Platform != PlatformEnsemble { // an ensemble has no instances of its own
+		if err := normalizeInstanceGroups(cfg, gpuCount, bad); err != nil {
+			return err
+		}
 	}
 	if db := cfg.GetDynamicBatching(); db != nil {
 		if err := normalizeDynamicBatching(cfg, db, bad); err != nil {
@@ -207,6 +218,20 @@ func Normalize(file, modelName string, cfg *modelconfig.ModelConfig, gpuCount in
 }
 
 type badFunc func(field, format string, args ...any) error
+
+// normalizeEnsemble applies Triton's rules for an ensemble's own config
+// (the graph itself is checked by the ensemble kind when it loads).
+func normalizeEnsemble(cfg *modelconfig.ModelConfig, bad badFunc) error {
+	switch {
+	case cfg.Backend != "":
+		return bad("backend", "Ensemble model '%s' must have platform type '%s' and empty backend type", cfg.Name, cfg.Platform)
+	case cfg.GetEnsembleScheduling() == nil:
+		return bad("ensemble_scheduling", "ensemble scheduling must be set for ensemble %s whose platform is %s", cfg.Name, PlatformEnsemble)
+	case len(cfg.InstanceGroup) > 0:
+		return bad("instance_group", "instance group should not be specified for ensemble '%s'", cfg.Name)
+	}
+	return nil
+}
 
 func normalizeVersionPolicy(cfg *modelconfig.ModelConfig, bad badFunc) error {
 	vp := cfg.VersionPolicy

@@ -15,11 +15,24 @@ import (
 	"github.com/ofaserve/ofaserve/protocol/modelconfig"
 )
 
-// load reads, validates and loads the versions of one model, replacing any
-// loaded before. On a config error nothing that was loaded is touched.
+// load loads name (its config replaced by override, if not nil) after the
+// step models it depends on, loading those that have no ready version
+// first (depend.go).
 func (r *Repository) load(ctx context.Context, name string, override *modelconfig.ModelConfig) error {
 	r.opMu.Lock()
 	defer r.opMu.Unlock()
+	overrides := map[string]*modelconfig.ModelConfig{}
+	if override != nil {
+		overrides[name] = override
+	}
+	return r.loadAll(ctx, r.planLoad([]string{name}, overrides, true), overrides)[name]
+}
+
+// loadLocked reads, validates and loads the versions of one model,
+// replacing any loaded before; depErr, if not nil, is why its dependencies
+// keep it from loading. On a config or dependency error nothing that was
+// loaded is touched. Callers hold opMu.
+func (r *Repository) loadLocked(ctx context.Context, name string, override *modelconfig.ModelConfig, depErr error) error {
 	r.mu.RLock()
 	closed := r.closed
 	r.mu.RUnlock()
@@ -39,6 +52,9 @@ func (r *Repository) load(ctx context.Context, name string, override *modelconfi
 	}
 	fp := fingerprint(dir)
 	cfg, versions, err := r.prepare(dir, name, override)
+	if err == nil && depErr != nil {
+		err = depErr
+	}
 	if err != nil {
 		// A model whose config cannot be used is listed as unavailable
 		// (keeping any versions still being served).
@@ -237,6 +253,13 @@ func (r *Repository) loadVersion(ctx context.Context, dir, name string, version 
 		return fail(errors.New("loader returned no model"))
 	}
 	m.impl = impl
+	if cfg.GetResponseCache().GetEnable() {
+		if r.opts.Cache != nil {
+			m.cache, m.load = r.opts.Cache, r.loads.Add(1)
+		} else {
+			r.log.Warn("response_cache is enabled in the config but the server has no response cache (--cache-config): answers are not cached", "model", name, "version", version)
+		}
+	}
 	m.setState(StateReady, "")
 	r.log.Info("model loaded", "model", name, "version", version, "kind", Kind(cfg), "duration", time.Since(start))
 	return m

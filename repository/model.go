@@ -3,10 +3,12 @@ package repository
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/ofaserve/ofaserve/backend"
 	"github.com/ofaserve/ofaserve/batcher"
 	"github.com/ofaserve/ofaserve/protocol/modelconfig"
+	"github.com/ofaserve/ofaserve/repository/cache"
 )
 
 // State is the readiness state of a model version.
@@ -43,6 +45,9 @@ type Model struct {
 	cfg       *modelconfig.ModelConfig
 	sig       backend.Signature
 	impl      backend.Model
+	cache     *cache.Cache // nil: answers are not cached
+	load      uint64       // this load's number, which the cache keys carry
+	cstats    cacheStats
 	closeOnce sync.Once
 	closeErr  error
 
@@ -104,15 +109,43 @@ func (m *Model) Infer(ctx context.Context, req *backend.Request) (*backend.Respo
 	if !m.Ready() || m.impl == nil {
 		return nil, backend.Errorf(backend.CodeUnavailable, "Request for unknown model: '%s' version %d is not at ready state", m.name, m.version)
 	}
+	if m.cache != nil {
+		return m.cached(ctx, req)
+	}
 	return m.impl.Infer(ctx, req)
 }
 
-// Stats returns the version's cumulative statistics.
+// cached answers a validated request through the response cache
+// (cachestats.go counts what it did).
+func (m *Model) cached(ctx context.Context, req *backend.Request) (*backend.Response, error) {
+	start := req.Start
+	lookup := time.Now()
+	if start.IsZero() {
+		start = lookup
+	}
+	key := cache.KeyOf(m.name, m.version, m.load, req, len(m.sig.Outputs))
+	hashed := time.Since(lookup)
+	resp, out, err := m.cache.Do(ctx, key, m.load, func(ctx context.Context) (*backend.Response, error) {
+		return m.impl.Infer(ctx, req)
+	})
+	m.cstats.record(start, lookup, hashed, out, err)
+	if err != nil && !out.Computed {
+		err = backend.SubmitError(err) // gave up waiting for an identical request
+	}
+	return resp, err
+}
+
+// Stats returns the version's cumulative statistics: its model kind's,
+// with the response cache's hits and misses added.
 func (m *Model) Stats() batcher.Stats {
 	if m.impl == nil {
 		return batcher.Stats{}
 	}
-	return m.impl.Stats()
+	st := m.impl.Stats()
+	if m.cache != nil {
+		m.cstats.addTo(&st)
+	}
+	return st
 }
 
 // close unloads the version: UNLOADING while its queue drains, then
@@ -125,6 +158,9 @@ func (m *Model) close(ctx context.Context) error {
 		}
 		m.setState(StateUnloading, "")
 		m.closeErr = m.impl.Close(ctx)
+		if m.cache != nil {
+			m.cache.Drop(m.load)
+		}
 		m.setState(StateUnavailable, "unloaded")
 	})
 	return m.closeErr

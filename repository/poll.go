@@ -82,10 +82,9 @@ func (r *Repository) Poll(ctx context.Context) {
 		}
 		r.opMu.Unlock()
 	}
-	for _, n := range changed {
-		if ctx.Err() != nil {
-			return
-		}
-		_ = r.load(ctx, n, nil) // failures are logged and kept in the index
+	if len(changed) > 0 && ctx.Err() == nil {
+		r.opMu.Lock()
+		_ = r.loadAll(ctx, r.planLoad(changed, nil, false), nil) // failures are logged and kept in the index
+		r.opMu.Unlock()
 	}
 }

@@ -11,10 +11,16 @@
 // start, "explicit" loads only the start-up list and then what Load asks
 // for, "poll" loads everything and rescans the folder periodically.
 //
+// An ensemble (platform "ensemble", the kind in backend/ensemble) depends on
+// the models its steps run: those load first, and an ensemble whose step
+// models cannot serve is not loaded (depend.go says exactly when).
+//
 // The server sees loaded versions as *Model handles. A handle's Infer is
 // where every request is validated (backend.Signature.Validate) before the
-// model kind sees it. Lookup errors carry backend codes and Triton's
-// messages.
+// model kind sees it; a model whose config enables response_cache is then
+// answered through the server's response cache (package cache) when the
+// repository was given one, and its statistics count the hits and misses
+// as Triton's do. Lookup errors carry backend codes and Triton's messages.
 package repository
 
 import (
@@ -22,17 +28,20 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ofaserve/ofaserve/backend"
 	"github.com/ofaserve/ofaserve/batcher"
 	"github.com/ofaserve/ofaserve/protocol/kserve"
 	"github.com/ofaserve/ofaserve/protocol/modelconfig"
+	"github.com/ofaserve/ofaserve/repository/cache"
 )
 
 // ControlMode is tritonserver's --model-control-mode.
@@ -87,6 +96,9 @@ type Options struct {
 	GPUs int
 	// Logger receives load and unload events; nil discards them.
 	Logger *slog.Logger
+	// Cache is the server's response cache, used by the models whose
+	// config enables response_cache; nil: no model's answers are cached.
+	Cache *cache.Cache
 	// Observer, if not nil, gives each model version it loads the batcher
 	// observer that model's kind passes to its batcher
 	// (backend.LoadSpec.Observer): called once per load, so a reloaded
@@ -110,6 +122,8 @@ type Repository struct {
 
 	// opMu serializes load, unload and poll operations.
 	opMu sync.Mutex
+	// loads numbers every version load, for the response cache's keys.
+	loads atomic.Uint64
 
 	mu      sync.RWMutex
 	models  map[string]*entry
@@ -178,10 +192,11 @@ func (r *Repository) Start(ctx context.Context) error {
 		names = all
 	}
 	var errs []error
-	for _, n := range names {
-		if err := r.load(ctx, n, nil); err != nil {
-			errs = append(errs, err)
-		}
+	r.opMu.Lock()
+	failed := r.loadAll(ctx, r.planLoad(names, nil, true), nil)
+	r.opMu.Unlock()
+	for _, n := range slices.Sorted(maps.Keys(failed)) {
+		errs = append(errs, failed[n])
 	}
 	r.mu.Lock()
 	r.started = names

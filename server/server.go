@@ -146,6 +146,9 @@ func New(opts Options, repo Repository, logger *slog.Logger) (*Server, error) {
 	if err := s.reg.Register(&modelCollector{repo: repo, counters: mc.CounterLatencies}); err != nil {
 		return nil, fmt.Errorf("server: register metrics: %w", err)
 	}
+	if err := s.reg.Register(&cacheCollector{repo: repo}); err != nil {
+		return nil, fmt.Errorf("server: register cache metrics: %w", err)
+	}
 	if mc.SummaryLatencies || mc.HistogramLatencies {
 		s.latency = &latencyCollector{cfg: mc, repo: repo, models: map[modelKey]*modelLatency{}}
 		if err := s.reg.Register(s.latency); err != nil {

@@ -106,6 +106,7 @@ func statsJSON(all []modelStats) map[string]any {
 			InferenceStats: inferStatsJSON{
 				Success: dur(st.Success), Fail: dur(st.Fail), Queue: dur(st.Queue),
 				ComputeInput: dur(st.ComputeInput), ComputeInfer: dur(st.ComputeInfer), ComputeOutput: dur(st.ComputeOutput),
+				CacheHit: dur(st.CacheHit), CacheMiss: dur(st.CacheMiss),
 			},
 			ResponseStats: map[string]struct{}{}, BatchStats: []batchStatsJSON{}, MemoryUsage: []struct{}{},
 		}
@@ -137,7 +138,7 @@ func statsPB(all []modelStats) *pb.ModelStatisticsResponse {
 			InferenceStats: &pb.InferStatistics{
 				Success: durPB(st.Success), Fail: durPB(st.Fail), Queue: durPB(st.Queue),
 				ComputeInput: durPB(st.ComputeInput), ComputeInfer: durPB(st.ComputeInfer), ComputeOutput: durPB(st.ComputeOutput),
-				CacheHit: &pb.StatisticDuration{}, CacheMiss: &pb.StatisticDuration{},
+				CacheHit: durPB(st.CacheHit), CacheMiss: durPB(st.CacheMiss),
 			},
 		}
 		for _, b := range batchSizes(st) {

@@ -25,12 +25,14 @@ import (
 	"time"
 
 	"github.com/ofaserve/ofaserve/backend"
+	"github.com/ofaserve/ofaserve/backend/ensemble"
 	torchbackend "github.com/ofaserve/ofaserve/backend/libtorch"
 	"github.com/ofaserve/ofaserve/backend/ofa"
 	"github.com/ofaserve/ofaserve/batcher"
 	"github.com/ofaserve/ofaserve/libtorch"
 	"github.com/ofaserve/ofaserve/logging"
 	"github.com/ofaserve/ofaserve/repository"
+	"github.com/ofaserve/ofaserve/repository/cache"
 	"github.com/ofaserve/ofaserve/server"
 	"github.com/ofaserve/ofaserve/tracing"
 )
@@ -68,6 +70,8 @@ type config struct {
 	modeName       string
 	exitTimeoutSec int
 	torchIntra     int
+	cacheConfig    []string     // --cache-config values
+	cache          cache.Config // parsed
 }
 
 // stringList is a repeatable string flag.
@@ -107,6 +111,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&c.strict, "strict-model-config", true, "require config.pbtxt (false is accepted but configs are still required)")
 	fs.Int64Var(&c.maxInputSize, "http-max-input-size", 64<<20, "largest request body and decoded JSON tensor, in bytes")
 	fs.IntVar(&c.torchIntra, "torch-intra-op-threads", 0, "threads one libtorch op may use, process-wide, set before models load (0: libtorch's default, OMP_NUM_THREADS or the physical cores); takes precedence over models' INTRA_OP_THREAD_COUNT")
+	fs.Var((*stringList)(&c.cacheConfig), "cache-config", "response cache: local,size=BYTES (repeatable, as tritonserver's); models opt in with response_cache { enable: true }")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -121,6 +126,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, fmt.Errorf("--model-control-mode: %w", err)
 	}
 	c.mode = mode
+	if c.cache, err = cache.ParseConfig(c.cacheConfig); err != nil {
+		return nil, err
+	}
 	if len(c.loadModels) > 0 && mode != repository.ModeExplicit {
 		return nil, errors.New("--load-model needs --model-control-mode=explicit")
 	}
@@ -164,13 +172,15 @@ func newLogger(c *config, w io.Writer) (*logging.Control, error) {
 		VerboseLevel: uint32(c.logVerbose), Format: c.logFormat})
 }
 
-// loaders are the model kinds this binary serves. Both run TorchScript
-// through backend/instances, so both honour Triton's INTRA_OP_THREAD_COUNT /
-// INTER_OP_THREAD_COUNT.
-func loaders() map[string]backend.Loader {
+// loaders are the model kinds this binary serves. The two TorchScript kinds
+// run through backend/instances, so both honour Triton's
+// INTRA_OP_THREAD_COUNT / INTER_OP_THREAD_COUNT; ensembles run their steps
+// on the models steps finds.
+func loaders(steps ensemble.Models) map[string]backend.Loader {
 	return map[string]backend.Loader{
 		repository.BackendPytorch: torchbackend.Load,
 		"ofa":                     ofa.Load,
+		ensemble.Platform:         ensemble.NewLoader(steps),
 	}
 }
 
@@ -246,15 +256,24 @@ func run(ctx context.Context, release func(), args []string, logOut io.Writer) e
 	// The server is built before any model loads: each version's batcher
 	// observer (latency metrics, traces) comes from it.
 	var srv *server.Server
+	var respCache *cache.Cache
+	if c.cache.Size > 0 {
+		if respCache, err = cache.New(c.cache.Size); err != nil {
+			return fmt.Errorf("--cache-config: %w", err)
+		}
+		log.Info("response cache", "cache", "local", "size", c.cache.Size)
+	}
+	steps := &stepModels{}
 	repo, err := repository.New(repository.Options{
-		Root: c.repo, Loaders: loaders(), Mode: c.mode,
+		Root: c.repo, Loaders: loaders(steps), Mode: c.mode,
 		PollInterval: time.Duration(c.pollSecs) * time.Second, StartupModels: c.loadModels,
-		GPUs: gpus, Logger: log,
+		GPUs: gpus, Logger: log, Cache: respCache,
 		Observer: func(name string, version int64) batcher.Observer { return srv.Observer(name, version) },
 	})
 	if err != nil {
 		return err
 	}
+	steps.r = repo
 	srv, err = server.New(server.Options{MaxInputSize: c.maxInputSize, GPUMetrics: c.gpuMetrics, Predict: predictForm(),
 		Metrics: &c.metrics, Tracer: tracer, Logging: logCtl}, serverRepository{repo}, log)
 	if err != nil {

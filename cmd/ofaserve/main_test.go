@@ -46,6 +46,12 @@ func TestParseFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if c.cache.Size != 0 {
+		t.Errorf("a response cache without --cache-config: %+v", c.cache)
+	}
+	if c, err := parseFlags([]string{"--model-repository=/m", "--cache-config", "local,size=1048576"}, io.Discard); err != nil || c.cache.Size != 1048576 {
+		t.Errorf("--cache-config local,size=1048576: %+v, %v", c, err)
+	}
 	if c.mode != repository.ModeExplicit || strings.Join(c.loadModels, ",") != "a,b" || c.exitTimeout != 5*time.Second ||
 		c.httpPort != 8000 || c.grpcPort != 8001 || c.metricsPort != 8002 || c.maxInputSize != 64<<20 || c.torchIntra != 0 {
 		t.Errorf("parsed %+v", c)
@@ -67,6 +73,8 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"--model-repository=/m", "--trace-config=level=TIMESTAMPS"}, "triton,file=PATH"},
 		{[]string{"--model-repository=/m", "--trace-config=mode=zipkin"}, "mode must be triton or opentelemetry"},
 		{[]string{"--model-repository=/m", "--log-verbose=-1"}, "--log-verbose must not be negative"},
+		{[]string{"--model-repository=/m", "--cache-config=redis,host=x"}, "cache 'redis' is not available"},
+		{[]string{"--model-repository=/m", "--cache-config=local,size=0"}, "size must be a positive number of bytes"},
 	} {
 		if _, err := parseFlags(tc.args, io.Discard); err == nil || !strings.Contains(err.Error(), tc.msg) {
 			t.Errorf("%v: got %v, want %q", tc.args, err, tc.msg)

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 
+	"github.com/ofaserve/ofaserve/backend/ensemble"
 	"github.com/ofaserve/ofaserve/protocol/modelconfig"
 	"github.com/ofaserve/ofaserve/repository"
 	"github.com/ofaserve/ofaserve/server"
@@ -39,3 +41,19 @@ func (a serverRepository) Unload(ctx context.Context, name string) error {
 }
 
 func (a serverRepository) Ready() bool { return a.r.Ready() }
+
+// stepModels is the model repository as ensembles reach their step models
+// (ensemble.Models). The repository needs the ensemble loader before it
+// exists, so r is set right after repository.New, before any model loads.
+type stepModels struct{ r *repository.Repository }
+
+func (s *stepModels) Model(name string, version int64) (ensemble.Step, error) {
+	if s.r == nil {
+		return nil, errors.New("ofaserve: ensemble step models looked up before the repository exists")
+	}
+	m, err := s.r.Model(name, version)
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}

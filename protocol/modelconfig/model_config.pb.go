@@ -830,6 +830,99 @@ func (x *ModelDynamicBatching) GetPriorityQueuePolicy() map[uint64]*ModelQueuePo
 	return nil
 }
 
+// ModelEnsembling is the data flow of an ensemble (platform "ensemble"):
+// its steps, each a model whose inputs are read from and whose outputs are
+// written to the ensemble's named tensors.
+type ModelEnsembling struct {
+	state         protoimpl.MessageState  `protogen:"open.v1"`
+	Step          []*ModelEnsembling_Step `protobuf:"bytes,1,rep,name=step,proto3" json:"step,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ModelEnsembling) Reset() {
+	*x = ModelEnsembling{}
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ModelEnsembling) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModelEnsembling) ProtoMessage() {}
+
+func (x *ModelEnsembling) ProtoReflect() protoreflect.Message {
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModelEnsembling.ProtoReflect.Descriptor instead.
+func (*ModelEnsembling) Descriptor() ([]byte, []int) {
+	return file_protocol_modelconfig_model_config_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ModelEnsembling) GetStep() []*ModelEnsembling_Step {
+	if x != nil {
+		return x.Step
+	}
+	return nil
+}
+
+// ModelResponseCache turns the response cache on for a model (it also needs
+// the server's --cache-config).
+type ModelResponseCache struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Enable        bool                   `protobuf:"varint,1,opt,name=enable,proto3" json:"enable,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ModelResponseCache) Reset() {
+	*x = ModelResponseCache{}
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ModelResponseCache) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModelResponseCache) ProtoMessage() {}
+
+func (x *ModelResponseCache) ProtoReflect() protoreflect.Message {
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModelResponseCache.ProtoReflect.Descriptor instead.
+func (*ModelResponseCache) Descriptor() ([]byte, []int) {
+	return file_protocol_modelconfig_model_config_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ModelResponseCache) GetEnable() bool {
+	if x != nil {
+		return x.Enable
+	}
+	return false
+}
+
 // ModelParameter is a free-form backend parameter.
 type ModelParameter struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -840,7 +933,7 @@ type ModelParameter struct {
 
 func (x *ModelParameter) Reset() {
 	*x = ModelParameter{}
-	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[7]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -852,7 +945,7 @@ func (x *ModelParameter) String() string {
 func (*ModelParameter) ProtoMessage() {}
 
 func (x *ModelParameter) ProtoReflect() protoreflect.Message {
-	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[7]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -865,7 +958,7 @@ func (x *ModelParameter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelParameter.ProtoReflect.Descriptor instead.
 func (*ModelParameter) Descriptor() ([]byte, []int) {
-	return file_protocol_modelconfig_model_config_proto_rawDescGZIP(), []int{7}
+	return file_protocol_modelconfig_model_config_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ModelParameter) GetStringValue() string {
@@ -879,7 +972,7 @@ func (x *ModelParameter) GetStringValue() string {
 type ModelConfig struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// "pytorch_libtorch" for TorchScript models.
+	// "pytorch_libtorch" for TorchScript models, "ensemble" for ensembles.
 	Platform      string                `protobuf:"bytes,2,opt,name=platform,proto3" json:"platform,omitempty"`
 	VersionPolicy *ModelVersionPolicy   `protobuf:"bytes,3,opt,name=version_policy,json=versionPolicy,proto3" json:"version_policy,omitempty"`
 	MaxBatchSize  int32                 `protobuf:"varint,4,opt,name=max_batch_size,json=maxBatchSize,proto3" json:"max_batch_size,omitempty"`
@@ -891,17 +984,20 @@ type ModelConfig struct {
 	// Types that are valid to be assigned to SchedulingChoice:
 	//
 	//	*ModelConfig_DynamicBatching
+	//	*ModelConfig_EnsembleScheduling
 	SchedulingChoice isModelConfig_SchedulingChoice `protobuf_oneof:"scheduling_choice"`
 	Parameters       map[string]*ModelParameter     `protobuf:"bytes,14,rep,name=parameters,proto3" json:"parameters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// "pytorch" (same as platform pytorch_libtorch) or "ofa".
-	Backend       string `protobuf:"bytes,17,opt,name=backend,proto3" json:"backend,omitempty"`
+	// "pytorch" (same as platform pytorch_libtorch) or "ofa"; empty for an
+	// ensemble.
+	Backend       string              `protobuf:"bytes,17,opt,name=backend,proto3" json:"backend,omitempty"`
+	ResponseCache *ModelResponseCache `protobuf:"bytes,24,opt,name=response_cache,json=responseCache,proto3" json:"response_cache,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ModelConfig) Reset() {
 	*x = ModelConfig{}
-	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[8]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -913,7 +1009,7 @@ func (x *ModelConfig) String() string {
 func (*ModelConfig) ProtoMessage() {}
 
 func (x *ModelConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[8]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -926,7 +1022,7 @@ func (x *ModelConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelConfig.ProtoReflect.Descriptor instead.
 func (*ModelConfig) Descriptor() ([]byte, []int) {
-	return file_protocol_modelconfig_model_config_proto_rawDescGZIP(), []int{8}
+	return file_protocol_modelconfig_model_config_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ModelConfig) GetName() string {
@@ -1001,6 +1097,15 @@ func (x *ModelConfig) GetDynamicBatching() *ModelDynamicBatching {
 	return nil
 }
 
+func (x *ModelConfig) GetEnsembleScheduling() *ModelEnsembling {
+	if x != nil {
+		if x, ok := x.SchedulingChoice.(*ModelConfig_EnsembleScheduling); ok {
+			return x.EnsembleScheduling
+		}
+	}
+	return nil
+}
+
 func (x *ModelConfig) GetParameters() map[string]*ModelParameter {
 	if x != nil {
 		return x.Parameters
@@ -1015,6 +1120,13 @@ func (x *ModelConfig) GetBackend() string {
 	return ""
 }
 
+func (x *ModelConfig) GetResponseCache() *ModelResponseCache {
+	if x != nil {
+		return x.ResponseCache
+	}
+	return nil
+}
+
 type isModelConfig_SchedulingChoice interface {
 	isModelConfig_SchedulingChoice()
 }
@@ -1023,7 +1135,13 @@ type ModelConfig_DynamicBatching struct {
 	DynamicBatching *ModelDynamicBatching `protobuf:"bytes,11,opt,name=dynamic_batching,json=dynamicBatching,proto3,oneof"`
 }
 
+type ModelConfig_EnsembleScheduling struct {
+	EnsembleScheduling *ModelEnsembling `protobuf:"bytes,15,opt,name=ensemble_scheduling,json=ensembleScheduling,proto3,oneof"`
+}
+
 func (*ModelConfig_DynamicBatching) isModelConfig_SchedulingChoice() {}
+
+func (*ModelConfig_EnsembleScheduling) isModelConfig_SchedulingChoice() {}
 
 // Latest serves the num_versions highest versions (default 1).
 type ModelVersionPolicy_Latest struct {
@@ -1035,7 +1153,7 @@ type ModelVersionPolicy_Latest struct {
 
 func (x *ModelVersionPolicy_Latest) Reset() {
 	*x = ModelVersionPolicy_Latest{}
-	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[9]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1047,7 +1165,7 @@ func (x *ModelVersionPolicy_Latest) String() string {
 func (*ModelVersionPolicy_Latest) ProtoMessage() {}
 
 func (x *ModelVersionPolicy_Latest) ProtoReflect() protoreflect.Message {
-	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[9]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1079,7 +1197,7 @@ type ModelVersionPolicy_All struct {
 
 func (x *ModelVersionPolicy_All) Reset() {
 	*x = ModelVersionPolicy_All{}
-	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[10]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1091,7 +1209,7 @@ func (x *ModelVersionPolicy_All) String() string {
 func (*ModelVersionPolicy_All) ProtoMessage() {}
 
 func (x *ModelVersionPolicy_All) ProtoReflect() protoreflect.Message {
-	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[10]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1117,7 +1235,7 @@ type ModelVersionPolicy_Specific struct {
 
 func (x *ModelVersionPolicy_Specific) Reset() {
 	*x = ModelVersionPolicy_Specific{}
-	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[11]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1129,7 +1247,7 @@ func (x *ModelVersionPolicy_Specific) String() string {
 func (*ModelVersionPolicy_Specific) ProtoMessage() {}
 
 func (x *ModelVersionPolicy_Specific) ProtoReflect() protoreflect.Message {
-	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[11]
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1148,6 +1266,78 @@ func (*ModelVersionPolicy_Specific) Descriptor() ([]byte, []int) {
 func (x *ModelVersionPolicy_Specific) GetVersions() []int64 {
 	if x != nil {
 		return x.Versions
+	}
+	return nil
+}
+
+// Step is one model of the ensemble.
+type ModelEnsembling_Step struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ModelName string                 `protobuf:"bytes,1,opt,name=model_name,json=modelName,proto3" json:"model_name,omitempty"`
+	// The version to run; -1 (or 0) runs the latest ready version.
+	ModelVersion int64 `protobuf:"varint,2,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
+	// Step model input name -> ensemble tensor name.
+	InputMap map[string]string `protobuf:"bytes,3,rep,name=input_map,json=inputMap,proto3" json:"input_map,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Step model output name -> ensemble tensor name.
+	OutputMap     map[string]string `protobuf:"bytes,4,rep,name=output_map,json=outputMap,proto3" json:"output_map,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ModelEnsembling_Step) Reset() {
+	*x = ModelEnsembling_Step{}
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ModelEnsembling_Step) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModelEnsembling_Step) ProtoMessage() {}
+
+func (x *ModelEnsembling_Step) ProtoReflect() protoreflect.Message {
+	mi := &file_protocol_modelconfig_model_config_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModelEnsembling_Step.ProtoReflect.Descriptor instead.
+func (*ModelEnsembling_Step) Descriptor() ([]byte, []int) {
+	return file_protocol_modelconfig_model_config_proto_rawDescGZIP(), []int{7, 0}
+}
+
+func (x *ModelEnsembling_Step) GetModelName() string {
+	if x != nil {
+		return x.ModelName
+	}
+	return ""
+}
+
+func (x *ModelEnsembling_Step) GetModelVersion() int64 {
+	if x != nil {
+		return x.ModelVersion
+	}
+	return 0
+}
+
+func (x *ModelEnsembling_Step) GetInputMap() map[string]string {
+	if x != nil {
+		return x.InputMap
+	}
+	return nil
+}
+
+func (x *ModelEnsembling_Step) GetOutputMap() map[string]string {
+	if x != nil {
+		return x.OutputMap
 	}
 	return nil
 }
@@ -1218,9 +1408,26 @@ const file_protocol_modelconfig_model_config_proto_rawDesc = "" +
 	"\x15priority_queue_policy\x18\a \x03(\v28.inference.ModelDynamicBatching.PriorityQueuePolicyEntryR\x13priorityQueuePolicy\x1ac\n" +
 	"\x18PriorityQueuePolicyEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\x04R\x03key\x121\n" +
-	"\x05value\x18\x02 \x01(\v2\x1b.inference.ModelQueuePolicyR\x05value:\x028\x01\"3\n" +
+	"\x05value\x18\x02 \x01(\v2\x1b.inference.ModelQueuePolicyR\x05value:\x028\x01\"\xa9\x03\n" +
+	"\x0fModelEnsembling\x123\n" +
+	"\x04step\x18\x01 \x03(\v2\x1f.inference.ModelEnsembling.StepR\x04step\x1a\xe0\x02\n" +
+	"\x04Step\x12\x1d\n" +
+	"\n" +
+	"model_name\x18\x01 \x01(\tR\tmodelName\x12#\n" +
+	"\rmodel_version\x18\x02 \x01(\x03R\fmodelVersion\x12J\n" +
+	"\tinput_map\x18\x03 \x03(\v2-.inference.ModelEnsembling.Step.InputMapEntryR\binputMap\x12M\n" +
+	"\n" +
+	"output_map\x18\x04 \x03(\v2..inference.ModelEnsembling.Step.OutputMapEntryR\toutputMap\x1a;\n" +
+	"\rInputMapEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a<\n" +
+	"\x0eOutputMapEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\",\n" +
+	"\x12ModelResponseCache\x12\x16\n" +
+	"\x06enable\x18\x01 \x01(\bR\x06enable\"3\n" +
 	"\x0eModelParameter\x12!\n" +
-	"\fstring_value\x18\x01 \x01(\tR\vstringValue\"\xa1\x05\n" +
+	"\fstring_value\x18\x01 \x01(\tR\vstringValue\"\xb6\x06\n" +
 	"\vModelConfig\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bplatform\x18\x02 \x01(\tR\bplatform\x12D\n" +
@@ -1230,11 +1437,13 @@ const file_protocol_modelconfig_model_config_proto_rawDesc = "" +
 	"\x06output\x18\x06 \x03(\v2\x16.inference.ModelOutputR\x06output\x12D\n" +
 	"\x0einstance_group\x18\a \x03(\v2\x1d.inference.ModelInstanceGroupR\rinstanceGroup\x124\n" +
 	"\x16default_model_filename\x18\b \x01(\tR\x14defaultModelFilename\x12L\n" +
-	"\x10dynamic_batching\x18\v \x01(\v2\x1f.inference.ModelDynamicBatchingH\x00R\x0fdynamicBatching\x12F\n" +
+	"\x10dynamic_batching\x18\v \x01(\v2\x1f.inference.ModelDynamicBatchingH\x00R\x0fdynamicBatching\x12M\n" +
+	"\x13ensemble_scheduling\x18\x0f \x01(\v2\x1a.inference.ModelEnsemblingH\x00R\x12ensembleScheduling\x12F\n" +
 	"\n" +
 	"parameters\x18\x0e \x03(\v2&.inference.ModelConfig.ParametersEntryR\n" +
 	"parameters\x12\x18\n" +
-	"\abackend\x18\x11 \x01(\tR\abackend\x1aX\n" +
+	"\abackend\x18\x11 \x01(\tR\abackend\x12D\n" +
+	"\x0eresponse_cache\x18\x18 \x01(\v2\x1d.inference.ModelResponseCacheR\rresponseCache\x1aX\n" +
 	"\x0fParametersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12/\n" +
 	"\x05value\x18\x02 \x01(\v2\x19.inference.ModelParameterR\x05value:\x028\x01B\x13\n" +
@@ -1274,7 +1483,7 @@ func file_protocol_modelconfig_model_config_proto_rawDescGZIP() []byte {
 }
 
 var file_protocol_modelconfig_model_config_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_protocol_modelconfig_model_config_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_protocol_modelconfig_model_config_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_protocol_modelconfig_model_config_proto_goTypes = []any{
 	(DataType)(0),                       // 0: inference.DataType
 	(ModelInstanceGroup_Kind)(0),        // 1: inference.ModelInstanceGroup.Kind
@@ -1287,13 +1496,18 @@ var file_protocol_modelconfig_model_config_proto_goTypes = []any{
 	(*ModelVersionPolicy)(nil),          // 8: inference.ModelVersionPolicy
 	(*ModelQueuePolicy)(nil),            // 9: inference.ModelQueuePolicy
 	(*ModelDynamicBatching)(nil),        // 10: inference.ModelDynamicBatching
-	(*ModelParameter)(nil),              // 11: inference.ModelParameter
-	(*ModelConfig)(nil),                 // 12: inference.ModelConfig
-	(*ModelVersionPolicy_Latest)(nil),   // 13: inference.ModelVersionPolicy.Latest
-	(*ModelVersionPolicy_All)(nil),      // 14: inference.ModelVersionPolicy.All
-	(*ModelVersionPolicy_Specific)(nil), // 15: inference.ModelVersionPolicy.Specific
-	nil,                                 // 16: inference.ModelDynamicBatching.PriorityQueuePolicyEntry
-	nil,                                 // 17: inference.ModelConfig.ParametersEntry
+	(*ModelEnsembling)(nil),             // 11: inference.ModelEnsembling
+	(*ModelResponseCache)(nil),          // 12: inference.ModelResponseCache
+	(*ModelParameter)(nil),              // 13: inference.ModelParameter
+	(*ModelConfig)(nil),                 // 14: inference.ModelConfig
+	(*ModelVersionPolicy_Latest)(nil),   // 15: inference.ModelVersionPolicy.Latest
+	(*ModelVersionPolicy_All)(nil),      // 16: inference.ModelVersionPolicy.All
+	(*ModelVersionPolicy_Specific)(nil), // 17: inference.ModelVersionPolicy.Specific
+	nil,                                 // 18: inference.ModelDynamicBatching.PriorityQueuePolicyEntry
+	(*ModelEnsembling_Step)(nil),        // 19: inference.ModelEnsembling.Step
+	nil,                                 // 20: inference.ModelEnsembling.Step.InputMapEntry
+	nil,                                 // 21: inference.ModelEnsembling.Step.OutputMapEntry
+	nil,                                 // 22: inference.ModelConfig.ParametersEntry
 }
 var file_protocol_modelconfig_model_config_proto_depIdxs = []int32{
 	1,  // 0: inference.ModelInstanceGroup.kind:type_name -> inference.ModelInstanceGroup.Kind
@@ -1302,25 +1516,30 @@ var file_protocol_modelconfig_model_config_proto_depIdxs = []int32{
 	5,  // 3: inference.ModelInput.reshape:type_name -> inference.ModelTensorReshape
 	0,  // 4: inference.ModelOutput.data_type:type_name -> inference.DataType
 	5,  // 5: inference.ModelOutput.reshape:type_name -> inference.ModelTensorReshape
-	13, // 6: inference.ModelVersionPolicy.latest:type_name -> inference.ModelVersionPolicy.Latest
-	14, // 7: inference.ModelVersionPolicy.all:type_name -> inference.ModelVersionPolicy.All
-	15, // 8: inference.ModelVersionPolicy.specific:type_name -> inference.ModelVersionPolicy.Specific
+	15, // 6: inference.ModelVersionPolicy.latest:type_name -> inference.ModelVersionPolicy.Latest
+	16, // 7: inference.ModelVersionPolicy.all:type_name -> inference.ModelVersionPolicy.All
+	17, // 8: inference.ModelVersionPolicy.specific:type_name -> inference.ModelVersionPolicy.Specific
 	3,  // 9: inference.ModelQueuePolicy.timeout_action:type_name -> inference.ModelQueuePolicy.TimeoutAction
 	9,  // 10: inference.ModelDynamicBatching.default_queue_policy:type_name -> inference.ModelQueuePolicy
-	16, // 11: inference.ModelDynamicBatching.priority_queue_policy:type_name -> inference.ModelDynamicBatching.PriorityQueuePolicyEntry
-	8,  // 12: inference.ModelConfig.version_policy:type_name -> inference.ModelVersionPolicy
-	6,  // 13: inference.ModelConfig.input:type_name -> inference.ModelInput
-	7,  // 14: inference.ModelConfig.output:type_name -> inference.ModelOutput
-	4,  // 15: inference.ModelConfig.instance_group:type_name -> inference.ModelInstanceGroup
-	10, // 16: inference.ModelConfig.dynamic_batching:type_name -> inference.ModelDynamicBatching
-	17, // 17: inference.ModelConfig.parameters:type_name -> inference.ModelConfig.ParametersEntry
-	9,  // 18: inference.ModelDynamicBatching.PriorityQueuePolicyEntry.value:type_name -> inference.ModelQueuePolicy
-	11, // 19: inference.ModelConfig.ParametersEntry.value:type_name -> inference.ModelParameter
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	18, // 11: inference.ModelDynamicBatching.priority_queue_policy:type_name -> inference.ModelDynamicBatching.PriorityQueuePolicyEntry
+	19, // 12: inference.ModelEnsembling.step:type_name -> inference.ModelEnsembling.Step
+	8,  // 13: inference.ModelConfig.version_policy:type_name -> inference.ModelVersionPolicy
+	6,  // 14: inference.ModelConfig.input:type_name -> inference.ModelInput
+	7,  // 15: inference.ModelConfig.output:type_name -> inference.ModelOutput
+	4,  // 16: inference.ModelConfig.instance_group:type_name -> inference.ModelInstanceGroup
+	10, // 17: inference.ModelConfig.dynamic_batching:type_name -> inference.ModelDynamicBatching
+	11, // 18: inference.ModelConfig.ensemble_scheduling:type_name -> inference.ModelEnsembling
+	22, // 19: inference.ModelConfig.parameters:type_name -> inference.ModelConfig.ParametersEntry
+	12, // 20: inference.ModelConfig.response_cache:type_name -> inference.ModelResponseCache
+	9,  // 21: inference.ModelDynamicBatching.PriorityQueuePolicyEntry.value:type_name -> inference.ModelQueuePolicy
+	20, // 22: inference.ModelEnsembling.Step.input_map:type_name -> inference.ModelEnsembling.Step.InputMapEntry
+	21, // 23: inference.ModelEnsembling.Step.output_map:type_name -> inference.ModelEnsembling.Step.OutputMapEntry
+	13, // 24: inference.ModelConfig.ParametersEntry.value:type_name -> inference.ModelParameter
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_protocol_modelconfig_model_config_proto_init() }
@@ -1333,8 +1552,9 @@ func file_protocol_modelconfig_model_config_proto_init() {
 		(*ModelVersionPolicy_All_)(nil),
 		(*ModelVersionPolicy_Specific_)(nil),
 	}
-	file_protocol_modelconfig_model_config_proto_msgTypes[8].OneofWrappers = []any{
+	file_protocol_modelconfig_model_config_proto_msgTypes[10].OneofWrappers = []any{
 		(*ModelConfig_DynamicBatching)(nil),
+		(*ModelConfig_EnsembleScheduling)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1342,7 +1562,7 @@ func file_protocol_modelconfig_model_config_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_protocol_modelconfig_model_config_proto_rawDesc), len(file_protocol_modelconfig_model_config_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   14,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
