@@ -74,9 +74,12 @@ test-py:
 	@set -o pipefail; $(PY) -m pytest -q -rs scripts | tee build/pytest.log
 	@printf 'pytest: %s\n' "$$(tail -n1 build/pytest.log | sed 's/^=* *//; s/ *=*$$//')" >> $(COUNTS)
 
-# The decoders of outside bytes (the KServe codec, --cache-config), fuzzed briefly (FUZZTIME=5m for a longer run by hand).
+# The decoders of outside bytes, fuzzed briefly (FUZZTIME=5m for a longer run by hand): the KServe codec,
+# --cache-config, the trace and logging setting bodies, traceparent, and the --trace-config / --metrics-config values.
 FUZZTIME ?= 10s
-FUZZ_TARGETS ?= FuzzDecodeJSONInfer:./protocol/kserve/ FuzzBinaryFraming:./protocol/kserve/ FuzzParseConfig:./repository/cache/
+FUZZ_TARGETS ?= FuzzDecodeJSONInfer:./protocol/kserve/ FuzzBinaryFraming:./protocol/kserve/ FuzzParseConfig:./repository/cache/ \
+	FuzzDecodeSettings:./protocol/kserve/ FuzzParseUpdate:./tracing/ FuzzRemoteParent:./tracing/ FuzzParseConfig:./tracing/ \
+	FuzzParseUpdate:./logging/ FuzzParseMetricsConfig:./server/
 test-fuzz:
 	@for t in $(FUZZ_TARGETS); do go test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) "$${t#*:}" || exit 1; done
 	@echo "fuzz: $(words $(FUZZ_TARGETS)) targets fuzzed for $(FUZZTIME) each, no failure" >> $(COUNTS)

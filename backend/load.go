@@ -28,6 +28,10 @@ type LoadSpec struct {
 	// GPUs is the number of usable GPUs.
 	GPUs   int
 	Logger *slog.Logger
+	// Observer, if not nil, is the batcher observer of this model version
+	// (per-request timings for latency metrics and traces); a kind that
+	// batches passes it to its batcher (instances.Load does).
+	Observer batcher.Observer
 }
 
 // Loader loads one model version; it is how a model kind plugs into the

@@ -72,7 +72,7 @@ func (b *Batcher[T, R]) runBatch(in *instance[T, R], bt *batch[T, R], slot int) 
 	c := computed{start: start, end: end, timing: timing}
 	cin, cinf, cout := c.split()
 	for _, n := range bt.nodes {
-		n.cstart, n.cin, n.cinf, n.cout = start, cin, cinf, cout
+		n.cstart, n.cend, n.cin, n.cinf, n.cout, n.batchUnits = start, end, cin, cinf, cout, bt.units
 	}
 	if err == nil {
 		b.stats.batch(bt.units, cin, cinf, cout)
@@ -86,6 +86,7 @@ func (b *Batcher[T, R]) runBatch(in *instance[T, R], bt *batch[T, R], slot int) 
 		}
 		b.stats.requests(&t, end) // before the answers: a caller that got its answer sees it counted
 		for _, n := range bt.nodes {
+			b.observe(n, end)
 			if b.hooks.answered != nil {
 				b.hooks.answered(n.value)
 			}
@@ -169,6 +170,7 @@ func (o *ordering[T, R]) complete(nodes []*node[T, R], b *Batcher[T, R]) {
 	}
 	b.stats.requests(&t, now) // before the answers: a caller that got its answer sees it counted
 	for i := start; i < o.head; i++ {
+		b.observe(o.slots[i], now)
 		if b.hooks.answered != nil {
 			b.hooks.answered(o.slots[i].value)
 		}

@@ -70,6 +70,8 @@ type Config struct {
 	DefaultQueuePolicy   QueuePolicy
 	PriorityQueuePolicy  map[uint64]QueuePolicy
 	Instances            int // instance_group count, >=1 (0 is read as 1)
+	// Observer, if not nil, is told about every executed request (see Observer).
+	Observer Observer
 	// HoldUntil is a test hook like Triton's TRITONSERVER_DELAY_SCHEDULER: no batch is dispatched until this
 	// many requests are queued at once (0 = off). It holds only once: after the first release it is off.
 	HoldUntil int

@@ -33,6 +33,12 @@
 // to the Submit that waits for it. With PreserveOrdering every request gets a response slot when it is
 // dequeued, and a response leaves only after every earlier slot's, whatever instance ran it.
 //
+// Observing it (observe.go). A Config.Observer is told about each executed request, once, just before its
+// answer is released: Triton's trace timestamps (request, queue and compute start, compute input end and
+// output start, compute and request end) and the durations Stats adds for it, with the context the request
+// was submitted with. Latency distributions and traces are built from these observations by whoever passes
+// the Observer; the batcher keeps none of them.
+//
 // The Adaptive policy (adaptive.go; Config.Policy, off by default). Triton's rules decide when a batch
 // leaves from fixed numbers: a preferred size, a delay. Under a closed loop of clients that is wasteful:
 // 16 clients against one instance settle into two cohorts of 8 that alternate, each batch paying the

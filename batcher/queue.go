@@ -1,6 +1,7 @@
 package batcher
 
 import (
+	"context"
 	"slices"
 	"time"
 )
@@ -40,8 +41,11 @@ type node[T, R any] struct {
 	reason FailReason // for stats when err != nil
 
 	// The batch's compute timestamps, recorded per request (docs/triton-batcher-and-kserve-v2.md §1.11).
-	cstart          time.Time
+	cstart, cend    time.Time
 	cin, cinf, cout time.Duration
+	batchUnits      int
+
+	ctx context.Context // Submit's, for the Observer
 }
 
 // list is an intrusive FIFO of nodes.

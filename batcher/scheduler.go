@@ -168,6 +168,9 @@ func (b *Batcher[T, R]) Submit(ctx context.Context, it Item[T]) (R, error) {
 	}
 	n := b.pool.Get().(*node[T, R])
 	n.value, n.units, n.key, n.start, n.queued, n.lvl, n.length = it.Value, units, it.ShapeKey, start, now, lvl, it.Length
+	if b.cfg.Observer != nil {
+		n.ctx = ctx
+	}
 	n.deadline = time.Time{}
 	if t := lvl.policy.DefaultTimeout; t > 0 {
 		if lvl.policy.AllowTimeoutOverride && it.Timeout > 0 && it.Timeout < t {
@@ -224,7 +227,7 @@ func (b *Batcher[T, R]) collect(n *node[T, R]) (R, error) {
 func (b *Batcher[T, R]) release(n *node[T, R]) {
 	var zt T
 	var zr R
-	n.value, n.res, n.err, n.lvl, n.key, n.ready, n.reason = zt, zr, nil, nil, "", false, ""
+	n.value, n.res, n.err, n.lvl, n.key, n.ready, n.reason, n.ctx = zt, zr, nil, nil, "", false, "", nil
 	n.heapIdx, n.state = -1, 0
 	b.pool.Put(n)
 }

@@ -241,6 +241,9 @@ func (r *Repository) loadVersion(ctx context.Context, dir, name string, version 
 		Config: cfg, Signature: sig, GPUs: r.opts.GPUs,
 		Logger: r.log.With("model", name, "version", version),
 	}
+	if r.opts.Observer != nil {
+		spec.Observer = r.opts.Observer(name, version)
+	}
 	// The warm-up samples are read before the load, so a bad one costs no load.
 	samples, err := warmupSamples(dir, cfg, sig)
 	if err != nil {

@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/ofaserve/ofaserve/backend"
+	"github.com/ofaserve/ofaserve/batcher"
 	"github.com/ofaserve/ofaserve/protocol/kserve"
 	"github.com/ofaserve/ofaserve/protocol/modelconfig"
 	"github.com/ofaserve/ofaserve/repository/cache"
@@ -98,6 +99,11 @@ type Options struct {
 	// Cache is the server's response cache, used by the models whose
 	// config enables response_cache; nil: no model's answers are cached.
 	Cache *cache.Cache
+	// Observer, if not nil, gives each model version it loads the batcher
+	// observer that model's kind passes to its batcher
+	// (backend.LoadSpec.Observer): called once per load, so a reloaded
+	// version starts afresh, as its statistics do.
+	Observer func(name string, version int64) batcher.Observer
 }
 
 // IndexEntry is one row of the repository index (docs/triton-batcher-and-kserve-v2.md §2.1).

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
@@ -19,6 +20,7 @@ import (
 	pb "github.com/ofaserve/ofaserve/protocol/inferencepb"
 	"github.com/ofaserve/ofaserve/protocol/kserve"
 	"github.com/ofaserve/ofaserve/protocol/modelconfig"
+	"github.com/ofaserve/ofaserve/tracing"
 )
 
 // maxGRPCMessage is Triton's gRPC message limit in both directions.
@@ -103,7 +105,7 @@ func (g *grpcService) ModelReady(_ context.Context, r *pb.ModelReadyRequest) (*p
 }
 
 func (g *grpcService) ServerMetadata(context.Context, *pb.ServerMetadataRequest) (*pb.ServerMetadataResponse, error) {
-	return &pb.ServerMetadataResponse{Name: g.s.opts.Name, Version: g.s.opts.Version, Extensions: extensions}, nil
+	return &pb.ServerMetadataResponse{Name: g.s.opts.Name, Version: g.s.opts.Version, Extensions: g.s.extensions()}, nil
 }
 
 func (g *grpcService) ModelMetadata(_ context.Context, r *pb.ModelMetadataRequest) (*pb.ModelMetadataResponse, error) {
@@ -224,14 +226,6 @@ func (g *grpcService) CudaSharedMemoryUnregister(context.Context, *pb.CudaShared
 	return nil, status.Error(codes.Unimplemented, noShm)
 }
 
-func (g *grpcService) TraceSetting(context.Context, *pb.TraceSettingRequest) (*pb.TraceSettingResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "the trace extension is not supported by this server")
-}
-
-func (g *grpcService) LogSettings(context.Context, *pb.LogSettingsRequest) (*pb.LogSettingsResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "the logging extension is not supported by this server")
-}
-
 func (g *grpcService) ModelInfer(ctx context.Context, r *pb.ModelInferRequest) (*pb.ModelInferResponse, error) {
 	resp, err := g.infer(ctx, r)
 	if err != nil {
@@ -254,8 +248,13 @@ func (g *grpcService) infer(ctx context.Context, r *pb.ModelInferRequest) (*pb.M
 	if err != nil {
 		return nil, err
 	}
-	req.Start = start
+	req.Start = time.Now() // request_start: decoded, as Triton's core starts it
+	md, _ := metadata.FromIncomingContext(ctx)
+	tr, ctx := g.s.traceStart(ctx, m, req, tracing.MetadataCarrier(md), tracing.GRPCWaitReadStart, tracing.GRPCWaitReadEnd, start)
 	resp, _, err := g.s.runInfer(ctx, m, req, outs)
+	// grpc-go sends the answer after the handler returns: the send stamps
+	// mark the hand-over.
+	g.s.traceEnd(tr, req, resp, tracing.GRPCSendStart, tracing.GRPCSendEnd)
 	if err != nil {
 		return nil, err
 	}

@@ -3,17 +3,14 @@ package server
 import (
 	"context"
 	"io"
-	"net"
 	"strings"
 	"testing"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/ofaserve/ofaserve/backend"
 	pb "github.com/ofaserve/ofaserve/protocol/inferencepb"
@@ -21,18 +18,7 @@ import (
 
 func grpcClient(t *testing.T, repo Repository) (pb.GRPCInferenceServiceClient, *grpc.ClientConn) {
 	t.Helper()
-	s := newTestServer(t, repo, Options{})
-	ln := bufconn.Listen(1 << 20)
-	go func() { _ = s.GRPCServer().Serve(ln) }()
-	t.Cleanup(s.GRPCServer().Stop)
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return ln.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return pb.NewGRPCInferenceServiceClient(conn), conn
+	return grpcOver(t, newTestServer(t, repo, Options{}))
 }
 
 func wantCode(t *testing.T, err error, code codes.Code, msg string) {

@@ -8,17 +8,26 @@ import (
 	"unsafe"
 
 	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/ofaserve/ofaserve/backend"
 	"github.com/ofaserve/ofaserve/protocol/datatype"
 	"github.com/ofaserve/ofaserve/protocol/kserve"
 	"github.com/ofaserve/ofaserve/protocol/modelconfig"
+	"github.com/ofaserve/ofaserve/tracing"
 )
 
-// extensions are the protocol extensions this server implements.
-var extensions = []string{
-	"classification", "model_repository", "model_repository(unload_dependents)", "schedule_policy",
-	"model_configuration", "binary_tensor_data", "parameters", "statistics",
+// extensions are the protocol extensions this server implements ("logging"
+// only with Options.Logging).
+func (s *Server) extensions() []string {
+	ext := []string{
+		"classification", "model_repository", "model_repository(unload_dependents)", "schedule_policy",
+		"model_configuration", "binary_tensor_data", "parameters", "statistics", "trace",
+	}
+	if s.opts.Logging != nil {
+		ext = append(ext, "logging")
+	}
+	return ext
 }
 
 func (s *Server) newRouter() *gin.Engine {
@@ -39,12 +48,15 @@ func (s *Server) newRouter() *gin.Engine {
 	both("/v2/health/ready", s.ready)
 	both("/v2", s.serverMetadata)
 	r.GET("/v2/models/stats", s.stats)
+	both("/v2/trace/setting", s.traceSetting)
+	both("/v2/logging", s.logSettings)
 	for _, base := range []string{"/v2/models/:model", "/v2/models/:model/versions/:version"} {
 		both(base, s.modelMetadata)
 		both(base+"/ready", s.modelReady)
 		both(base+"/config", s.modelConfig)
 		r.GET(base+"/stats", s.stats)
 		r.POST(base+"/infer", s.infer)
+		both(base+"/trace/setting", s.traceSetting)
 	}
 	r.POST("/v2/repository/index", s.repoIndex)
 	r.POST("/v2/repository/:repo/index", s.repoIndex)
@@ -146,7 +158,7 @@ func (s *Server) ready(c *gin.Context) {
 }
 
 func (s *Server) serverMetadata(c *gin.Context) {
-	writeJSON(c, map[string]any{"name": s.opts.Name, "version": s.opts.Version, "extensions": extensions})
+	writeJSON(c, map[string]any{"name": s.opts.Name, "version": s.opts.Version, "extensions": s.extensions()})
 }
 
 type tensorMeta struct {
@@ -380,8 +392,12 @@ func (s *Server) infer(c *gin.Context) {
 		writeErr(c, err)
 		return
 	}
-	hi.Request.Start = start
-	resp, outs, err := s.runInfer(r.Context(), m, &hi.Request, hi.Outputs)
+	hi.Request.Start = time.Now() // request_start: decoded, as Triton's core starts it
+	tr, ctx := s.traceStart(r.Context(), m, &hi.Request, propagation.HeaderCarrier(r.Header), tracing.HTTPRecvStart, tracing.HTTPRecvEnd, start)
+	resp, outs, err := s.runInfer(ctx, m, &hi.Request, hi.Outputs)
+	if tr != nil {
+		defer func() { s.traceEnd(tr, &hi.Request, resp, tracing.HTTPSendStart, tracing.HTTPSendEnd) }()
+	}
 	if err != nil {
 		// The model may still hold references into body: let GC have it.
 		writeErr(c, err)
@@ -411,6 +427,9 @@ func (s *Server) infer(c *gin.Context) {
 		h["Inference-Header-Content-Length"] = hv.number(&hv.hlen, jsonLen)
 	}
 	h["Content-Type"] = hv.ctype[:]
+	if tr != nil {
+		tr.Stamp(tracing.HTTPSendStart, time.Now())
+	}
 	if enc := acceptEncoding(r.Header.Get("Accept-Encoding")); enc != "" {
 		if z := compress(enc, b); z != nil {
 			h.Set("Content-Encoding", enc)

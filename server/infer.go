@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"log/slog"
 
 	"github.com/ofaserve/ofaserve/backend"
 	"github.com/ofaserve/ofaserve/protocol/datatype"
@@ -32,6 +33,10 @@ func (s *Server) runInfer(ctx context.Context, m Model, req *backend.Request, ou
 		}
 	}
 	resp, err := m.Infer(ctx, req)
+	if s.log.Enabled(ctx, slog.LevelDebug) {
+		s.log.LogAttrs(ctx, slog.LevelDebug, "inference request", slog.String("model", m.Name()),
+			slog.Int64("version", m.Version()), slog.String("id", req.ID), slog.Any("err", err))
+	}
 	if err != nil {
 		return nil, nil, err
 	}

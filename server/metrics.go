@@ -53,11 +53,21 @@ type loadTimer interface {
 
 // modelCollector reads every ready model's batcher statistics at scrape
 // time, so the metrics and the statistics extension share one source.
-type modelCollector struct{ repo Repository }
+// With counters off (--metrics-config counter_latencies=false) the five
+// cumulative latency counters are left out.
+type modelCollector struct {
+	repo     Repository
+	counters bool
+}
 
 func (mc *modelCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSuccess, descFailure, descCount, descExec, descPending, descReqDur, descQueue, descCIn, descCInfer, descCOut, descLoad, descWarmup} {
+	for _, d := range []*prometheus.Desc{descSuccess, descFailure, descCount, descExec, descPending, descLoad, descWarmup} {
 		ch <- d
+	}
+	if mc.counters {
+		for _, d := range []*prometheus.Desc{descReqDur, descQueue, descCIn, descCInfer, descCOut} {
+			ch <- d
+		}
 	}
 }
 
@@ -83,6 +93,9 @@ func (mc *modelCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descCount, float64(st.InferenceCount))
 		counter(descExec, float64(st.ExecutionCount))
 		ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(st.Pending), name, ver)
+		if !mc.counters {
+			continue
+		}
 		counter(descReqDur, us(st.Success.Total))
 		counter(descQueue, us(st.Queue.Total))
 		counter(descCIn, us(st.ComputeInput.Total))

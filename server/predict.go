@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/ofaserve/ofaserve/backend"
 	"github.com/ofaserve/ofaserve/protocol/datatype"
 	"github.com/ofaserve/ofaserve/protocol/kserve"
+	"github.com/ofaserve/ofaserve/tracing"
 )
 
 // Predict configures POST /predict, a multipart/form-data convenience
@@ -63,7 +65,7 @@ func (s *Server) predict(c *gin.Context) {
 	if m.Signature().MaxBatchSize > 0 {
 		shape = []int64{1, 1}
 	}
-	req := backend.Request{Start: start}
+	req := backend.Request{}
 	for _, f := range p.Fields {
 		v, ok := fields[f.Name]
 		if !ok {
@@ -72,7 +74,10 @@ func (s *Server) predict(c *gin.Context) {
 		data := datatype.AppendElement(make([]byte, 0, 4+len(v)), v)
 		req.Inputs = append(req.Inputs, backend.Tensor{Name: f.Input, Datatype: "BYTES", Shape: shape, Data: data})
 	}
-	resp, _, err := s.runInfer(r.Context(), m, &req, []kserve.Output{{Name: p.Output}})
+	req.Start = time.Now() // request_start: decoded
+	tr, ctx := s.traceStart(r.Context(), m, &req, propagation.HeaderCarrier(r.Header), tracing.HTTPRecvStart, tracing.HTTPRecvEnd, start)
+	resp, _, err := s.runInfer(ctx, m, &req, []kserve.Output{{Name: p.Output}})
+	defer func() { s.traceEnd(tr, &req, resp, tracing.HTTPSendStart, tracing.HTTPSendEnd) }()
 	if err != nil {
 		writeErr(c, err)
 		return

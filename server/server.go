@@ -16,7 +16,9 @@ import (
 
 	"github.com/ofaserve/ofaserve/backend"
 	"github.com/ofaserve/ofaserve/batcher"
+	"github.com/ofaserve/ofaserve/logging"
 	"github.com/ofaserve/ofaserve/protocol/modelconfig"
+	"github.com/ofaserve/ofaserve/tracing"
 )
 
 // Repository is what the server needs from the model repository.
@@ -74,6 +76,17 @@ type Options struct {
 	GPUMetrics bool
 	// Predict configures POST /predict; nil leaves the endpoint out.
 	Predict *Predict
+	// Metrics chooses the latency families of /metrics (--metrics-config);
+	// nil is DefaultMetricsConfig.
+	Metrics *MetricsConfig
+	// Tracer samples and writes traces (--trace-config) and serves the
+	// trace extension's settings; nil is a tracer with Triton's defaults
+	// (mode triton, level OFF, no file). Its owner closes it, after
+	// Shutdown.
+	Tracer *tracing.Tracer
+	// Logging controls the handler of the server's logger at run time (the
+	// logging extension); nil leaves the extension out.
+	Logging *logging.Control
 }
 
 const defaultMaxInputSize = 64 << 20
@@ -87,6 +100,10 @@ type Server struct {
 	grpc   *grpc.Server
 	reg    *prometheus.Registry
 	gpu    *gpuCollector
+	// latency holds the per-request latency distributions; nil when
+	// neither summaries nor histograms are on.
+	latency *latencyCollector
+	tracer  *tracing.Tracer
 
 	mu       sync.Mutex
 	httpSrv  *http.Server
@@ -111,15 +128,32 @@ func New(opts Options, repo Repository, logger *slog.Logger) (*Server, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{opts: opts, repo: repo, log: logger}
+	s := &Server{opts: opts, repo: repo, log: logger, tracer: opts.Tracer}
+	if s.tracer == nil {
+		t, err := tracing.New(context.Background(), tracing.DefaultConfig(), logger)
+		if err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+		s.tracer = t
+	}
 	s.router = s.newRouter()
 	s.grpc = s.newGRPC()
+	mc := DefaultMetricsConfig()
+	if opts.Metrics != nil {
+		mc = *opts.Metrics
+	}
 	s.reg = prometheus.NewRegistry()
-	if err := s.reg.Register(&modelCollector{repo: repo}); err != nil {
+	if err := s.reg.Register(&modelCollector{repo: repo, counters: mc.CounterLatencies}); err != nil {
 		return nil, fmt.Errorf("server: register metrics: %w", err)
 	}
 	if err := s.reg.Register(&cacheCollector{repo: repo}); err != nil {
 		return nil, fmt.Errorf("server: register cache metrics: %w", err)
+	}
+	if mc.SummaryLatencies || mc.HistogramLatencies {
+		s.latency = &latencyCollector{cfg: mc, repo: repo, models: map[modelKey]*modelLatency{}}
+		if err := s.reg.Register(s.latency); err != nil {
+			return nil, fmt.Errorf("server: register latency metrics: %w", err)
+		}
 	}
 	if opts.GPUMetrics {
 		if g := newGPUCollector(logger); g != nil {

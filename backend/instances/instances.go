@@ -25,8 +25,8 @@ type Set[P, R any] struct {
 
 // Load applies the config's thread parameters (ApplyThreadParameters), loads file once per instance
 // device of the config (Devices) with opts (its Device is set per instance), lets check inspect the first
-// module (nil: no check), and starts the batcher with exec. On any failure every module loaded so far is
-// closed.
+// module (nil: no check), and starts the batcher with exec and the spec's Observer. On any failure every
+// module loaded so far is closed.
 func Load[P, R any](ctx context.Context, spec backend.LoadSpec, file string, opts libtorch.Options,
 	check func(*libtorch.Module) error, exec batcher.ExecFunc[P, R]) (*Set[P, R], error) {
 	return load(ctx, spec, file, opts, check, exec, func(cfg batcher.Config) (*batcher.Batcher[P, R], error) {
@@ -79,7 +79,9 @@ func load[P, R any](ctx context.Context, spec backend.LoadSpec, file string, opt
 			return nil, err
 		}
 	}
-	b, err := start(backend.BatcherConfig(cfg, len(s.Modules)))
+	bc := backend.BatcherConfig(cfg, len(s.Modules))
+	bc.Observer = spec.Observer
+	b, err := start(bc)
 	if err != nil {
 		s.closeModules()
 		return nil, err

@@ -16,7 +16,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -29,10 +28,13 @@ import (
 	"github.com/ofaserve/ofaserve/backend/ensemble"
 	torchbackend "github.com/ofaserve/ofaserve/backend/libtorch"
 	"github.com/ofaserve/ofaserve/backend/ofa"
+	"github.com/ofaserve/ofaserve/batcher"
 	"github.com/ofaserve/ofaserve/libtorch"
+	"github.com/ofaserve/ofaserve/logging"
 	"github.com/ofaserve/ofaserve/repository"
 	"github.com/ofaserve/ofaserve/repository/cache"
 	"github.com/ofaserve/ofaserve/server"
+	"github.com/ofaserve/ofaserve/tracing"
 )
 
 // config is the parsed command line.
@@ -51,6 +53,14 @@ type config struct {
 	exitOnError    bool
 	logVerbose     int
 	logFormat      string
+	logInfo        bool
+	logWarning     bool
+	logError       bool
+	logFile        string
+	metricsConfig  []string
+	traceConfig    []string
+	metrics        server.MetricsConfig
+	trace          tracing.Config
 	strict         bool
 	maxInputSize   int64
 	gpuMetrics     bool
@@ -90,8 +100,14 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.Var((*stringList)(&c.loadModels), "load-model", "model to load at start-up with --model-control-mode=explicit (repeatable; * loads all)")
 	fs.IntVar(&c.exitTimeoutSec, "exit-timeout-secs", 30, "how long a shutdown waits for in-flight and queued requests")
 	fs.BoolVar(&c.exitOnError, "exit-on-error", true, "exit when a model fails to load at start-up")
-	fs.IntVar(&c.logVerbose, "log-verbose", 0, "verbose logging level (>0 logs debug records)")
-	fs.StringVar(&c.logFormat, "log-format", "text", "log record format: text or json")
+	fs.IntVar(&c.logVerbose, "log-verbose", 0, "verbose logging level (>0 logs debug records, one per inference request among them); changeable at run time through /v2/logging")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log record format: text (Triton's default and ISO8601 are read as text) or json")
+	fs.BoolVar(&c.logInfo, "log-info", true, "log info records")
+	fs.BoolVar(&c.logWarning, "log-warning", true, "log warning records")
+	fs.BoolVar(&c.logError, "log-error", true, "log error records")
+	fs.StringVar(&c.logFile, "log-file", "", "append the log to this file instead of standard error")
+	fs.Var((*stringList)(&c.metricsConfig), "metrics-config", "latency metrics, repeatable: counter_latencies=BOOL, summary_latencies=BOOL, summary_quantiles=Q:ERR,..., histogram_latencies=BOOL, histogram_buckets_ms=MS,...")
+	fs.Var((*stringList)(&c.traceConfig), "trace-config", "tracing, repeatable: level=OFF|TIMESTAMPS|TENSORS, rate=N, count=N, mode=triton|opentelemetry, triton,file=PATH, triton,log-frequency=N, opentelemetry,url=URL, opentelemetry,resource=K=V, opentelemetry,bsp_*=N")
 	fs.BoolVar(&c.strict, "strict-model-config", true, "require config.pbtxt (false is accepted but configs are still required)")
 	fs.Int64Var(&c.maxInputSize, "http-max-input-size", 64<<20, "largest request body and decoded JSON tensor, in bytes")
 	fs.IntVar(&c.torchIntra, "torch-intra-op-threads", 0, "threads one libtorch op may use, process-wide, set before models load (0: libtorch's default, OMP_NUM_THREADS or the physical cores); takes precedence over models' INTRA_OP_THREAD_COUNT")
@@ -126,8 +142,17 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if c.maxInputSize <= 0 {
 		return nil, errors.New("--http-max-input-size must be positive")
 	}
-	if c.logFormat != "text" && c.logFormat != "json" {
+	if _, err := logging.ParseFormat(c.logFormat); err != nil || c.logFormat == "" {
 		return nil, fmt.Errorf("--log-format must be text or json, not %q", c.logFormat)
+	}
+	if c.logVerbose < 0 {
+		return nil, fmt.Errorf("--log-verbose must not be negative")
+	}
+	if c.metrics, err = server.ParseMetricsConfig(c.metricsConfig); err != nil {
+		return nil, err
+	}
+	if c.trace, err = tracing.ParseConfig(c.traceConfig); err != nil {
+		return nil, err
 	}
 	if c.torchIntra < 0 || c.torchIntra > libtorch.MaxThreads {
 		return nil, fmt.Errorf("--torch-intra-op-threads must be 0 (libtorch's default) to %d, not %d", libtorch.MaxThreads, c.torchIntra)
@@ -140,15 +165,11 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	return c, nil
 }
 
-func newLogger(c *config, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
-	if c.logVerbose > 0 {
-		opts.Level = slog.LevelDebug
-	}
-	if c.logFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
+// newLogger builds the server's logger over a logging control, which the
+// logging extension changes at run time.
+func newLogger(c *config, w io.Writer) (*logging.Control, error) {
+	return logging.New(w, logging.Settings{File: c.logFile, Info: c.logInfo, Warning: c.logWarning, Error: c.logError,
+		VerboseLevel: uint32(c.logVerbose), Format: c.logFormat})
 }
 
 // loaders are the model kinds this binary serves. The two TorchScript kinds
@@ -196,7 +217,19 @@ func run(ctx context.Context, release func(), args []string, logOut io.Writer) e
 	if err != nil {
 		return err
 	}
-	log := newLogger(c, logOut)
+	if c.logFile != "" {
+		f, err := os.OpenFile(c.logFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return fmt.Errorf("--log-file: %w", err)
+		}
+		defer f.Close()
+		logOut = f
+	}
+	logCtl, err := newLogger(c, logOut)
+	if err != nil {
+		return err
+	}
+	log := logCtl.Logger()
 	if !c.strict {
 		log.Warn("--strict-model-config=false: ofaserve does not auto-complete configs; every model still needs config.pbtxt")
 	}
@@ -209,6 +242,20 @@ func run(ctx context.Context, release func(), args []string, logOut io.Writer) e
 	}
 	log.Info("libtorch CPU threads", "intra_op", libtorch.NumThreads(), "inter_op", libtorch.NumInteropThreads())
 	gpus := libtorch.DeviceCount()
+	tracer, err := tracing.New(ctx, c.trace, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := tracer.Close(cctx); err != nil {
+			log.Warn("writing the last traces", "err", err)
+		}
+	}()
+	// The server is built before any model loads: each version's batcher
+	// observer (latency metrics, traces) comes from it.
+	var srv *server.Server
 	var respCache *cache.Cache
 	if c.cache.Size > 0 {
 		if respCache, err = cache.New(c.cache.Size); err != nil {
@@ -221,11 +268,17 @@ func run(ctx context.Context, release func(), args []string, logOut io.Writer) e
 		Root: c.repo, Loaders: loaders(steps), Mode: c.mode,
 		PollInterval: time.Duration(c.pollSecs) * time.Second, StartupModels: c.loadModels,
 		GPUs: gpus, Logger: log, Cache: respCache,
+		Observer: func(name string, version int64) batcher.Observer { return srv.Observer(name, version) },
 	})
 	if err != nil {
 		return err
 	}
 	steps.r = repo
+	srv, err = server.New(server.Options{MaxInputSize: c.maxInputSize, GPUMetrics: c.gpuMetrics, Predict: predictForm(),
+		Metrics: &c.metrics, Tracer: tracer, Logging: logCtl}, serverRepository{repo}, log)
+	if err != nil {
+		return err
+	}
 	log.Info("starting", "model_repository", c.repo, "model_control_mode", c.mode.String(), "gpus", gpus)
 	closeRepo := func() {
 		cctx, cancel := context.WithTimeout(context.Background(), c.exitTimeout)
@@ -242,12 +295,6 @@ func run(ctx context.Context, release func(), args []string, logOut io.Writer) e
 		log.Error("some models failed to load", "err", err)
 	}
 
-	srv, err := server.New(server.Options{MaxInputSize: c.maxInputSize, GPUMetrics: c.gpuMetrics, Predict: predictForm()},
-		serverRepository{repo}, log)
-	if err != nil {
-		closeRepo()
-		return err
-	}
 	var lns [3]net.Listener
 	for i, l := range []struct {
 		on   bool

@@ -16,7 +16,30 @@ import (
 	"github.com/ofaserve/ofaserve/internal/testenv"
 	"github.com/ofaserve/ofaserve/libtorch"
 	"github.com/ofaserve/ofaserve/repository"
+	"github.com/ofaserve/ofaserve/tracing"
 )
+
+func TestParseObservabilityFlags(t *testing.T) {
+	c, err := parseFlags([]string{"--model-repository=/m", "--metrics-config=summary_latencies=true", "--metrics-config", "histogram_latencies=true",
+		"--trace-config=triton,file=/tmp/t.json", "--trace-config=level=TIMESTAMPS", "--trace-config=rate=1",
+		"--log-format=ISO8601", "--log-info=false", "--log-verbose=2"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.metrics.SummaryLatencies || !c.metrics.HistogramLatencies || !c.metrics.CounterLatencies {
+		t.Errorf("metrics config %+v", c.metrics)
+	}
+	if c.trace.Setting.File != "/tmp/t.json" || c.trace.Setting.Level != tracing.Timestamps || c.trace.Setting.Rate != 1 {
+		t.Errorf("trace config %+v", c.trace)
+	}
+	lc, err := newLogger(c, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := lc.Settings(); s.Format != "text" || s.Info || !s.Warning || !s.Error || s.VerboseLevel != 2 {
+		t.Errorf("log settings %+v", s)
+	}
+}
 
 func TestParseFlags(t *testing.T) {
 	c, err := parseFlags([]string{"--model-repository=/m", "--model-control-mode=explicit", "--load-model=a", "--load-model", "b", "--exit-timeout-secs=5"}, io.Discard)
@@ -46,6 +69,10 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"--model-repository=/m", "--torch-intra-op-threads=-1"}, "--torch-intra-op-threads"},
 		{[]string{"--model-repository=/m", "--torch-intra-op-threads=100000"}, "--torch-intra-op-threads"},
 		{[]string{"--model-repository=/m", "--torch-intra-op-threads=two"}, "invalid value"},
+		{[]string{"--model-repository=/m", "--metrics-config=summary_latencies=maybe"}, "--metrics-config \"summary_latencies=maybe\""},
+		{[]string{"--model-repository=/m", "--trace-config=level=TIMESTAMPS"}, "triton,file=PATH"},
+		{[]string{"--model-repository=/m", "--trace-config=mode=zipkin"}, "mode must be triton or opentelemetry"},
+		{[]string{"--model-repository=/m", "--log-verbose=-1"}, "--log-verbose must not be negative"},
 		{[]string{"--model-repository=/m", "--cache-config=redis,host=x"}, "cache 'redis' is not available"},
 		{[]string{"--model-repository=/m", "--cache-config=local,size=0"}, "size must be a positive number of bytes"},
 	} {

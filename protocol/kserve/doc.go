@@ -5,7 +5,8 @@
 // data extension and raw binary bodies, §2.6; the classification
 // extension, §2.10) and for gRPC (ModelInferRequest and ModelInferResponse,
 // §3.3-3.4). It parses version strings and says which version a request
-// that names none gets.
+// that names none gets, and decodes the flat setting objects of the trace
+// and logging extensions (settings.go) for the packages that own them.
 //
 // It knows the model only by its backend.Signature (names and datatypes
 // of the declared tensors, max_batch_size), holds no state, and does not

@@ -96,7 +96,8 @@ ensemble_scheduling { step [
 
 // env is what TestMain prepared.
 var env struct {
-	srv *testenv.Server
+	srv       *testenv.Server
+	traceFile string // the server's --trace-config triton,file
 }
 
 func TestMain(m *testing.M) {
@@ -145,7 +146,8 @@ func setup(m *testing.M) (int, error) {
 	}
 	// Explicit mode, loading only ensembles and the cached model: the
 	// ensembles' step models load because the ensembles need them.
-	env.srv, err = testenv.Start(bin, "/v2/health/ready", 60*time.Second, "--model-repository="+repo,
+	env.traceFile = filepath.Join(tmp, "trace.json")
+	env.srv, err = testenv.Start(bin, "/v2/health/ready", 60*time.Second, "--model-repository="+repo, "--trace-config=triton,file="+env.traceFile,
 		"--model-control-mode=explicit", "--load-model=pipeline", "--load-model=pipeline_cached", "--load-model=pair", "--load-model=slow",
 		"--load-model=linear_cached", "--cache-config=local,size=1048576", "--exit-timeout-secs=10", "--allow-gpu-metrics=false")
 	if err != nil {
