@@ -154,6 +154,21 @@ func (s *SyncBuffer) String() string {
 	return s.b.String()
 }
 
+// WaitFor reports whether substr appears in the buffer within limit. A
+// child process's output reaches the buffer through a pipe and a copying
+// goroutine, so a line the server wrote before answering may arrive after
+// the answer: tests that look for a log line wait for it.
+func (s *SyncBuffer) WaitFor(substr string, limit time.Duration) bool {
+	for deadline := time.Now().Add(limit); ; time.Sleep(10 * time.Millisecond) {
+		if strings.Contains(s.String(), substr) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
 // Server is a running ofaserve process.
 type Server struct {
 	// HTTP, GRPC and Metrics are the listeners' 127.0.0.1:port addresses.

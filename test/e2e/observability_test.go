@@ -72,8 +72,12 @@ func TestLatencyTraceFileAndLogging(t *testing.T) {
 		t.Fatalf("POST /v2/logging: %d %s", r.code, r.body)
 	}
 	inferOn(t, srv, "loud")
-	if !strings.Contains(srv.Logs.String(), `msg="inference request" model=linear version=1 id=loud`) {
+	if !srv.Logs.WaitFor(`msg="inference request" model=linear version=1 id=loud`, 10*time.Second) {
 		t.Fatalf("verbose level 1 did not log the request:\n%s", srv.Logs.String())
+	}
+	// The pipe keeps the server's order: once "loud" is here, a log of "quiet" would be too.
+	if strings.Contains(srv.Logs.String(), "id=quiet") {
+		t.Fatalf("a request was logged at verbose level 0:\n%s", srv.Logs.String())
 	}
 
 	r = request(t, "POST", "http://"+srv.HTTP+"/v2/trace/setting", `{"trace_level":["TIMESTAMPS"],"trace_rate":"1","log_frequency":"1"}`)
