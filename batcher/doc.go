@@ -29,6 +29,19 @@
 // request whose timeout passes is answered (REJECT) or moved back (DELAY) at once, even while every
 // instance is busy. A cancelled Submit takes its request out of the queue, freeing its place.
 //
+// Admitting it (admit.go). A request is admitted before it is prepared: Reserve takes a slot in its
+// priority level, or refuses it at once (ErrQueueFull, ErrStopped, ErrBatchSize), so a request the queue
+// would refuse costs no decode; the prepared request then takes its slot with Ticket.Submit, or gives it
+// back with Ticket.Release. A level's max_queue_size counts its reserved slots with its queued requests.
+// The rule for time: a request is in the queue from its admission. Its queue timeout and its queue_start
+// (and so its queue time in Stats) count from Reserve, and a timeout that passed while it was prepared
+// applies as it is submitted (REJECT: ErrTimeout; DELAY: behind its level's unexpired requests). Triton
+// has no such step: its frontends hand the scheduler a request whose tensors are already in memory, and
+// its queue timeout counts from the request's queue start, when the scheduler enqueues it; preprocessing
+// that costs CPU runs as a model of its own (an ensemble step, DALI) behind its own queue. Here the model
+// decodes its own images, so the slot is taken before that work, and the work counts as waiting. Stop
+// drains reserved slots as it drains the queue, until its context ends. Submit is Reserve then Submit.
+//
 // Carrying it (batch.go). A batch's values go to the executor in queue order, and each result goes back
 // to the Submit that waits for it. With PreserveOrdering every request gets a response slot when it is
 // dequeued, and a response leaves only after every earlier slot's, whatever instance ran it.
