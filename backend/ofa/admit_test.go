@@ -73,7 +73,7 @@ func TestPixelBudgetRefusedFromHeader(t *testing.T) {
 		images [][]byte
 		want   []string // in the 400's message; nil: accepted
 	}{
-		{"8000x8000 header, default budget", nil, [][]byte{huge}, []string{"IMAGE[0]", "8000x8000", "64000000 pixels", "12000000 pixels per image", "max_image_pixels"}},
+		{"8000x8000 header, default budget", nil, [][]byte{huge}, []string{"IMAGE[0]: image too large: 8000x8000 exceeds the limit of 12000000 pixels per image", "max_image_pixels", "JPEG header"}},
 		{"8000x8000 header as base64", nil, [][]byte{b64}, []string{"8000x8000", "12000000"}},
 		{"second image over", nil, [][]byte{photo, huge}, []string{"IMAGE[1]", "8000x8000"}},
 		{"image budget from the config", []string{withParam, param("max_image_pixels", "6000")}, [][]byte{photo}, []string{"50x130", "6000 pixels per image"}},

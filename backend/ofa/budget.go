@@ -88,14 +88,14 @@ func (m *Model) checkPixels(req *backend.Request) error {
 		}
 		px := s.Pixels()
 		if m.budget.image > 0 && px > m.budget.image {
-			return bad("%s[%d]: %v: the header says %dx%d (%d pixels), over model '%s''s budget of %d pixels per image (parameter max_image_pixels)",
-				InputImage, i, preprocess.ErrTooLarge, s.Width, s.Height, px, m.name, m.budget.image)
+			return bad("%s[%d]: %v: %dx%d exceeds the limit of %d pixels per image of model '%s' (parameter max_image_pixels), read from its %s header",
+				InputImage, i, preprocess.ErrTooLarge, s.Width, s.Height, m.budget.image, m.name, s.Format)
 		}
 		total += px
 	}
 	if m.budget.request > 0 && total > m.budget.request {
-		return bad("%s: %v: the request's %d images hold %d pixels, over model '%s''s budget of %d pixels per request (parameter max_request_pixels)",
-			InputImage, preprocess.ErrTooLarge, n, total, m.name, m.budget.request)
+		return bad("%s: %v: the request's %d images hold %d pixels, over the limit of %d pixels per request of model '%s' (parameter max_request_pixels)",
+			InputImage, preprocess.ErrTooLarge, n, total, m.budget.request, m.name)
 	}
 	return nil
 }
