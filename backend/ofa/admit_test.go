@@ -18,7 +18,7 @@ import (
 )
 
 // loadWithPool loads the exported model with config text pbtxt, preparing in pool.
-func loadWithPool(t *testing.T, pbtxt string, pool *workpool.Pool) testModel {
+func loadWithPool(t testing.TB, pbtxt string, pool *workpool.Pool) testModel {
 	t.Helper()
 	cfg, err := repository.ParseConfig("config.pbtxt", []byte(pbtxt))
 	if err != nil {
@@ -41,7 +41,7 @@ func loadWithPool(t *testing.T, pbtxt string, pool *workpool.Pool) testModel {
 }
 
 // claimSize rewrites a baseline JPEG's frame header: a file of a few KB whose header says w×h.
-func claimSize(t *testing.T, jpg []byte, w, h int) []byte {
+func claimSize(t testing.TB, jpg []byte, w, h int) []byte {
 	t.Helper()
 	b := bytes.Clone(jpg)
 	for p := 2; p+9 < len(b); {
