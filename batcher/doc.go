@@ -3,7 +3,7 @@
 // config.pbtxt's dynamic_batching block means the same thing here. It is generic over the request type T
 // and the result type R, and knows nothing about HTTP, tensors or models.
 //
-// Three ideas are kept apart, one file each, and a fourth is an option.
+// Its ideas are kept apart, one file each, and the last is an option.
 //
 // Forming a batch (queue.go). Submitted requests wait in a queue ordered by priority level (1 first),
 // FIFO within a level, with requests whose DELAY timeout passed kept behind the unexpired ones of their

@@ -129,3 +129,29 @@ func benchJPEG(b testing.TB, w, h int) []byte {
 	}
 	return buf.Bytes()
 }
+
+// BenchmarkBudgetRefusal is what Infer costs for a JPEG of a few KB whose header says 8000×8000 (refused
+// from the header, nothing decoded) against a 640×480 JPEG's whole answer (the baseline, same run).
+func BenchmarkBudgetRefusal(b *testing.B) {
+	m := mustLoad(b, exportedConfig(b))
+	ctx := context.Background()
+	huge := request([][]byte{claimSize(b, testImages(b)["photo.jpg"], 8000, 8000)}, []string{"x"}, nil)
+	photo := request([][]byte{benchJPEG(b, 640, 480)}, []string{"x"}, nil)
+	b.Run("8000x8000-header", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := m.Infer(ctx, huge); backend.CodeOf(err) != backend.CodeInvalidArg {
+				b.Fatal(err)
+			}
+		}
+		if d := m.decodes.Load(); d != 0 {
+			b.Fatalf("%d decodes", d)
+		}
+	})
+	b.Run("640x480-answered", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := m.Infer(ctx, photo); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
