@@ -6,10 +6,13 @@
 // gRPC frontends can map them to Triton's statuses.
 //
 // A request is validated once, by Signature.Validate, which the repository's
-// model handle calls before a kind sees it. A Model then turns the protocol
-// inputs into model tensors in the caller's goroutine (checking only what is
-// its own to check), queues the prepared request in its batcher, and splits
-// the batched output back into a Response. The server knows nothing about
+// model handle calls before a kind sees it. A Model then admits the request
+// to its batcher's queue (batcher.Reserve: a full queue refuses it before any
+// work), turns the protocol inputs into model tensors in the server's shared
+// preprocessing pool (LoadSpec.Pool; checking only what is its own to check),
+// puts the prepared request in its slot, and splits the batched output back
+// into a Response (instances.Set.Run does the first three for the TorchScript
+// kinds). The server knows nothing about
 // torch or OFA; it only sees this package's types.
 package backend
 

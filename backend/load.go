@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/ofaserve/ofaserve/backend/workpool"
 	"github.com/ofaserve/ofaserve/batcher"
 	"github.com/ofaserve/ofaserve/protocol/datatype"
 	"github.com/ofaserve/ofaserve/protocol/modelconfig"
@@ -32,11 +33,27 @@ type LoadSpec struct {
 	// (per-request timings for latency metrics and traces); a kind that
 	// batches passes it to its batcher (instances.Load does).
 	Observer batcher.Observer
+	// Pool, if not nil, bounds the CPU work of preparing requests (decoding, resizing, tokenizing), shared by
+	// every model of the server: a kind prepares each admitted request in it (instances.Set.Run does). Nil
+	// prepares in the caller's goroutine.
+	Pool *workpool.Pool
 }
 
 // Loader loads one model version; it is how a model kind plugs into the
 // repository. The returned Model serves until Close.
 type Loader func(ctx context.Context, spec LoadSpec) (Model, error)
+
+// WithPool returns loaders that load with pool as their LoadSpec.Pool.
+func WithPool(pool *workpool.Pool, loaders map[string]Loader) map[string]Loader {
+	out := make(map[string]Loader, len(loaders))
+	for kind, l := range loaders {
+		out[kind] = func(ctx context.Context, spec LoadSpec) (Model, error) {
+			spec.Pool = pool
+			return l(ctx, spec)
+		}
+	}
+	return out
+}
 
 // Datatype returns the protocol datatype string of a config data type
 // ("FP32" for TYPE_FP32, "BYTES" for TYPE_STRING), or "" for an invalid one.

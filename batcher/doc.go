@@ -3,7 +3,7 @@
 // config.pbtxt's dynamic_batching block means the same thing here. It is generic over the request type T
 // and the result type R, and knows nothing about HTTP, tensors or models.
 //
-// Three ideas are kept apart, one file each, and a fourth is an option.
+// Its ideas are kept apart, one file each, and the last is an option.
 //
 // Forming a batch (queue.go). Submitted requests wait in a queue ordered by priority level (1 first),
 // FIFO within a level, with requests whose DELAY timeout passed kept behind the unexpired ones of their
@@ -28,6 +28,19 @@
 // batches to idle instances, waits out MaxQueueDelay and fires a timer at the nearest queue deadline, so a
 // request whose timeout passes is answered (REJECT) or moved back (DELAY) at once, even while every
 // instance is busy. A cancelled Submit takes its request out of the queue, freeing its place.
+//
+// Admitting it (admit.go). A request is admitted before it is prepared: Reserve takes a slot in its
+// priority level, or refuses it at once (ErrQueueFull, ErrStopped, ErrBatchSize), so a request the queue
+// would refuse costs no decode; the prepared request then takes its slot with Ticket.Submit, or gives it
+// back with Ticket.Release. A level's max_queue_size counts its reserved slots with its queued requests.
+// The rule for time: a request is in the queue from its admission. Its queue timeout and its queue_start
+// (and so its queue time in Stats) count from Reserve, and a timeout that passed while it was prepared
+// applies as it is submitted (REJECT: ErrTimeout; DELAY: behind its level's unexpired requests). Triton
+// has no such step: its frontends hand the scheduler a request whose tensors are already in memory, and
+// its queue timeout counts from the request's queue start, when the scheduler enqueues it; preprocessing
+// that costs CPU runs as a model of its own (an ensemble step, DALI) behind its own queue. Here the model
+// decodes its own images, so the slot is taken before that work, and the work counts as waiting. Stop
+// drains reserved slots as it drains the queue, until its context ends. Submit is Reserve then Submit.
 //
 // Carrying it (batch.go). A batch's values go to the executor in queue order, and each result goes back
 // to the Submit that waits for it. With PreserveOrdering every request gets a response slot when it is

@@ -82,14 +82,15 @@ func (l *list[T, R]) remove(n *node[T, R]) {
 
 // level is one priority level: unexpired requests first, then those a DELAY policy pushed back.
 type level[T, R any] struct {
-	prio    uint64
-	policy  QueuePolicy
-	keep    bool // the default level or one with its own policy; others are dropped when they empty
-	main    list[T, R]
-	delayed list[T, R]
+	prio     uint64
+	policy   QueuePolicy
+	keep     bool // the default level or one with its own policy; others are dropped when they empty
+	reserved int  // slots admitted (Batcher.Reserve) and not yet submitted or released
+	main     list[T, R]
+	delayed  list[T, R]
 }
 
-func (l *level[T, R]) size() int { return l.main.n + l.delayed.n }
+func (l *level[T, R]) size() int { return l.main.n + l.delayed.n + l.reserved }
 
 // queue holds every waiting request, walked level 1 first, FIFO within a level.
 type queue[T, R any] struct {
@@ -138,12 +139,18 @@ func (q *queue[T, R]) remove(n *node[T, R]) {
 func (q *queue[T, R]) unlink(n *node[T, R]) {
 	n.list.remove(n)
 	q.count--
-	if l := n.lvl; !l.keep && l.size() == 0 {
-		for i, x := range q.levels {
-			if x == l {
-				q.levels = slices.Delete(q.levels, i, i+1) // zeroes the freed tail slot
-				break
-			}
+	q.dropIfEmpty(n.lvl)
+}
+
+// dropIfEmpty drops l if it was created on demand and holds nothing, reserved slots included.
+func (q *queue[T, R]) dropIfEmpty(l *level[T, R]) {
+	if l.keep || l.size() > 0 {
+		return
+	}
+	for i, x := range q.levels {
+		if x == l {
+			q.levels = slices.Delete(q.levels, i, i+1) // zeroes the freed tail slot
+			return
 		}
 	}
 }

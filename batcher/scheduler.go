@@ -36,6 +36,7 @@ type Batcher[T, R any] struct {
 	hardStop bool              // Stop's ctx ended: queued requests failed, nothing new starts
 	running  int               // instances not idle
 	inSystem int               // units submitted and not yet answered
+	reserved int               // slots reserved (Reserve) and neither submitted nor released
 	cost     costModel         // Adaptive
 	fc       forecast          // Adaptive
 
@@ -136,85 +137,12 @@ func build[T, R any](cfg Config, exec func(context.Context, Run, []T) ([]R, Timi
 // is executing, Submit returns the ctx error at once; the batch runs on and the request counts as
 // executed in Stats.
 func (b *Batcher[T, R]) Submit(ctx context.Context, it Item[T]) (R, error) {
-	var zero R
-	units := max(1, it.Size)
-	if units > b.shape.maxBatch {
-		return zero, fmt.Errorf("%w (batch-size %d, max_batch_size %d)", ErrBatchSize, units, b.shape.maxBatch)
+	t, err := b.Reserve(ctx, Slot{Size: it.Size, Priority: it.Priority, Timeout: it.Timeout, Start: it.Start})
+	if err != nil {
+		var zero R
+		return zero, err
 	}
-	if err := ctx.Err(); err != nil {
-		return zero, fmt.Errorf("batcher: request cancelled before queueing: %w", err)
-	}
-	prio := it.Priority
-	if prio == 0 || prio > b.cfg.PriorityLevels {
-		prio = b.cfg.DefaultPriorityLevel
-	}
-	now := b.now()
-	start := it.Start
-	if start.IsZero() {
-		start = now
-	}
-
-	b.mu.Lock()
-	if b.stopping {
-		b.mu.Unlock()
-		b.stats.fail(FailOther, now.Sub(start), now)
-		return zero, ErrStopped
-	}
-	lvl := b.level(prio)
-	if m := lvl.policy.MaxQueueSize; m > 0 && lvl.size() >= m {
-		b.mu.Unlock()
-		b.stats.fail(FailRejected, now.Sub(start), now)
-		return zero, ErrQueueFull
-	}
-	n := b.pool.Get().(*node[T, R])
-	n.value, n.units, n.key, n.start, n.queued, n.lvl, n.length = it.Value, units, it.ShapeKey, start, now, lvl, it.Length
-	if b.cfg.Observer != nil {
-		n.ctx = ctx
-	}
-	n.deadline = time.Time{}
-	if t := lvl.policy.DefaultTimeout; t > 0 {
-		if lvl.policy.AllowTimeoutOverride && it.Timeout > 0 && it.Timeout < t {
-			t = it.Timeout
-		}
-		n.deadline = now.Add(t)
-	}
-	b.q.push(n)
-	b.pending.Add(1)
-	b.inSystem += units
-	if b.cfg.Policy == Adaptive {
-		b.fc.arrived(now, units, b.inSystem)
-	}
-	// Wake the dispatcher when an instance might take this request, or its timer must fire sooner.
-	if b.takerLocked() || (!n.deadline.IsZero() && (b.timerAt.IsZero() || n.deadline.Before(b.timerAt))) {
-		b.nudge()
-	}
-	b.mu.Unlock()
-
-	select {
-	case <-n.done:
-		return b.collect(n)
-	case <-ctx.Done():
-	}
-	b.mu.Lock()
-	if n.state == stQueued {
-		b.q.remove(n)
-		b.pending.Add(-1)
-		b.inSystem -= n.units
-		b.nudge() // the walk may now reach a different batch
-		b.mu.Unlock()
-		end := b.now()
-		b.stats.fail(FailCanceled, end.Sub(n.start), end)
-		b.release(n)
-		return zero, fmt.Errorf("batcher: request cancelled while queued: %w", ctx.Err())
-	}
-	b.mu.Unlock()
-	select {
-	case <-n.done: // answered meanwhile
-		return b.collect(n)
-	default:
-		// Running: abandon the node to its batch (it is not pooled again) and let the caller go.
-		return zero, fmt.Errorf("batcher: request cancelled while executing: %w", ctx.Err())
-	}
+	return t.Submit(ctx, it)
 }
 
 // collect reads a node's answer and returns the node to the pool.
@@ -321,7 +249,7 @@ func (b *Batcher[T, R]) dispatch() {
 			b.stageAhead(in)
 			staged = staged || in.staged
 		}
-		if b.stopping && b.q.count == 0 && b.running == 0 && !staged {
+		if b.stopping && b.q.count == 0 && b.running == 0 && !staged && (b.reserved == 0 || b.hardStop) {
 			for _, in := range b.insts {
 				close(in.run)
 				if in.stage != nil {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 
 	"github.com/ofaserve/ofaserve/backend"
+	"github.com/ofaserve/ofaserve/backend/workpool"
 	"github.com/ofaserve/ofaserve/batcher"
 	"github.com/ofaserve/ofaserve/libtorch"
 )
@@ -21,6 +22,8 @@ type Set[P, R any] struct {
 	Devices []string
 	b       *batcher.Batcher[P, R]
 	exec    batcher.ExecFunc[P, R]
+	pool    *workpool.Pool // LoadSpec.Pool
+	name    string         // the pool's key
 }
 
 // Load applies the config's thread parameters (ApplyThreadParameters), loads file once per instance
@@ -58,7 +61,7 @@ func load[P, R any](ctx context.Context, spec backend.LoadSpec, file string, opt
 	if err := ApplyThreadParameters(cfg, spec.Logger); err != nil {
 		return nil, err
 	}
-	s := &Set[P, R]{Devices: Devices(cfg), exec: exec}
+	s := &Set[P, R]{Devices: Devices(cfg), exec: exec, pool: spec.Pool, name: spec.Name}
 	for _, dev := range s.Devices {
 		if err := ctx.Err(); err != nil {
 			s.closeModules()
@@ -96,6 +99,33 @@ func (s *Set[P, R]) Submit(ctx context.Context, it batcher.Item[P]) (R, error) {
 	res, err := s.b.Submit(ctx, it)
 	if err != nil {
 		var zero R
+		return zero, backend.SubmitError(err)
+	}
+	return res, nil
+}
+
+// Run admits a request of slot to the queue, then prepares it in the server's preprocessing pool, then puts
+// the prepared item in its slot and waits for its result. A request the queue refuses (full, stopping) is
+// refused before prepare runs; one whose ctx ends while it waits for a worker gives its slot back and
+// returns at once; one prepare refuses gives its slot back with prepare's error. The item's Size, Priority,
+// Timeout and Start are the slot's. Errors carry backend codes (backend.SubmitError).
+func (s *Set[P, R]) Run(ctx context.Context, slot batcher.Slot, prepare func() (batcher.Item[P], error)) (R, error) {
+	var zero R
+	t, err := s.b.Reserve(ctx, slot)
+	if err != nil {
+		return zero, backend.SubmitError(err)
+	}
+	defer t.Release()
+	var it batcher.Item[P]
+	var perr error
+	if err := s.pool.Do(ctx, s.name, func() { it, perr = prepare() }); err != nil {
+		return zero, backend.SubmitError(err)
+	}
+	if perr != nil {
+		return zero, perr
+	}
+	res, err := t.Submit(ctx, it)
+	if err != nil {
 		return zero, backend.SubmitError(err)
 	}
 	return res, nil

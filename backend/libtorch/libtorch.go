@@ -154,15 +154,21 @@ func torchDType(dt string) (torch.DType, bool) {
 	return 0, false
 }
 
-// Infer prepares req (validated by the repository: backend.Signature.Validate), queues it and waits for
-// its share of a batch.
+// Infer admits req (validated by the repository: backend.Signature.Validate) to the queue, prepares it in
+// the server's preprocessing pool, and waits for its share of a batch (instances.Set.Run): a full queue
+// refuses it before it is prepared.
 func (m *Model) Infer(ctx context.Context, req *backend.Request) (*backend.Response, error) {
-	p, key, err := m.prepare(req)
-	if err != nil {
-		return nil, err
+	size := 1
+	if m.maxBatch > 0 && len(req.Inputs) > 0 && len(req.Inputs[0].Shape) > 0 {
+		size = int(req.Inputs[0].Shape[0])
 	}
-	res, err := m.set.Submit(ctx, batcher.Item[*prepared]{
-		Value: p, Size: p.batch, Priority: req.Priority, Timeout: req.Timeout, ShapeKey: key, Start: req.Start,
+	slot := batcher.Slot{Size: size, Priority: req.Priority, Timeout: req.Timeout, Start: req.Start}
+	res, err := m.set.Run(ctx, slot, func() (batcher.Item[*prepared], error) {
+		p, key, err := m.prepare(req)
+		if err != nil {
+			return batcher.Item[*prepared]{}, err
+		}
+		return batcher.Item[*prepared]{Value: p, ShapeKey: key}, nil
 	})
 	if err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ofaserve/ofaserve/backend"
 	"github.com/ofaserve/ofaserve/backend/instances"
@@ -66,6 +67,8 @@ type Model struct {
 	outputs   []outSpec         // config order
 	precision torch.DType
 	bc        bucketConfig
+	budget    pixelBudget
+	decodes   atomic.Int64 // images handed to the decoder (a refusal before decoding leaves it)
 
 	set     *instances.Set[*prepared, *result]
 	stagers []*stager // one per instance
@@ -137,10 +140,12 @@ func Load(ctx context.Context, spec backend.LoadSpec) (backend.Model, error) {
 			*dst = int(v)
 		}
 	}
-	if v, ok, err := intParam(params, "max_image_pixels"); err != nil {
+	if m.budget, err = readPixelBudget(params, m.h, m.w, int(cfg.GetMaxBatchSize())); err != nil {
 		return nil, err
-	} else if ok {
-		m.popts.Limits.MaxPixels = v
+	}
+	m.popts.Limits.MaxPixels = m.budget.image
+	if m.budget.image == 0 {
+		m.popts.Limits.MaxPixels = -1 // 0 is the decoder's default; the parameter's 0 means none
 	}
 
 	tok, err := bpe.LoadHF(filepath.Join(spec.VersionDir, md.VocabFile), filepath.Join(spec.VersionDir, md.MergesFile),
@@ -271,19 +276,30 @@ func intParam(params map[string]*modelconfig.ModelParameter, key string) (int64,
 	return v, true, nil
 }
 
-// Infer prepares req (validated by the repository: backend.Signature.Validate)
-// in the caller's goroutine, queues it and waits for its share of a batch.
+// Infer refuses a request whose image headers exceed the pixel budget (checkPixels), admits it to the
+// queue (a full queue refuses it before any decoding), prepares it in the server's preprocessing pool, and
+// waits for its share of a batch.
 func (m *Model) Infer(ctx context.Context, req *backend.Request) (*backend.Response, error) {
-	p, err := m.prepare(req)
-	if err != nil {
+	if err := m.checkPixels(req); err != nil {
 		return nil, err
 	}
-	length := 0
-	for _, ids := range p.ids {
-		length = max(length, len(ids))
+	n := 1
+	for _, t := range req.Inputs {
+		if t.Name == InputImage && len(t.Shape) > 0 {
+			n = int(t.Shape[0])
+		}
 	}
-	res, err := m.set.Submit(ctx, batcher.Item[*prepared]{
-		Value: p, Size: p.n, Priority: req.Priority, Timeout: req.Timeout, Start: req.Start, Length: length,
+	slot := batcher.Slot{Size: n, Priority: req.Priority, Timeout: req.Timeout, Start: req.Start}
+	res, err := m.set.Run(ctx, slot, func() (batcher.Item[*prepared], error) {
+		p, err := m.prepare(req)
+		if err != nil {
+			return batcher.Item[*prepared]{}, err
+		}
+		length := 0
+		for _, ids := range p.ids {
+			length = max(length, len(ids))
+		}
+		return batcher.Item[*prepared]{Value: p, Length: length}, nil
 	})
 	if err != nil {
 		return nil, err

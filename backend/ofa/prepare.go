@@ -74,6 +74,7 @@ func (m *Model) prepare(req *backend.Request) (*prepared, error) {
 	for i := range n {
 		data, scratch, err := m.imageBytes(elems[0][i])
 		if err == nil {
+			m.decodes.Add(1)
 			_, err = preprocess.PrepareUint8(data, m.popts, (*p.images)[i*m.chw:(i+1)*m.chw])
 		}
 		if scratch != nil {

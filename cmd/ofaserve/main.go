@@ -28,6 +28,7 @@ import (
 	"github.com/ofaserve/ofaserve/backend/ensemble"
 	torchbackend "github.com/ofaserve/ofaserve/backend/libtorch"
 	"github.com/ofaserve/ofaserve/backend/ofa"
+	"github.com/ofaserve/ofaserve/backend/workpool"
 	"github.com/ofaserve/ofaserve/batcher"
 	"github.com/ofaserve/ofaserve/libtorch"
 	"github.com/ofaserve/ofaserve/logging"
@@ -70,6 +71,7 @@ type config struct {
 	modeName       string
 	exitTimeoutSec int
 	torchIntra     int
+	prepWorkers    int
 	cacheConfig    []string     // --cache-config values
 	cache          cache.Config // parsed
 }
@@ -111,6 +113,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&c.strict, "strict-model-config", true, "require config.pbtxt (false is accepted but configs are still required)")
 	fs.Int64Var(&c.maxInputSize, "http-max-input-size", 64<<20, "largest request body and decoded JSON tensor, in bytes")
 	fs.IntVar(&c.torchIntra, "torch-intra-op-threads", 0, "threads one libtorch op may use, process-wide, set before models load (0: libtorch's default, OMP_NUM_THREADS or the physical cores); takes precedence over models' INTRA_OP_THREAD_COUNT")
+	fs.IntVar(&c.prepWorkers, "preprocess-workers", 0, "requests prepared (images decoded, text tokenized) at once, shared round-robin by every model (0: the number of cores)")
 	fs.Var((*stringList)(&c.cacheConfig), "cache-config", "response cache: local,size=BYTES (repeatable, as tritonserver's); models opt in with response_cache { enable: true }")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -265,7 +268,7 @@ func run(ctx context.Context, release func(), args []string, logOut io.Writer) e
 	}
 	steps := &stepModels{}
 	repo, err := repository.New(repository.Options{
-		Root: c.repo, Loaders: loaders(steps), Mode: c.mode,
+		Root: c.repo, Loaders: backend.WithPool(workpool.New(c.prepWorkers), loaders(steps)), Mode: c.mode,
 		PollInterval: time.Duration(c.pollSecs) * time.Second, StartupModels: c.loadModels,
 		GPUs: gpus, Logger: log, Cache: respCache,
 		Observer: func(name string, version int64) batcher.Observer { return srv.Observer(name, version) },
