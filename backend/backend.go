@@ -81,6 +81,13 @@ type TensorSpec struct {
 	Labels      []string // classification labels for outputs, if any
 }
 
+// Prechecker is a Model that can refuse a request before it is read: Precheck answers UNAVAILABLE (queue
+// full) when the model would refuse any request now, and nil when a request may be tried. Frontends call it
+// before they parse a request body, so that an overloaded model costs refused clients microseconds.
+type Prechecker interface {
+	Precheck() error
+}
+
 // Model is one loaded version of a model.
 type Model interface {
 	// Infer runs one request that has passed Signature.Validate against the

@@ -181,3 +181,47 @@ func (b *Batcher[T, R]) wait(ctx context.Context, n *node[T, R]) (R, error) {
 		return zero, fmt.Errorf("batcher: request cancelled while executing: %w", ctx.Err())
 	}
 }
+
+// Precheck answers ErrQueueFull, counted as a refused request like Reserve's, when every priority level a
+// request could name is at its max_queue_size now, and nil otherwise. A frontend calls it before it reads the
+// request, so that a full queue refuses a request without even its body being parsed; Reserve still decides for
+// the requests Precheck lets through (a slot may fill in between). It does not block and reserves nothing.
+func (b *Batcher[T, R]) Precheck() error {
+	levels := []uint64{b.cfg.DefaultPriorityLevel}
+	if b.cfg.PriorityLevels > 0 {
+		levels = levels[:0]
+		for p := uint64(1); p <= b.cfg.PriorityLevels; p++ {
+			levels = append(levels, p)
+		}
+	}
+	if !b.allFull(levels) {
+		return nil
+	}
+	b.stats.fail(FailRejected, 0, b.now())
+	return ErrQueueFull
+}
+
+// allFull reports whether each of levels is at a max_queue_size (a level without one is never full).
+func (b *Batcher[T, R]) allFull(levels []uint64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, p := range levels {
+		pol, ok := b.cfg.PriorityQueuePolicy[p]
+		if !ok {
+			pol = b.cfg.DefaultQueuePolicy
+		}
+		if pol.MaxQueueSize == 0 {
+			return false
+		}
+		size := 0
+		for _, l := range b.q.levels {
+			if l.prio == p {
+				size = l.size()
+			}
+		}
+		if size < pol.MaxQueueSize {
+			return false
+		}
+	}
+	return true
+}

@@ -117,12 +117,30 @@ func (m *Model) Infer(ctx context.Context, req *backend.Request) (*backend.Respo
 		return nil, err
 	}
 	if !m.Ready() || m.impl == nil {
-		return nil, backend.Errorf(backend.CodeUnavailable, "Request for unknown model: '%s' version %d is not at ready state", m.name, m.version)
+		return nil, m.notReady()
 	}
 	if m.cache != nil {
 		return m.cached(ctx, req)
 	}
 	return m.impl.Infer(ctx, req)
+}
+
+// Precheck tells whether the version would refuse any request now, before the request is read: UNAVAILABLE
+// when it is not ready or its kind's queue is full at every level (backend.Prechecker), nil otherwise. A
+// version with a response cache always lets requests through: a hit needs no queue.
+func (m *Model) Precheck() error {
+	if !m.Ready() || m.impl == nil {
+		return m.notReady()
+	}
+	if p, ok := m.impl.(backend.Prechecker); ok && m.cache == nil {
+		return p.Precheck()
+	}
+	return nil
+}
+
+// notReady is Triton's answer to a request for a version that is not ready.
+func (m *Model) notReady() error {
+	return backend.Errorf(backend.CodeUnavailable, "Request for unknown model: '%s' version %d is not at ready state", m.name, m.version)
 }
 
 // cached answers a validated request through the response cache

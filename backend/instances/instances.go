@@ -131,6 +131,15 @@ func (s *Set[P, R]) Run(ctx context.Context, slot batcher.Slot, prepare func() (
 	return res, nil
 }
 
+// Precheck answers the batcher's Precheck with backend codes: UNAVAILABLE when every level of the queue is
+// full, so the request would be refused whatever it holds.
+func (s *Set[P, R]) Precheck() error {
+	if err := s.b.Precheck(); err != nil {
+		return backend.SubmitError(err)
+	}
+	return nil
+}
+
 // Stats returns the batcher's statistics.
 func (s *Set[P, R]) Stats() batcher.Stats { return s.b.Stats() }
 

@@ -188,6 +188,10 @@ func (m *Model) Warmup(ctx context.Context, samples []backend.WarmupSample) erro
 // Stats returns the batcher's statistics.
 func (m *Model) Stats() batcher.Stats { return m.set.Stats() }
 
+// Precheck refuses before the request is read when the model's queue is full at every level
+// (backend.Prechecker).
+func (m *Model) Precheck() error { return m.set.Precheck() }
+
 // Close stops accepting requests, lets queued ones finish (bounded by ctx)
 // and releases the modules.
 func (m *Model) Close(ctx context.Context) error { return m.set.Close(ctx) }
