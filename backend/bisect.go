@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 )
 
 // Bisection: when one forward over a whole batch fails, the batch's requests are not all guilty. Bisect
@@ -117,4 +118,46 @@ func Message(err error) string {
 		return e.Msg
 	}
 	return err.Error()
+}
+
+// BisectStats are a model's cumulative bisection counters (exported as nv_inference_batch_bisect_total,
+// nv_inference_batch_bisect_runs_total and nv_inference_request_failed_alone_total).
+type BisectStats struct {
+	Batches uint64 // batches that failed whole and were split
+	Runs    uint64 // extra runs those bisections made
+	Alone   uint64 // requests that failed on their own
+	Guilty  uint64 // of those, the ones blamed with CodeInvalidArg
+}
+
+// BisectStatser is a Model that bisects failed batches and counts it.
+type BisectStatser interface {
+	BisectStats() BisectStats
+}
+
+// BisectCounter accumulates BisectOutcomes; safe for concurrent use.
+type BisectCounter struct {
+	mu sync.Mutex
+	st BisectStats
+}
+
+// Add counts one batch's outcome (nothing when it did not bisect).
+func (c *BisectCounter) Add(alone, guilty, runs int, bisected bool) {
+	if !bisected && alone == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if bisected {
+		c.st.Batches++
+		c.st.Runs += uint64(runs - 1)
+	}
+	c.st.Alone += uint64(alone)
+	c.st.Guilty += uint64(guilty)
+}
+
+// Stats returns the counts so far.
+func (c *BisectCounter) Stats() BisectStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.st
 }

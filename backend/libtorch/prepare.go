@@ -56,6 +56,9 @@ func (m *Model) prepare(req *backend.Request) (*prepared, string, error) {
 			return nil, "", sig.ShapeError(&spec, t.Shape)
 		}
 	}
+	if err := m.checkLimits(p); err != nil {
+		return nil, "", err
+	}
 	p.outputs = backend.RequestedOutputs(req.Outputs, len(m.outputs), func(name string) (int, bool) {
 		o, ok := m.outIndex[name]
 		return o, ok
