@@ -35,8 +35,9 @@ type BisectOutcome[R any] struct {
 	Runs int
 	// Bisected reports whether the whole batch failed and was split.
 	Bisected bool
-	// Alone counts the requests that failed on their own; Guilty those of them blamed with CodeInvalidArg.
-	Alone, Guilty int
+	// Succeeded counts the requests that got a result; Alone those that failed on their own; Guilty those
+	// of them blamed with CodeInvalidArg.
+	Succeeded, Alone, Guilty int
 }
 
 // Bisect runs batch with run; when the whole batch fails it finds the requests that fail on their own
@@ -86,6 +87,7 @@ func Bisect[T, R any](ctx context.Context, batch []T, trusted bool, run BisectRu
 		walk(mid, hi)
 	}
 	walk(0, len(batch))
+	out.Succeeded = succeeded
 	for i, err := range alone {
 		if err == nil {
 			continue

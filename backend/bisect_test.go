@@ -101,7 +101,7 @@ func TestBisectOneOffenderIsLogarithmic(t *testing.T) {
 	if o.Runs != 13 {
 		t.Errorf("%d runs, want 13", o.Runs)
 	}
-	if CodeOf(o.Errs[41]) != CodeInvalidArg || o.Guilty != 1 {
+	if CodeOf(o.Errs[41]) != CodeInvalidArg || o.Guilty != 1 || o.Succeeded != 63 {
 		t.Errorf("item 41: %v (guilty %d)", o.Errs[41], o.Guilty)
 	}
 }

@@ -15,7 +15,7 @@ import (
 // guilt is what exec keeps to fail only the guilty requests of a failed batch (backend.Bisect).
 type guilt struct {
 	count  backend.BisectCounter
-	lastOK atomic.Bool // the last batch run succeeded: vouches for the model when a lone request fails
+	lastOK atomic.Bool // the last batch gave some request its result: vouches for the model when a lone request fails
 }
 
 // exec runs one batch on instance inst. When the forward fails, backend.Bisect re-runs the batch in halves
@@ -33,7 +33,7 @@ func (m *Model) exec(ctx context.Context, inst int, batch []*prepared) ([]*resul
 		add(t)
 		return res, err
 	})
-	m.guilt.lastOK.Store(o.Alone == 0)
+	m.guilt.lastOK.Store(o.Succeeded > 0)
 	m.guilt.count.Add(o.Alone, o.Guilty, o.Runs, o.Bisected)
 	if !o.Bisected && o.Errs[0] != nil {
 		return nil, timing, o.Errs[0] // a batch of one that failed (or was cancelled)
