@@ -35,8 +35,10 @@ func (m *Model) exec(ctx context.Context, inst int, batch []*prepared) ([]*resul
 	})
 	m.guilt.lastOK.Store(o.Succeeded > 0)
 	m.guilt.count.Add(o.Alone, o.Guilty, o.Runs, o.Bisected)
-	if !o.Bisected && o.Errs[0] != nil {
-		return nil, timing, o.Errs[0] // a batch of one that failed (or was cancelled)
+	if o.Succeeded == 0 {
+		// Nothing ran (a batch of one that failed, a cancelled batch) or every request failed alone: the
+		// batch fails as a whole, so that a caller outside the batcher (warm-up) sees it.
+		return nil, timing, o.Errs[0]
 	}
 	for i, err := range o.Errs {
 		if err != nil {

@@ -170,3 +170,29 @@ func TestOutOfRange(t *testing.T) {
 		}
 	}
 }
+
+// TestAllFailAloneFailsTheBatch: when every request of a batch fails on its own the batch fails as a whole
+// (a 500 saying the model is probably at fault), so that warm-up, which runs batches outside the
+// batcher, sees the failure.
+func TestAllFailAloneFailsTheBatch(t *testing.T) {
+	m := load(t, "fail", `
+platform: "pytorch_libtorch" default_model_filename: "fail.pt" max_batch_size: 8
+input [{ name: "x" data_type: TYPE_FP32 dims: [ 2 ] }]
+output [{ name: "y" data_type: TYPE_FP32 dims: [ 2 ] }]`)
+	var batch []*prepared
+	for range 3 {
+		p, _, err := m.prepare(&backend.Request{Inputs: []backend.Tensor{
+			{Name: "x", Datatype: "FP32", Shape: []int64{1, 2}, Data: f32(-1, -1)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch = append(batch, p)
+	}
+	res, _, err := m.exec(context.Background(), 0, batch)
+	if err == nil || backend.CodeOf(err) != backend.CodeInternal || !strings.Contains(err.Error(), "model or its device is probably at fault") {
+		t.Fatalf("got %v %v, want the batch to fail with INTERNAL", res, err)
+	}
+	if st := m.BisectStats(); st.Batches != 1 || st.Alone != 3 || st.Guilty != 0 {
+		t.Errorf("bisect stats %+v", st)
+	}
+}
