@@ -196,3 +196,43 @@ output [{ name: "y" data_type: TYPE_FP32 dims: [ 2 ] }]`)
 		t.Errorf("bisect stats %+v", st)
 	}
 }
+
+// FuzzOutOfRange: on any bytes and range, outOfRange never panics and finds exactly the first element a
+// plain decode finds outside [lo, hi).
+func FuzzOutOfRange(f *testing.F) {
+	f.Add(uint8(3), []byte{1, 2, 3, 4, 5, 6, 7, 8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, int64(0), int64(100))
+	f.Add(uint8(0), []byte{0x80, 7}, int64(-1), int64(8))
+	f.Fuzz(func(t *testing.T, kind uint8, data []byte, lo, hi int64) {
+		dts := []string{"INT8", "UINT8", "INT16", "INT32", "INT64"}
+		dt := dts[int(kind)%len(dts)]
+		w, _ := intWidth(dt)
+		at, v, bad := outOfRange(dt, data, lo, hi)
+		wantBad := false
+		for i := 0; i+w <= len(data); i += w {
+			var x int64
+			switch w {
+			case 1:
+				x = int64(data[i])
+				if dt == "INT8" && x > 127 {
+					x -= 256
+				}
+			case 2:
+				x = int64(int16(uint16(data[i]) | uint16(data[i+1])<<8))
+			case 4:
+				x = int64(int32(binary.LittleEndian.Uint32(data[i:])))
+			default:
+				x = int64(binary.LittleEndian.Uint64(data[i:]))
+			}
+			if x < lo || x >= hi {
+				wantBad = true
+				if !bad || at != i/w || v != x {
+					t.Fatalf("%s %x [%d,%d): got %d %d %v, want %d %d", dt, data, lo, hi, at, v, bad, i/w, x)
+				}
+				break
+			}
+		}
+		if bad != wantBad {
+			t.Fatalf("%s %x [%d,%d): bad %v", dt, data, lo, hi, bad)
+		}
+	})
+}
