@@ -176,6 +176,15 @@ func (m *Model) Stats() batcher.Stats {
 	return st
 }
 
+// BisectStats returns the model kind's counts of failed batches it bisected (backend.BisectStatser);
+// zero for a kind that does not bisect.
+func (m *Model) BisectStats() backend.BisectStats {
+	if b, ok := m.impl.(backend.BisectStatser); ok {
+		return b.BisectStats()
+	}
+	return backend.BisectStats{}
+}
+
 // close unloads the version: UNLOADING while its queue drains, then
 // UNAVAILABLE "unloaded".
 // Closing twice is harmless; a version that never loaded keeps its reason.

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ofaserve/ofaserve/backend"
 	"github.com/ofaserve/ofaserve/batcher"
 )
 
@@ -40,6 +41,13 @@ var (
 		"Cumulative inference compute output duration in microseconds (does not include cached requests)", modelLabels, nil)
 	descLoad = prometheus.NewDesc("nv_model_load_duration_secs",
 		"Model load time in seconds, warm-up included", modelLabels, nil)
+	descBisect = prometheus.NewDesc("nv_inference_batch_bisect_total",
+		"Number of batches that failed whole and were re-run in halves to find the requests at fault", modelLabels, nil)
+	descBisectRuns = prometheus.NewDesc("nv_inference_batch_bisect_runs_total",
+		"Number of extra model executions those bisections made", modelLabels, nil)
+	descAlone = prometheus.NewDesc("nv_inference_request_failed_alone_total",
+		"Number of requests that failed on their own after a bisection (guilty: blamed with a 400; else a 500)",
+		append(modelLabels, "blame"), nil)
 	descWarmup = prometheus.NewDesc("nv_model_warmup_duration_secs",
 		"Model warm-up time in seconds (model_warmup samples and the model kind's own warm-up)", modelLabels, nil)
 )
@@ -49,6 +57,12 @@ var (
 type loadTimer interface {
 	LoadDuration() time.Duration
 	WarmupDuration() time.Duration
+}
+
+// bisecter is a Model whose kind bisects failed batches (backend.BisectStatser; the repository's models
+// forward it); the collector exports its counts.
+type bisecter interface {
+	BisectStats() backend.BisectStats
 }
 
 // modelCollector reads every ready model's batcher statistics at scrape
@@ -61,7 +75,8 @@ type modelCollector struct {
 }
 
 func (mc *modelCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSuccess, descFailure, descCount, descExec, descPending, descLoad, descWarmup} {
+	for _, d := range []*prometheus.Desc{descSuccess, descFailure, descCount, descExec, descPending, descLoad, descWarmup,
+		descBisect, descBisectRuns, descAlone} {
 		ch <- d
 	}
 	if mc.counters {
@@ -93,6 +108,13 @@ func (mc *modelCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descCount, float64(st.InferenceCount))
 		counter(descExec, float64(st.ExecutionCount))
 		ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(st.Pending), name, ver)
+		if b, ok := m.(bisecter); ok {
+			bs := b.BisectStats()
+			counter(descBisect, float64(bs.Batches))
+			counter(descBisectRuns, float64(bs.Runs))
+			ch <- prometheus.MustNewConstMetric(descAlone, prometheus.CounterValue, float64(bs.Guilty), name, ver, "guilty")
+			ch <- prometheus.MustNewConstMetric(descAlone, prometheus.CounterValue, float64(bs.Alone-bs.Guilty), name, ver, "model")
+		}
 		if !mc.counters {
 			continue
 		}

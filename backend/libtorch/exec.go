@@ -2,6 +2,7 @@ package libtorch
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	torch "github.com/ofaserve/ofaserve/libtorch"
@@ -11,8 +12,44 @@ import (
 	"github.com/ofaserve/ofaserve/batcher"
 )
 
-// exec runs one batch on instance inst: concatenate, forward, split.
+// guilt is what exec keeps to fail only the guilty requests of a failed batch (backend.Bisect).
+type guilt struct {
+	count  backend.BisectCounter
+	lastOK atomic.Bool // the last batch gave some request its result: vouches for the model when a lone request fails
+}
+
+// exec runs one batch on instance inst. When the forward fails, backend.Bisect re-runs the batch in halves
+// so that only the requests that fail on their own fail (each result then carries its error); the others
+// get their outputs. A batch of one that fails is not re-run.
 func (m *Model) exec(ctx context.Context, inst int, batch []*prepared) ([]*result, batcher.Timing, error) {
+	var timing batcher.Timing
+	add := func(t batcher.Timing) {
+		timing.Input += t.Input
+		timing.Infer += t.Infer
+		timing.Output += t.Output
+	}
+	o := backend.Bisect(ctx, batch, m.guilt.lastOK.Load(), func(ctx context.Context, part []*prepared) ([]*result, error) {
+		res, t, err := m.run(ctx, inst, part)
+		add(t)
+		return res, err
+	})
+	m.guilt.lastOK.Store(o.Succeeded > 0)
+	m.guilt.count.Add(o.Alone, o.Guilty, o.Runs, o.Bisected)
+	if o.Succeeded == 0 {
+		// Nothing ran (a batch of one that failed, a cancelled batch) or every request failed alone: the
+		// batch fails as a whole, so that a caller outside the batcher (warm-up) sees it.
+		return nil, timing, o.Errs[0]
+	}
+	for i, err := range o.Errs {
+		if err != nil {
+			o.Results[i] = &result{err: err}
+		}
+	}
+	return o.Results, timing, nil
+}
+
+// run runs one batch (or part of one) on instance inst: concatenate, forward, split.
+func (m *Model) run(ctx context.Context, inst int, batch []*prepared) ([]*result, batcher.Timing, error) {
 	var timing batcher.Timing
 	t0 := time.Now()
 	first := batch[0]

@@ -24,6 +24,8 @@ type Model struct {
 	// shapeKeyed: requests must agree on variable dims / optional inputs to
 	// share a batch.
 	shapeKeyed bool
+	limits     []inputLimit // value_range:/max_length: parameters (validate.go)
+	guilt      guilt        // bisection of failed batches (exec.go)
 
 	set     *instances.Set[*prepared, *result]
 	scratch []instanceScratch
@@ -58,6 +60,7 @@ type prepared struct {
 // result is one request's share of a batch's outputs.
 type result struct {
 	outputs []backend.Tensor
+	err     error // this request alone failed (exec.go's bisection)
 }
 
 // Load loads a pytorch_libtorch model version: one module per instance from
@@ -86,6 +89,11 @@ func Load(ctx context.Context, spec backend.LoadSpec) (backend.Model, error) {
 		m.outputs = append(m.outputs, ts)
 		m.outIndex[ts.name] = i
 	}
+	limits, err := parseLimits(cfg, m.inputs, m.inIndex)
+	if err != nil {
+		return nil, err
+	}
+	m.limits = limits
 	precision, err := instances.Precision(cfg)
 	if err != nil {
 		return nil, err
@@ -173,6 +181,9 @@ func (m *Model) Infer(ctx context.Context, req *backend.Request) (*backend.Respo
 	if err != nil {
 		return nil, err
 	}
+	if res.err != nil {
+		return nil, res.err
+	}
 	return &backend.Response{Outputs: res.outputs}, nil
 }
 
@@ -184,6 +195,9 @@ func (m *Model) Warmup(ctx context.Context, samples []backend.WarmupSample) erro
 		return p, err
 	})
 }
+
+// BisectStats returns the counts of failed batches bisected (backend.BisectStatser).
+func (m *Model) BisectStats() backend.BisectStats { return m.guilt.count.Stats() }
 
 // Stats returns the batcher's statistics.
 func (m *Model) Stats() batcher.Stats { return m.set.Stats() }
@@ -197,6 +211,7 @@ func (m *Model) Precheck() error { return m.set.Precheck() }
 func (m *Model) Close(ctx context.Context) error { return m.set.Close(ctx) }
 
 var (
-	_ backend.Model  = (*Model)(nil)
-	_ backend.Warmer = (*Model)(nil)
+	_ backend.Model         = (*Model)(nil)
+	_ backend.Warmer        = (*Model)(nil)
+	_ backend.BisectStatser = (*Model)(nil)
 )

@@ -12,8 +12,9 @@ import (
 // complete inputs of the declared datatypes and shapes, a batch within max_batch_size) into one ready to
 // batch, with the shape key that keeps incompatible requests out of each other's batches. It checks only
 // the rules of this kind: absent optional inputs must be trailing forward arguments, and an
-// allow_ragged_batch input still has to fit its dims (a plain forward call cannot take a ragged batch).
-// Nothing it refuses reaches the batcher.
+// allow_ragged_batch input still has to fit its dims (a plain forward call cannot take a ragged batch);
+// and the config's input limits (value_range:/max_length:, validate.go). Nothing it refuses reaches the
+// batcher.
 func (m *Model) prepare(req *backend.Request) (*prepared, string, error) {
 	p := &prepared{inputs: make([]*backend.Tensor, len(m.inputs)), present: make([]bool, len(m.inputs)), batch: 1}
 	for k := range req.Inputs {
@@ -55,6 +56,9 @@ func (m *Model) prepare(req *backend.Request) (*prepared, string, error) {
 		if !sig.ShapeFits(&spec, datatype.Parse(t.Datatype), dims) {
 			return nil, "", sig.ShapeError(&spec, t.Shape)
 		}
+	}
+	if err := m.checkLimits(p); err != nil {
+		return nil, "", err
 	}
 	p.outputs = backend.RequestedOutputs(req.Outputs, len(m.outputs), func(name string) (int, bool) {
 		o, ok := m.outIndex[name]

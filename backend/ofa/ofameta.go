@@ -35,6 +35,11 @@ type meta struct {
 	MergesFile        string    `json:"merges_file"`
 	VocabSize         int       `json:"vocab_size"`
 	ModelFile         string    `json:"model_file"`
+	// ModelConfig is the exporter's record of the module's architecture; only its table sizes are read.
+	ModelConfig struct {
+		VocabSize             int `json:"vocab_size"`
+		MaxPositionEmbeddings int `json:"max_position_embeddings"`
+	} `json:"model_config"`
 }
 
 // readMeta reads and checks a metadata file.
@@ -87,6 +92,15 @@ func (m *meta) check() error {
 	}
 	if m.VocabFile == "" || m.MergesFile == "" {
 		bad("vocab_file and merges_file are required")
+	}
+	// The ofa kind tokenizes itself, so its ids are valid when the tokenizer fits the module's embedding,
+	// and its rows ([bos] + at most max_text_length-2 ids + [eos], prompt.Meta.Config) fit the position
+	// table. An export without model_config is taken on trust.
+	if mc := m.ModelConfig; mc.VocabSize > 0 && m.VocabSize > mc.VocabSize {
+		bad("vocab_size %d is larger than the module's embedding (model_config.vocab_size %d): token ids would be out of range", m.VocabSize, mc.VocabSize)
+	}
+	if mc := m.ModelConfig; mc.MaxPositionEmbeddings > 0 && m.MaxTextLength > mc.MaxPositionEmbeddings {
+		bad("max_text_length %d is longer than the module's position table (model_config.max_position_embeddings %d)", m.MaxTextLength, mc.MaxPositionEmbeddings)
 	}
 	if m.ModelFile == "" {
 		m.ModelFile = "model.pt"

@@ -82,8 +82,17 @@ def instance_group(device: str) -> str:
         "instance_group [ { count: 1 kind: KIND_CPU } ]"
 
 
-def raw_config_pbtxt(h: int, w: int, max_batch: int, device: str) -> str:
+def raw_config_pbtxt(h: int, w: int, max_batch: int, device: str, *,
+                     vocab_size: Optional[int] = None, max_length: Optional[int] = None) -> str:
+    """The raw model's config.  vocab_size / max_length (the embedding's rows, the position table's length)
+    become pytorch_libtorch's value_range:/max_length: parameters on INPUT_IDS, so the server refuses an
+    id or a length the module would fail on, per request, before it joins (and fails) a batch."""
     kind = instance_group(device)
+    limits = ""
+    if vocab_size is not None:
+        limits += f'parameters {{ key: "value_range:INPUT_IDS" value: {{ string_value: "0,{vocab_size}" }} }}\n'
+    if max_length is not None:
+        limits += f'parameters {{ key: "max_length:INPUT_IDS" value: {{ string_value: "{max_length}" }} }}\n'
     return f"""name: "{RAW_NAME}"
 platform: "pytorch_libtorch"
 max_batch_size: {max_batch}
@@ -96,7 +105,7 @@ output [
 ]
 dynamic_batching {{ max_queue_delay_microseconds: 2000 }}
 {kind}
-"""
+{limits}"""
 
 
 def ofa_config_pbtxt(max_batch: int, device: str = "cpu") -> str:
@@ -311,7 +320,8 @@ def export(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
             raise ExportError("the saved module gives different logits after reloading")
         h = w = model.config.patch_image_size
         with open(os.path.join(raw_dir, "config.pbtxt"), "w") as f:
-            f.write(raw_config_pbtxt(h, w, args.max_batch_size, args.device))
+            f.write(raw_config_pbtxt(h, w, args.max_batch_size, args.device,
+                                     vocab_size=model.config.vocab_size, max_length=model.config.max_text_length))
         with open(os.path.join(ofa_dir, "config.pbtxt"), "w") as f:
             f.write(ofa_config_pbtxt(args.max_batch_size, args.device))
         meta = build_meta(model, ts, ans, args, source, len(bpe.vocab))
