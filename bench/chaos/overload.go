@@ -97,6 +97,10 @@ func (e *Env) QueueFull(ctx context.Context, s Settings) Result {
 		capped[i] = q
 	}
 	conc := 10 * s.SatConc
+	e.logf("queue-full: warming both models, %d clients for 3s each (not counted)", s.SatConc)
+	e.closedLoop(ctx, reqs, s.SatConc, 3*time.Second, false)
+	e.closedLoop(ctx, capped, s.SatConc, 3*time.Second, true)
+	Settle(ctx, e.PID, time.Minute)
 	e.logf("queue-full: %d clients for %v on %s", conc, s.QueueDur, e.Model)
 	base := e.closedLoop(ctx, reqs, conc, s.QueueDur, false)
 	Settle(ctx, e.PID, time.Minute)
