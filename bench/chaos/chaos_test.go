@@ -57,6 +57,17 @@ func TestParseCPUTicks(t *testing.T) {
 	}
 }
 
+func FuzzParseCPUTicks(f *testing.F) {
+	f.Add([]byte("1 (a b) S 1 1 1 0 -1 0 0 0 0 0 3 4 0 0\n"))
+	f.Add([]byte("1 (x"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, err := ParseCPUTicks(b)
+		if err == nil && bytes.LastIndexByte(b, ')') < 0 {
+			t.Fatalf("accepted %q (no command field) as %d", b, v)
+		}
+	})
+}
+
 func TestReadRSSOfThisProcess(t *testing.T) {
 	s := StartSampler(os.Getpid(), time.Millisecond)
 	time.Sleep(5 * time.Millisecond)

@@ -8,10 +8,11 @@
 # starts bin/ofaserve on free 127.0.0.1 ports (with short HTTP read/idle timeouts when the binary has those
 # flags), runs bin/ofachaos (cmd/ofachaos, cases in bench/chaos), which ends with SIGTERM to the server, then
 # prints the table: case, tried, handled, lost, server RSS before/peak/after, verdict, and each case's figures
-# against the issue's targets. quick: a 1-minute soak and 10 s queue runs (about 6 minutes in all); full: the
-# issue's 10-minute soak. Exit status: 0 when every case passed, 1 when one failed.
+# against the issue's targets. quick: a 1-minute soak and 10 s queue runs (12.5 minutes on the shared 2-core dev
+# box, 8 of them in bad-token-ids: 2,200 raw requests); full: the issue's 10-minute soak. Exit status: 0 when
+# every case passed, 1 when one failed.
 # Env: SOAK, QUEUE_DURATION, SAT_CONCURRENCY (16), CASES (all), THREADS (2: libtorch intra-op threads),
-# WARMUP (true), CHAOS_ARGS (more ofachaos flags). The table is also written to OUT_DIR/table.txt, server logs to OUT_DIR/logs.
+# WARMUP (true), CHAOS_ARGS (more ofachaos flags, e.g. "--good 500 --bad 50" for a shorter bad-token-ids case). The table is also written to OUT_DIR/table.txt, server logs to OUT_DIR/logs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 MODE="${1:-quick}"
