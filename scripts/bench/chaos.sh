@@ -12,7 +12,8 @@
 # box, 8 of them in bad-token-ids: 2,200 raw requests); full: the issue's 10-minute soak. Exit status: 0 when
 # every case passed, 1 when one failed.
 # Env: SOAK, QUEUE_DURATION, SAT_CONCURRENCY (16), CASES (all), THREADS (2: libtorch intra-op threads),
-# WARMUP (true), CHAOS_ARGS (more ofachaos flags, e.g. "--good 500 --bad 50" for a shorter bad-token-ids case). The table is also written to OUT_DIR/table.txt, server logs to OUT_DIR/logs.
+# WARMUP (true), CHAOS_ARGS (more ofachaos flags, e.g. "--good 500 --bad 50" for a shorter bad-token-ids case).
+# The table is also written to OUT_DIR/table.txt, server logs to OUT_DIR/logs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 MODE="${1:-quick}"
