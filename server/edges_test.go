@@ -167,6 +167,24 @@ func TestFailureLogLines(t *testing.T) {
 			t.Errorf("gRPC log %q lacks %q", buf.String(), w)
 		}
 	}
+	// A failed message of a stream is logged though the stream goes on.
+	buf.Reset()
+	st, err := c.ModelStreamInfer(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Send(&pb.ModelInferRequest{ModelName: "gone"}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := st.Recv(); err != nil || r.GetErrorMessage() == "" {
+		t.Fatalf("stream answer = %v %v", r, err)
+	}
+	_ = st.CloseSend()
+	for _, w := range []string{"method=ModelStreamInfer", "model=gone", "code=NotFound"} {
+		if !strings.Contains(buf.String(), w) {
+			t.Errorf("gRPC stream log %q lacks %q", buf.String(), w)
+		}
+	}
 }
 
 // TestGRPCMessageCap checks that a gRPC message over MaxInputSize is

@@ -304,10 +304,13 @@ func (g *grpcService) ModelStreamInfer(stream pb.GRPCInferenceService_ModelStrea
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		start := time.Now()
 		wg.Go(func() {
 			defer func() { <-sem }()
 			resp, err := g.infer(ctx, req)
 			if err != nil {
+				// A failed message does not fail its stream: log it here.
+				g.s.logGRPCFailure(ctx, "ModelStreamInfer", req.GetModelName(), grpcError(err), start)
 				send(&pb.ModelStreamInferResponse{
 					ErrorMessage:  err.Error(),
 					InferResponse: &pb.ModelInferResponse{Id: req.GetId(), ModelName: req.GetModelName(), ModelVersion: req.GetModelVersion()},
