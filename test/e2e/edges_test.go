@@ -189,6 +189,46 @@ func TestEdgesGRPC(t *testing.T) {
 	}
 }
 
+// TestEdgesGRPCHugeMessage sends a 300 MB gRPC message (the case)
+// to a server capped at 64 KiB: it is refused with RESOURCE_EXHAUSTED from
+// its length prefix, and the server's RSS does not grow by 100 MB.
+func TestEdgesGRPCHugeMessage(t *testing.T) {
+	s := edgeServer(t)
+	rss := func() float64 {
+		r := request(t, "GET", "http://"+s.Metrics+"/metrics", "")
+		for line := range strings.SplitSeq(string(r.body), "\n") {
+			if rest, ok := strings.CutPrefix(line, "process_resident_memory_bytes "); ok {
+				var v float64
+				if _, err := fmt.Sscan(rest, &v); err != nil {
+					t.Fatal(err)
+				}
+				return v
+			}
+		}
+		t.Fatal("no process_resident_memory_bytes")
+		return 0
+	}
+	conn, err := grpc.NewClient(s.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(1<<30)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	x, y := inputs(6)
+	req := grpcInferRequest("linear", "huge", x, y, true)
+	req.RawInputContents[0] = make([]byte, 300<<20)
+	before := rss()
+	_, err = pb.NewGRPCInferenceServiceClient(conn).ModelInfer(rpcCtx(t), req)
+	if st, _ := status.FromError(err); st.Code() != codes.ResourceExhausted {
+		t.Fatalf("300 MB message: %v, want RESOURCE_EXHAUSTED", err)
+	}
+	after := rss()
+	t.Logf("server RSS %.0f MB -> %.0f MB", before/1e6, after/1e6)
+	if after-before > 100e6 {
+		t.Errorf("server RSS grew by %.0f MB on a refused message", (after-before)/1e6)
+	}
+}
+
 // selfSigned writes a self-signed certificate for 127.0.0.1 and its key
 // into dir and returns their paths and a pool that trusts it.
 func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
