@@ -200,6 +200,14 @@ func TestGRPCMessageCap(t *testing.T) {
 	wantCode(t, err, codes.ResourceExhausted, "larger than max")
 }
 
+func TestGRPCSharedMemoryRefused(t *testing.T) {
+	c, _ := grpcClient(t, testRepo())
+	req := simpleGRPCRequest()
+	req.Inputs[1].Parameters = map[string]*pb.InferParameter{"shared_memory_region": {ParameterChoice: &pb.InferParameter_StringParam{StringParam: "r"}}}
+	_, err := c.ModelInfer(context.Background(), req)
+	wantCode(t, err, codes.InvalidArgument, "shared memory is not supported by this server: input 'INPUT1' sets parameter 'shared_memory_region'")
+}
+
 func TestGoAndProcessMetrics(t *testing.T) {
 	h := newTestServer(t, testRepo(), Options{}).MetricsHandler()
 	r := do(t, h, "GET", "/metrics", nil)
