@@ -328,10 +328,12 @@ func (r *Repository) Index(readyOnly bool) []IndexEntry {
 	return out
 }
 
-// errControl is Triton's answer to load/unload when model control is not
-// explicit (its wording mentions polling whatever the mode).
-func errControl() error {
-	return backend.Errorf(backend.CodeUnavailable, "explicit model load / unload is not allowed if polling is enabled")
+// errControl answers load/unload when model control is not explicit: the
+// client's fault (INVALID_ARG, HTTP 400), named with the mode; Triton's
+// wording ("...not allowed if polling is enabled") is kept as its prefix.
+func (r *Repository) errControl() error {
+	return backend.Errorf(backend.CodeInvalidArg,
+		"explicit model load / unload is not allowed if polling is enabled: model control mode is '%s'; start the server with --model-control-mode=explicit", r.opts.Mode)
 }
 
 // Load loads (or reloads) a model in ModeExplicit. override, if not nil,
@@ -341,7 +343,7 @@ func errControl() error {
 // load reports INVALID_ARG with the reason.
 func (r *Repository) Load(ctx context.Context, name string, override *modelconfig.ModelConfig) error {
 	if r.opts.Mode != ModeExplicit {
-		return errControl()
+		return r.errControl()
 	}
 	return r.load(ctx, name, override)
 }
@@ -351,7 +353,7 @@ func (r *Repository) Load(ctx context.Context, name string, override *modelconfi
 // not loaded succeeds.
 func (r *Repository) Unload(ctx context.Context, name string) error {
 	if r.opts.Mode != ModeExplicit {
-		return errControl()
+		return r.errControl()
 	}
 	r.opMu.Lock()
 	defer r.opMu.Unlock()

@@ -273,8 +273,9 @@ func TestLoadUnloadRefusedWithoutExplicitControl(t *testing.T) {
 	writeModel(t, root, "a", simpleConfig, "1")
 	for _, mode := range []ControlMode{ModeNone, ModePoll} {
 		r := newRepo(t, root, mode, &fakeLoader{})
-		codeIs(t, r.Load(context.Background(), "a", nil), backend.CodeUnavailable, "explicit model load / unload is not allowed")
-		codeIs(t, r.Unload(context.Background(), "a"), backend.CodeUnavailable, "explicit model load / unload is not allowed")
+		want := "model control mode is '" + mode.String() + "'"
+		codeIs(t, r.Load(context.Background(), "a", nil), backend.CodeInvalidArg, want)
+		codeIs(t, r.Unload(context.Background(), "a"), backend.CodeInvalidArg, want)
 	}
 }
 

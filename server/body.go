@@ -82,7 +82,8 @@ func readBody(r *http.Request, buf *bytes.Buffer, limit int64) error {
 			src = zr
 		}
 	default:
-		return backend.Errorf(backend.CodeUnsupported, "Unsupported compression type '%s'", enc)
+		return withStatus(http.StatusUnsupportedMediaType, backend.Errorf(backend.CodeUnsupported,
+			"unsupported Content-Encoding '%s': supported are identity, gzip, x-gzip and deflate", enc))
 	}
 	n, err := buf.ReadFrom(io.LimitReader(src, limit+1))
 	if err != nil {
@@ -98,7 +99,8 @@ func readBody(r *http.Request, buf *bytes.Buffer, limit int64) error {
 }
 
 func tooLarge(n, limit int64) error {
-	return invalidArg("request size of %d bytes exceeds the maximum allowed input size of %d bytes (--http-max-input-size)", n, limit)
+	return withStatus(http.StatusRequestEntityTooLarge,
+		invalidArg("request size of %d bytes exceeds the maximum allowed input size of %d bytes (--http-max-input-size)", n, limit))
 }
 
 // acceptEncoding picks the response compression from Accept-Encoding: the

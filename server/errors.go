@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"net/http"
 
 	"google.golang.org/grpc/codes"
@@ -56,4 +57,26 @@ func grpcError(err error) error {
 
 func invalidArg(format string, args ...any) error {
 	return backend.Errorf(backend.CodeInvalidArg, format, args...)
+}
+
+// statusError gives an error an HTTP status that its backend code cannot
+// say (413, 415); gRPC still maps it by its code.
+type statusError struct {
+	status int
+	err    error
+}
+
+func (e *statusError) Error() string { return e.err.Error() }
+func (e *statusError) Unwrap() error { return e.err }
+
+// withStatus wraps err so that HTTP answers it with status.
+func withStatus(status int, err error) error { return &statusError{status: status, err: err} }
+
+// httpStatusOf is the HTTP status of err: its statusError's, else its code's.
+func httpStatusOf(err error) int {
+	var se *statusError
+	if errors.As(err, &se) {
+		return se.status
+	}
+	return httpStatus(backend.CodeOf(err))
 }

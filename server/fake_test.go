@@ -155,7 +155,7 @@ func (r *fakeRepo) Unload(_ context.Context, name string) error {
 // repository is in explicit mode.
 func (r *fakeRepo) control(list *[]string, name string) error {
 	if !r.explicit {
-		return backend.Errorf(backend.CodeUnavailable, "explicit model load / unload is not allowed if polling is enabled")
+		return backend.Errorf(backend.CodeInvalidArg, "explicit model load / unload is not allowed if polling is enabled")
 	}
 	r.mu.Lock()
 	*list = append(*list, name)

@@ -30,17 +30,30 @@ const maxGRPCMessage = math.MaxInt32
 // run at once (they run concurrently so that the batcher can batch them).
 const streamConcurrency = 256
 
-func (s *Server) newGRPC() *grpc.Server {
-	g := grpc.NewServer(
-		grpc.MaxRecvMsgSize(maxGRPCMessage),
+func (s *Server) newGRPC() (*grpc.Server, error) {
+	opts := []grpc.ServerOption{
+		// A message over the HTTP body limit is refused with
+		// RESOURCE_EXHAUSTED from its length prefix, before it is read.
+		grpc.MaxRecvMsgSize(int(min(s.opts.MaxInputSize, maxGRPCMessage))),
 		grpc.MaxSendMsgSize(maxGRPCMessage),
-		grpc.ChainUnaryInterceptor(s.recoverUnary),
-		grpc.ChainStreamInterceptor(s.recoverStream),
-	)
+		grpc.ChainUnaryInterceptor(s.logUnaryFailures, s.restrictUnary, s.recoverUnary),
+		grpc.ChainStreamInterceptor(s.logStreamFailures, s.restrictStream, s.recoverStream),
+	}
+	if s.opts.GRPCMaxConcurrentStreams > 0 {
+		opts = append(opts, grpc.MaxConcurrentStreams(s.opts.GRPCMaxConcurrentStreams))
+	}
+	creds, err := s.opts.TLS.grpcCredentials()
+	if err != nil {
+		return nil, err
+	}
+	if creds != nil {
+		opts = append(opts, grpc.Creds(creds))
+	}
+	g := grpc.NewServer(opts...)
 	pb.RegisterGRPCInferenceServiceServer(g, &grpcService{s: s})
 	healthpb.RegisterHealthServer(g, &healthService{s: s})
 	reflection.Register(g)
-	return g
+	return g, nil
 }
 
 func (s *Server) recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
@@ -291,10 +304,13 @@ func (g *grpcService) ModelStreamInfer(stream pb.GRPCInferenceService_ModelStrea
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		start := time.Now()
 		wg.Go(func() {
 			defer func() { <-sem }()
 			resp, err := g.infer(ctx, req)
 			if err != nil {
+				// A failed message does not fail its stream: log it here.
+				g.s.logGRPCFailure(ctx, "ModelStreamInfer", req.GetModelName(), grpcError(err), start)
 				send(&pb.ModelStreamInferResponse{
 					ErrorMessage:  err.Error(),
 					InferResponse: &pb.ModelInferResponse{Id: req.GetId(), ModelName: req.GetModelName(), ModelVersion: req.GetModelVersion()},

@@ -250,7 +250,7 @@ func TestGRPCStatisticsAndRepository(t *testing.T) {
 		t.Errorf("RepositoryIndex = %v %v", idx, err)
 	}
 	_, err = c.RepositoryModelLoad(ctx, &pb.RepositoryModelLoadRequest{ModelName: "simple"})
-	wantCode(t, err, codes.Unavailable, "explicit model load / unload is not allowed")
+	wantCode(t, err, codes.InvalidArgument, "explicit model load / unload is not allowed")
 	_, err = c.RepositoryModelLoad(ctx, &pb.RepositoryModelLoadRequest{RepositoryName: "r", ModelName: "simple"})
 	wantCode(t, err, codes.Unimplemented, "'repository_name' specification is not supported")
 	repo.explicit = true

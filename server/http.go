@@ -36,36 +36,40 @@ func (s *Server) newRouter() *gin.Engine {
 	r.HandleMethodNotAllowed = true
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
-	r.Use(s.recoverJSON)
+	r.Use(s.logFailures, s.recoverJSON)
 	r.NoRoute(func(c *gin.Context) { writeError(c, http.StatusNotFound, "Not Found") })
 	r.NoMethod(func(c *gin.Context) { writeError(c, http.StatusMethodNotAllowed, "Method Not Allowed") })
 
-	both := func(path string, h gin.HandlerFunc) {
-		r.GET(path, h)
-		r.POST(path, h)
+	// Every route names its API group (Triton's names), which
+	// --http-restricted-api may restrict.
+	both := func(path, group string, h gin.HandlerFunc) {
+		r.GET(path, s.guard(group, h))
+		r.POST(path, s.guard(group, h))
 	}
-	both("/v2/health/live", s.live)
-	both("/v2/health/ready", s.ready)
-	both("/v2", s.serverMetadata)
-	r.GET("/v2/models/stats", s.stats)
-	both("/v2/trace/setting", s.traceSetting)
-	both("/v2/logging", s.logSettings)
+	get := func(path, group string, h gin.HandlerFunc) { r.GET(path, s.guard(group, h)) }
+	post := func(path, group string, h gin.HandlerFunc) { r.POST(path, s.guard(group, h)) }
+	both("/v2/health/live", "health", s.live)
+	both("/v2/health/ready", "health", s.ready)
+	both("/v2", "metadata", s.serverMetadata)
+	get("/v2/models/stats", "statistics", s.stats)
+	both("/v2/trace/setting", "trace", s.traceSetting)
+	both("/v2/logging", "logging", s.logSettings)
 	for _, base := range []string{"/v2/models/:model", "/v2/models/:model/versions/:version"} {
-		both(base, s.modelMetadata)
-		both(base+"/ready", s.modelReady)
-		both(base+"/config", s.modelConfig)
-		r.GET(base+"/stats", s.stats)
-		r.POST(base+"/infer", s.infer)
-		both(base+"/trace/setting", s.traceSetting)
+		both(base, "metadata", s.modelMetadata)
+		both(base+"/ready", "health", s.modelReady)
+		both(base+"/config", "model-config", s.modelConfig)
+		get(base+"/stats", "statistics", s.stats)
+		post(base+"/infer", "inference", s.infer)
+		both(base+"/trace/setting", "trace", s.traceSetting)
 	}
-	r.POST("/v2/repository/index", s.repoIndex)
-	r.POST("/v2/repository/:repo/index", s.repoIndex)
-	r.POST("/v2/repository/models/:model/load", s.repoLoad)
-	r.POST("/v2/repository/models/:model/unload", s.repoUnload)
-	r.POST("/v2/repository/:repo/models/:model/load", s.repoNamed)
-	r.POST("/v2/repository/:repo/models/:model/unload", s.repoNamed)
+	post("/v2/repository/index", "model-repository", s.repoIndex)
+	post("/v2/repository/:repo/index", "model-repository", s.repoIndex)
+	post("/v2/repository/models/:model/load", "model-repository", s.repoLoad)
+	post("/v2/repository/models/:model/unload", "model-repository", s.repoUnload)
+	post("/v2/repository/:repo/models/:model/load", "model-repository", s.repoNamed)
+	post("/v2/repository/:repo/models/:model/unload", "model-repository", s.repoNamed)
 	if s.opts.Predict != nil {
-		r.POST("/predict", s.predict)
+		post("/predict", "inference", s.predict)
 	}
 	return r
 }
@@ -90,11 +94,12 @@ func writeError(c *gin.Context, code int, msg string) {
 	b = append(b, `{"error":`...)
 	b = kserve.AppendJSONString(b, msg)
 	b = append(b, '}')
+	c.Set(errReasonKey, msg)
 	c.Data(code, "application/json", b)
 }
 
 func writeErr(c *gin.Context, err error) {
-	writeError(c, httpStatus(backend.CodeOf(err)), err.Error())
+	writeError(c, httpStatusOf(err), err.Error())
 }
 
 func writeJSON(c *gin.Context, v any) {
@@ -107,21 +112,16 @@ func writeJSON(c *gin.Context, v any) {
 }
 
 // version parses the optional version path segment: "" is
-// kserve.LatestVersion; anything but digits matches no route (404).
+// kserve.LatestVersion; anything but a non-negative integer is a 400 that
+// names it.
 func version(c *gin.Context) (int64, bool) {
 	v := c.Param("version")
 	if v == "" {
 		return kserve.LatestVersion, true
 	}
-	for i := 0; i < len(v); i++ {
-		if v[i] < '0' || v[i] > '9' {
-			writeError(c, http.StatusNotFound, "Not Found")
-			return 0, false
-		}
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
+	n, err := kserve.ParseVersion(v)
 	if err != nil {
-		writeError(c, http.StatusNotFound, "Not Found")
+		writeErr(c, err)
 		return 0, false
 	}
 	return n, true

@@ -168,7 +168,7 @@ func TestModelConfig(t *testing.T) {
 
 func TestRoutes404And405(t *testing.T) {
 	h := newTestServer(t, testRepo(), Options{}).HTTPHandler()
-	for _, p := range []string{"/notapi/v2", "/v2/notapi", "/v2/models/notapi/foo", "/v2/models/simple/versions/x/infer"} {
+	for _, p := range []string{"/notapi/v2", "/v2/notapi", "/v2/models/notapi/foo"} {
 		r := do(t, h, "POST", p, nil)
 		if r.code != 404 || r.errMsg(t) != "Not Found" {
 			t.Errorf("GET %s = %d %s", p, r.code, r.body)
@@ -259,7 +259,7 @@ func TestRepositoryEndpoints(t *testing.T) {
 	if r := do(t, h, "POST", "/v2/repository/index", []byte(`{"ready":"yes"}`)); r.code != 400 || r.errMsg(t) != "Invalid value for 'ready': expected a boolean" {
 		t.Errorf("ready not bool = %d %s", r.code, r.body)
 	}
-	if r := do(t, h, "POST", "/v2/repository/models/simple/load", nil); r.code != 503 || !strings.Contains(r.errMsg(t), "explicit model load / unload is not allowed") {
+	if r := do(t, h, "POST", "/v2/repository/models/simple/load", nil); r.code != 400 || !strings.Contains(r.errMsg(t), "explicit model load / unload is not allowed") {
 		t.Errorf("load in mode none = %d %s", r.code, r.body)
 	}
 	if r := do(t, h, "POST", "/v2/repository/r1/models/simple/load", nil); r.code != 501 || r.errMsg(t) != "'repository_name' specification is not supported" {

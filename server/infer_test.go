@@ -241,7 +241,7 @@ func TestCompression(t *testing.T) {
 		t.Errorf("deflate response = %s", plain)
 	}
 	r = do(t, h, "POST", "/v2/models/simple/infer", []byte(simpleReq), "Content-Encoding", "br")
-	if r.code != 501 || r.header.Get("Accept-Encoding") != "gzip, deflate" || !strings.Contains(r.errMsg(t), "Unsupported compression type") {
+	if r.code != 415 || r.header.Get("Accept-Encoding") != "gzip, deflate" || !strings.Contains(r.errMsg(t), "unsupported Content-Encoding 'br': supported are identity, gzip") {
 		t.Errorf("unsupported encoding: %d %v %s", r.code, r.header, r.body)
 	}
 	r = do(t, h, "POST", "/v2/models/simple/infer", []byte("not gzip"), "Content-Encoding", "gzip")
@@ -321,8 +321,10 @@ func TestInferErrors(t *testing.T) {
 		{"unknown output", "simple", strings.Replace(in("[1,16]", "INT32", sixteen), `]}]}`, `]}],"outputs":[{"name":"OUT9"}]}`, 1), nil, 400, "unexpected inference output 'OUT9' for model 'simple'"},
 		{"duplicate output", "simple", strings.Replace(in("[1,16]", "INT32", sixteen), `]}]}`, `]}],"outputs":[{"name":"OUTPUT0"},{"name":"OUTPUT0"}]}`, 1), nil, 400, "output 'OUTPUT0' already exists in request"},
 		{"reserved parameter", "simple", `{"parameters":{"triton_x":1},"inputs":[]}`, nil, 400, "reserved for Triton usage"},
-		{"shared memory", "identity_fp32", `{"inputs":[{"name":"INPUT0","shape":[1,16],"datatype":"FP32","parameters":{"shared_memory_region":"r"}}]}`, nil, 501, "shared memory"},
-		{"body too large", "identity_fp32", `{"inputs":[{"name":"INPUT0","shape":[1,16],"datatype":"FP32","data":[` + strings.Repeat("1,", 3000) + `1]}]}`, nil, 400, "exceeds the maximum allowed input size"},
+		{"shared memory", "identity_fp32", `{"inputs":[{"name":"INPUT0","shape":[1,16],"datatype":"FP32","parameters":{"shared_memory_region":"r"}}]}`, nil, 400, "shared memory is not supported by this server: input 'INPUT0' sets parameter 'shared_memory_region'"},
+		{"bare string data", "identity_fp32", `{"inputs":[{"name":"INPUT0","shape":[1,16],"datatype":"FP32","data":"1,2,3"}]}`, nil, 400, "'data' of input 'INPUT0' must be a JSON array"},
+		{"bad version", "identity_fp32/versions/abc", `{}`, nil, 400, "failed to get model version from specified version string 'abc'"},
+		{"body too large", "identity_fp32", `{"inputs":[{"name":"INPUT0","shape":[1,16],"datatype":"FP32","data":[` + strings.Repeat("1,", 3000) + `1]}]}`, nil, 413, "exceeds the maximum allowed input size"},
 		{"JSON tensor too large", "multi", `{"inputs":[{"name":"INPUT0","shape":[100000,100000],"datatype":"FP32","data":[1]}]}`, nil, 400, "exceeds the maximum allowed value"},
 		{"unknown model", "nope", simpleReq, nil, 404, "Request for unknown model: 'nope' is not found"},
 		{"model error", "failing", `{"inputs":[{"name":"INPUT0","shape":[1],"datatype":"FP32","data":[1]}]}`, nil, 503, "Exceeds maximum queue size"},

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
 
 	"github.com/ofaserve/ofaserve/backend"
@@ -31,7 +33,7 @@ type Repository interface {
 	// Index lists every known model version (only ready ones if readyOnly).
 	Index(readyOnly bool) []IndexEntry
 	// Load loads or reloads a model (override, if not nil, replaces its
-	// config); Unload unloads it. Both fail with UNAVAILABLE when model
+	// config); Unload unloads it. Both fail with INVALID_ARG when model
 	// control is not explicit.
 	Load(ctx context.Context, name string, override *modelconfig.ModelConfig) error
 	Unload(ctx context.Context, name string) error
@@ -87,6 +89,27 @@ type Options struct {
 	// Logging controls the handler of the server's logger at run time (the
 	// logging extension); nil leaves the extension out.
 	Logging *logging.Control
+	// ReadTimeout bounds reading one HTTP request, body included, and
+	// IdleTimeout an idle keep-alive connection; zero is no bound.
+	// WriteTimeout bounds a request from the end of its headers to the end
+	// of its response, inference included, so zero (none) is the sensible
+	// default: a slow legitimate inference must not be cut; queue timeouts
+	// and the client's own deadline bound it instead.
+	ReadTimeout, IdleTimeout, WriteTimeout time.Duration
+	// GRPCMaxConcurrentStreams caps the streams (calls) one gRPC connection
+	// runs at once; 0 is gRPC's default (no cap). A gRPC message larger than
+	// MaxInputSize is refused with RESOURCE_EXHAUSTED before it is read.
+	GRPCMaxConcurrentStreams uint32
+	// TLS, when set, serves HTTP and/or gRPC over TLS.
+	TLS TLSOptions
+	// Restricted lists API groups that need a header (HTTP) or metadata
+	// key (gRPC) with a given value (--http-restricted-api,
+	// --grpc-restricted-protocol); empty is open.
+	HTTPRestricted, GRPCRestricted Restrictions
+	// MemoryReturnInterval is how often Serve checks whether the heap has
+	// shrunk after a burst and returns the freed memory to the OS; zero
+	// leaves the check off.
+	MemoryReturnInterval time.Duration
 }
 
 const defaultMaxInputSize = 64 << 20
@@ -104,6 +127,8 @@ type Server struct {
 	// neither summaries nor histograms are on.
 	latency *latencyCollector
 	tracer  *tracing.Tracer
+	// httpTLS is the HTTP endpoint's TLS configuration; nil serves plain.
+	httpTLS *tls.Config
 
 	mu       sync.Mutex
 	httpSrv  *http.Server
@@ -137,7 +162,14 @@ func New(opts Options, repo Repository, logger *slog.Logger) (*Server, error) {
 		s.tracer = t
 	}
 	s.router = s.newRouter()
-	s.grpc = s.newGRPC()
+	g, err := s.newGRPC()
+	if err != nil {
+		return nil, err
+	}
+	s.grpc = g
+	if s.httpTLS, err = opts.TLS.httpTLS(); err != nil {
+		return nil, err
+	}
 	mc := DefaultMetricsConfig()
 	if opts.Metrics != nil {
 		mc = *opts.Metrics
@@ -145,6 +177,12 @@ func New(opts Options, repo Repository, logger *slog.Logger) (*Server, error) {
 	s.reg = prometheus.NewRegistry()
 	if err := s.reg.Register(&modelCollector{repo: repo, counters: mc.CounterLatencies}); err != nil {
 		return nil, fmt.Errorf("server: register metrics: %w", err)
+	}
+	if err := s.reg.Register(collectors.NewGoCollector()); err != nil {
+		return nil, fmt.Errorf("server: register Go metrics: %w", err)
+	}
+	if err := s.reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+		return nil, fmt.Errorf("server: register process metrics: %w", err)
 	}
 	if err := s.reg.Register(&cacheCollector{repo: repo}); err != nil {
 		return nil, fmt.Errorf("server: register cache metrics: %w", err)
@@ -185,7 +223,12 @@ func (s *Server) Serve(ctx context.Context, httpLn, grpcLn, metricsLn net.Listen
 		return errors.New("server: already shut down")
 	}
 	if httpLn != nil {
-		s.httpSrv = &http.Server{Handler: s.router, ReadHeaderTimeout: 30 * time.Second}
+		s.httpSrv = &http.Server{Handler: s.router, ReadHeaderTimeout: 30 * time.Second,
+			ReadTimeout: s.opts.ReadTimeout, IdleTimeout: s.opts.IdleTimeout, WriteTimeout: s.opts.WriteTimeout,
+			TLSConfig: s.httpTLS}
+		if s.opts.ReadTimeout > 0 && s.opts.ReadTimeout < 30*time.Second {
+			s.httpSrv.ReadHeaderTimeout = s.opts.ReadTimeout
+		}
 	}
 	if metricsLn != nil {
 		s.metrics = &http.Server{Handler: s.metricsHandler(), ReadHeaderTimeout: 30 * time.Second}
@@ -193,11 +236,16 @@ func (s *Server) Serve(ctx context.Context, httpLn, grpcLn, metricsLn net.Listen
 	httpSrv, metricsSrv := s.httpSrv, s.metrics
 	s.mu.Unlock()
 
+	if s.opts.MemoryReturnInterval > 0 {
+		mctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go newMemoryReturner(s.opts.MemoryReturnInterval).run(mctx)
+	}
 	errc := make(chan error, 3)
 	n := 0
 	if httpLn != nil {
 		n++
-		go func() { errc <- ignoreClosed(httpSrv.Serve(httpLn)) }()
+		go func() { errc <- ignoreClosed(s.serveHTTP(httpSrv, httpLn)) }()
 	}
 	if grpcLn != nil {
 		n++

@@ -74,6 +74,7 @@ type config struct {
 	prepWorkers    int
 	cacheConfig    []string     // --cache-config values
 	cache          cache.Config // parsed
+	limits         limits
 }
 
 // stringList is a repeatable string flag.
@@ -115,7 +116,11 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.torchIntra, "torch-intra-op-threads", 0, "threads one libtorch op may use, process-wide, set before models load (0: libtorch's default, OMP_NUM_THREADS or the physical cores); takes precedence over models' INTRA_OP_THREAD_COUNT")
 	fs.IntVar(&c.prepWorkers, "preprocess-workers", 0, "requests prepared (images decoded, text tokenized) at once, shared round-robin by every model (0: the number of cores)")
 	fs.Var((*stringList)(&c.cacheConfig), "cache-config", "response cache: local,size=BYTES (repeatable, as tritonserver's); models opt in with response_cache { enable: true }")
+	c.limits.flags(fs)
 	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if err := c.limits.check(); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
@@ -277,8 +282,10 @@ func run(ctx context.Context, release func(), args []string, logOut io.Writer) e
 		return err
 	}
 	steps.r = repo
-	srv, err = server.New(server.Options{MaxInputSize: c.maxInputSize, GPUMetrics: c.gpuMetrics, Predict: predictForm(),
-		Metrics: &c.metrics, Tracer: tracer, Logging: logCtl}, serverRepository{repo}, log)
+	opts := server.Options{MaxInputSize: c.maxInputSize, GPUMetrics: c.gpuMetrics, Predict: predictForm(),
+		Metrics: &c.metrics, Tracer: tracer, Logging: logCtl}
+	c.limits.apply(&opts)
+	srv, err = server.New(opts, serverRepository{repo}, log)
 	if err != nil {
 		return err
 	}

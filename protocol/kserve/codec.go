@@ -131,7 +131,7 @@ func decodeHTTP(header, blobs []byte, hasHeaderLen bool, sig *backend.Signature,
 				}
 				binSize = int64(n)
 			case "shared_memory_region", "shared_memory_offset", "shared_memory_byte_size":
-				return nil, backend.Errorf(backend.CodeUnsupported, "shared memory is not supported by this server (input '%s')", in.Name)
+				return nil, invalidArg("shared memory is not supported by this server: input '%s' sets parameter '%s'; send the data inline or as binary data", in.Name, k)
 			}
 		}
 		hasData := len(in.Data) > 0
@@ -194,7 +194,7 @@ func decodeHTTP(header, blobs []byte, hasHeaderLen bool, sig *backend.Signature,
 					}
 					or.ClassCount = int64(n)
 				case "shared_memory_region", "shared_memory_offset", "shared_memory_byte_size":
-					return nil, backend.Errorf(backend.CodeUnsupported, "shared memory is not supported by this server (output '%s')", o.Name)
+					return nil, invalidArg("shared memory is not supported by this server: output '%s' sets parameter '%s'", o.Name, k)
 				}
 			}
 			hi.Outputs[i] = or

@@ -33,7 +33,7 @@ func DecodeGRPC(r *pb.ModelInferRequest, model string) (*backend.Request, []Outp
 	for i, in := range r.GetInputs() {
 		for k := range in.GetParameters() {
 			if strings.HasPrefix(k, "shared_memory_") {
-				return nil, nil, backend.Errorf(backend.CodeUnsupported, "shared memory is not supported by this server (input '%s')", in.GetName())
+				return nil, nil, invalidArg("shared memory is not supported by this server: input '%s' sets parameter '%s'; send the data in raw_input_contents or contents", in.GetName(), k)
 			}
 		}
 		t := &req.Inputs[i]
@@ -66,7 +66,7 @@ func DecodeGRPC(r *pb.ModelInferRequest, model string) (*backend.Request, []Outp
 				}
 				or.ClassCount = n.Int64Param
 			case strings.HasPrefix(k, "shared_memory_"):
-				return nil, nil, backend.Errorf(backend.CodeUnsupported, "shared memory is not supported by this server (output '%s')", o.GetName())
+				return nil, nil, invalidArg("shared memory is not supported by this server: output '%s' sets parameter '%s'", o.GetName(), k)
 			}
 		}
 		outs = append(outs, or)

@@ -1,6 +1,7 @@
 package kserve
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"math"
@@ -16,7 +17,7 @@ import (
 const maxJSONDepth = 100
 
 // decodeJSONData parses the "data" field of a JSON input tensor (nested or
-// flat arrays, or a lone scalar) into the raw little-endian layout of
+// flat arrays; a bare scalar or string is refused, as in Triton) into the raw little-endian layout of
 // backend.Tensor, appending to out. want is the element count the shape
 // declares; maxBytes caps the decoded size. raw must be valid JSON (the
 // envelope decoder has checked it), but every element is checked against d.
@@ -27,6 +28,9 @@ func decodeJSONData(raw []byte, d datatype.Type, want int64, maxBytes int64, nam
 	}
 	if d == datatype.Invalid {
 		return nil, backend.Errorf(backend.CodeInvalidArg, "invalid datatype for input '%s'", name)
+	}
+	if t := bytes.TrimLeft(raw, " \t\r\n"); len(t) == 0 || t[0] != '[' {
+		return nil, backend.Errorf(backend.CodeInvalidArg, "'data' of input '%s' must be a JSON array", name)
 	}
 	if es := d.Size(); es > 0 {
 		if want > maxBytes/int64(es) {
