@@ -24,6 +24,7 @@ type fakeModel struct {
 	inputs   []backend.TensorSpec
 	outputs  []backend.TensorSpec
 	notReady bool
+	precheck error // what Precheck answers
 	infer    func(req *backend.Request) (*backend.Response, error)
 	stats    batcher.Stats
 	loadDur  time.Duration
@@ -60,6 +61,8 @@ func (m *fakeModel) Infer(ctx context.Context, req *backend.Request) (*backend.R
 	}
 	return m.infer(req)
 }
+
+func (m *fakeModel) Precheck() error { return m.precheck }
 
 func (m *fakeModel) lastRequest() *backend.Request {
 	m.mu.Lock()

@@ -257,6 +257,9 @@ func (g *grpcService) infer(ctx context.Context, r *pb.ModelInferRequest) (*pb.M
 	if err != nil {
 		return nil, err
 	}
+	if err := precheck(m); err != nil {
+		return nil, err
+	}
 	req, outs, err := kserve.DecodeGRPC(r, m.Name())
 	if err != nil {
 		return nil, err

@@ -376,6 +376,10 @@ func (s *Server) infer(c *gin.Context) {
 	if !ok {
 		return
 	}
+	if err := precheck(m); err != nil {
+		writeErr(c, err) // refused before the body is read: an overloaded model costs its refused clients little
+		return
+	}
 	r := c.Request
 	body := getBuf()
 	if err := readBody(r, body, s.opts.MaxInputSize); err != nil {

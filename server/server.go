@@ -50,6 +50,21 @@ type IndexEntry struct {
 	Reason  string
 }
 
+// Prechecker is what a Model may add to refuse a request before it is read: Precheck answers an error (the
+// repository's handle: UNAVAILABLE when every level of the model's queue is full) when the model would
+// refuse any request now. The inference handlers call it before they read or decode a body.
+type Prechecker interface {
+	Precheck() error
+}
+
+// precheck is m's Precheck, or nil when m has none.
+func precheck(m Model) error {
+	if p, ok := m.(Prechecker); ok {
+		return p.Precheck()
+	}
+	return nil
+}
+
 // Model is one loaded version of a model, as the server sees it.
 type Model interface {
 	Name() string
