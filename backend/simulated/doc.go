@@ -20,5 +20,5 @@
 // by a 2-core host; see models/README.md for the contract and docs/PERFORMANCE.md for what it measures.
 //
 // Batching is the model's dynamic_batching block, policy included (backend.BatcherConfig), with one
-// simulated device per instance of instance_group.
+// simulated device per instance of instance_group and the ofa kind's early hand-off (batcher.NewStaged).
 package simulated

@@ -79,7 +79,7 @@ func LoadWith(_ context.Context, spec backend.LoadSpec, sleep SleepFunc) (*Model
 	}
 	bc := backend.BatcherConfig(cfg, len(instances.Devices(cfg)))
 	bc.Observer = spec.Observer
-	if m.b, err = batcher.New(bc, m.exec); err != nil {
+	if m.b, err = batcher.NewStaged(bc, stagedDevice{m}); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -176,6 +176,17 @@ func (m *Model) prepare(req *backend.Request) (*item, error) {
 		it.seeds[i] = h.Sum64()
 	}
 	return it, nil
+}
+
+// stagedDevice runs the batcher's early hand-off as the ofa kind does (batcher.NewStaged): an instance is
+// handed its next batch while the current one runs. The simulated device has no host-to-device copy, so
+// Stage does nothing.
+type stagedDevice struct{ m *Model }
+
+func (stagedDevice) Stage(context.Context, batcher.Run, []*item) error { return nil }
+
+func (d stagedDevice) Exec(ctx context.Context, _ batcher.Run, batch []*item) ([][]backend.Tensor, batcher.Timing, error) {
+	return d.m.exec(ctx, 0, batch)
 }
 
 // exec is the device: it waits t(b, L) for the batch, then answers every request.
