@@ -6,7 +6,8 @@
 #
 # Builds (make build, make models for the tokenizer files), writes a model repository of four simulated models
 # with the ofa kind's inputs, t(b) = 20 ms + 2.5 ms·b, max_batch_size 16, max_queue_delay 2 ms:
-#   sim_triton_1, sim_adaptive_1 (one instance), sim_triton_2, sim_adaptive_2 (two),
+#   sim_triton_1, sim_adaptive_1 (one instance), sim_triton_2, sim_adaptive_2 (two), and as a control
+#   sim_triton-raw_1, sim_adaptive-raw_1 (raw tensors: no decoding on the host; c = 16 and 64 only),
 # serves them with one ofaserve on 127.0.0.1 and runs ofabench with real JPEGs (matplotlib's sample photos) and
 # hypotheses: closed loop at c = 1, 4, 16, 64, then open loop Poisson at 50/70/90 % of the device's capacity
 # (instances × 16 / t(16)). scripts/bench/simulated_summary.py writes docs/perf/simulated.md and
@@ -59,6 +60,23 @@ PBEOF
   done
 done
 
+# Control: the same device and batching with raw tensors (no image decoding or tokenizing on the host), one
+# instance, c = 16 and 64: what the batcher does when the host is not the limit.
+for policy in triton adaptive; do
+  m="sim_${policy}-raw_1"
+  mkdir -p "$REPO/$m/1"
+  cat >"$REPO/$m/config.pbtxt" <<PBEOF
+name: "$m"
+platform: "simulated"
+max_batch_size: 16
+input [ { name: "x" data_type: TYPE_FP32 dims: [ 2 ] } ]
+output [ { name: "logits" data_type: TYPE_FP32 dims: [ 3 ] } ]
+dynamic_batching { max_queue_delay_microseconds: 2000 }
+instance_group [ { count: 1 kind: KIND_CPU } ]
+parameters { key: "batching_policy" value { string_value: "$policy" } }
+PBEOF
+done
+
 # --- inputs: real JPEGs and hypotheses -----------------------------------------------------------------
 mkdir -p "$OUT/images"
 "$PY" - "$OUT/images" <<'PYEOF'
@@ -81,8 +99,9 @@ for _ in $(seq 1 120); do curl -sf "http://127.0.0.1:$PORT/v2/health/ready" >/de
 bench() { # LABEL MODEL ofabench-args...
   local label="$1" model="$2"; shift 2
   say "ofabench: $label"
-  timeout 120 bin/ofabench --label "$label" -m "$model" -u "127.0.0.1:$PORT" --images "$OUT/images" \
-    --hypotheses "$OUT/hypotheses.txt" --measurement-interval "$INTERVAL_MS" --max-trials "$TRIALS" \
+  local inputs=(--images "$OUT/images" --hypotheses "$OUT/hypotheses.txt")
+  [[ "$model" == *-raw_* ]] && inputs=(--input-tensor-format binary)
+  timeout 120 bin/ofabench --label "$label" -m "$model" -u "127.0.0.1:$PORT" "${inputs[@]}" --measurement-interval "$INTERVAL_MS" --max-trials "$TRIALS" \
     --stability-percentage "$STAB" --warmup-requests 32 --max-duration 100s --json "$OUT/$label.json" "$@" \
     2>"$OUT/logs/$label.log" || say "$label: ofabench exit $? (see logs/$label.log)"
 }
@@ -90,6 +109,9 @@ for n in 1 2; do
   for policy in triton adaptive; do
     bench "closed_${policy}_$n" "sim_${policy}_$n" --concurrency-range "${CONC:-1:64:4x}"
   done
+done
+for policy in triton adaptive; do
+  bench "closed_${policy}-raw_1" "sim_${policy}-raw_1" --concurrency-range 16:64:4x
 done
 for n in 1 2; do
   for policy in triton adaptive; do
