@@ -39,6 +39,7 @@ type Model struct {
 	profile Profile
 	pipe    *ofa.Pipeline // nil: raw tensors
 	outputs []rawOutput   // raw tensors: the config's outputs
+	batched bool          // max_batch_size > 0: a raw input's first dim is the batch
 	sleep   SleepFunc
 	b       *batcher.Batcher[*item, []backend.Tensor]
 }
@@ -69,7 +70,7 @@ func LoadWith(_ context.Context, spec backend.LoadSpec, sleep SleepFunc) (*Model
 	if err != nil {
 		return nil, err
 	}
-	m := &Model{name: spec.Name, profile: prof, sleep: sleep}
+	m := &Model{name: spec.Name, profile: prof, sleep: sleep, batched: cfg.GetMaxBatchSize() > 0}
 	if hasInput(cfg, ofa.InputImage) {
 		if m.pipe, err = ofa.NewPipeline(spec); err != nil {
 			return nil, fmt.Errorf("simulated %s (ofa inputs): %w", spec.Name, err)
@@ -150,7 +151,7 @@ func (m *Model) prepare(req *backend.Request) (*item, error) {
 		return it, nil
 	}
 	n := 1
-	if len(req.Inputs) > 0 && len(req.Inputs[0].Shape) > 0 {
+	if m.batched && len(req.Inputs) > 0 && len(req.Inputs[0].Shape) > 0 {
 		n = int(req.Inputs[0].Shape[0])
 	}
 	it := &item{n: max(1, n), seeds: make([]uint64, max(1, n))}
@@ -230,6 +231,9 @@ func (m *Model) answer(it *item) []backend.Tensor {
 	for _, o := range it.outputs {
 		spec := m.outputs[o]
 		t := backend.Tensor{Name: spec.name, Datatype: "FP32", Shape: append([]int64{int64(it.n)}, spec.dims...)}
+		if !m.batched {
+			t.Shape = append([]int64(nil), spec.dims...)
+		}
 		t.Data = make([]byte, 0, 4*it.n*spec.width)
 		for _, s := range it.seeds {
 			for k := range spec.width {

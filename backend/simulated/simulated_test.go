@@ -245,3 +245,24 @@ parameters { key: "simulated_per_token_microseconds" value { string_value: "7" }
 		t.Fatalf("bad image: %v, %d waits", err, len(fs.waits))
 	}
 }
+
+// TestRawUnbatched: with max_batch_size 0 a raw input's first dim is not a batch: one unit, outputs of the
+// declared dims.
+func TestRawUnbatched(t *testing.T) {
+	var fs fakeSleep
+	m, sig := loadText(t, t.TempDir(), strings.Replace(rawConfig, "max_batch_size: 8", "max_batch_size: 0", 1), fs.sleep)
+	req := &backend.Request{Inputs: []backend.Tensor{{Name: "x", Datatype: "FP32", Shape: []int64{2}, Data: floats(1, 2)}}}
+	if err := sig.Validate(req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := m.Infer(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := resp.Outputs[0]; len(out.Shape) != 1 || out.Shape[0] != 3 || len(out.Data) != 12 {
+		t.Fatalf("output %v %d bytes", out.Shape, len(out.Data))
+	}
+	if len(fs.waits) != 1 || fs.waits[0] != time.Millisecond+100*time.Microsecond {
+		t.Fatalf("waits %v, want [1.1ms]", fs.waits)
+	}
+}
