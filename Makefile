@@ -97,6 +97,9 @@ proto:
 bench: build
 	go test -run '^$$' -bench . -benchmem ./...
 
+# The simulated-device figures of docs/PERFORMANCE.md (Triton rules vs adaptive): scripts/bench/bench_simulated.sh.
+bench-simulated: ; @scripts/bench/bench_simulated.sh
+
 # Go -> shim -> forward vs the same module called from C++ (README, Benchmarks).
 bench-shim: shim
 	@scripts/bench/bench_shim_overhead.sh

@@ -2,7 +2,10 @@ package backend
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ofaserve/ofaserve/backend/workpool"
@@ -87,6 +90,7 @@ func BatcherConfig(cfg *modelconfig.ModelConfig, instances int) batcher.Config {
 	bc.PriorityLevels = db.GetPriorityLevels()
 	bc.DefaultPriorityLevel = db.GetDefaultPriorityLevel()
 	bc.DefaultQueuePolicy = queuePolicy(db.GetDefaultQueuePolicy())
+	bc.Policy, bc.AdaptiveQueueBound, _ = BatchingPolicy(cfg) // the repository refused a bad one at load
 	if len(db.GetPriorityQueuePolicy()) > 0 {
 		bc.PriorityQueuePolicy = make(map[uint64]batcher.QueuePolicy, len(db.GetPriorityQueuePolicy()))
 		for level, p := range db.GetPriorityQueuePolicy() {
@@ -94,6 +98,41 @@ func BatcherConfig(cfg *modelconfig.ModelConfig, instances int) batcher.Config {
 		}
 	}
 	return bc
+}
+
+// Model config parameters that choose the batcher's policy (batcher.Policy) and its queue bound.
+const (
+	ParamBatchingPolicy     = "batching_policy"
+	ParamAdaptiveQueueBound = "adaptive_queue_bound_microseconds"
+)
+
+// BatchingPolicy reads the batching_policy parameter ("triton", the default, or "adaptive") and
+// adaptive_queue_bound_microseconds (an integer >= 0, only with "adaptive"; 0 or absent = the batcher's
+// default bound), with an error naming the parameter for a value it cannot use.
+func BatchingPolicy(cfg *modelconfig.ModelConfig) (batcher.Policy, time.Duration, error) {
+	params := cfg.GetParameters()
+	policy := batcher.Triton
+	if p, ok := params[ParamBatchingPolicy]; ok {
+		switch v := strings.TrimSpace(p.GetStringValue()); v {
+		case "triton", "":
+		case "adaptive":
+			policy = batcher.Adaptive
+		default:
+			return 0, 0, fmt.Errorf("parameter '%s' must be 'triton' or 'adaptive', got '%s'", ParamBatchingPolicy, v)
+		}
+	}
+	p, ok := params[ParamAdaptiveQueueBound]
+	if !ok {
+		return policy, 0, nil
+	}
+	us, err := strconv.ParseInt(strings.TrimSpace(p.GetStringValue()), 10, 64)
+	switch {
+	case err != nil || us < 0 || us > int64(time.Hour/time.Microsecond):
+		return 0, 0, fmt.Errorf("parameter '%s' must be an integer number of microseconds in [0, 3600000000], got '%s'", ParamAdaptiveQueueBound, p.GetStringValue())
+	case policy != batcher.Adaptive:
+		return 0, 0, fmt.Errorf("parameter '%s' needs '%s' \"adaptive\"", ParamAdaptiveQueueBound, ParamBatchingPolicy)
+	}
+	return policy, time.Duration(us) * time.Microsecond, nil
 }
 
 func queuePolicy(p *modelconfig.ModelQueuePolicy) batcher.QueuePolicy {

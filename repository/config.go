@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ofaserve/ofaserve/backend"
 	"github.com/ofaserve/ofaserve/protocol/datatype"
 	"github.com/ofaserve/ofaserve/protocol/modelconfig"
 )
@@ -31,6 +32,8 @@ const (
 	PlatformLibtorch = "pytorch_libtorch"
 	BackendPytorch   = "pytorch"
 	PlatformEnsemble = "ensemble"
+	// PlatformSimulated is the simulated accelerator (backend/simulated), a kind named by its platform.
+	PlatformSimulated = "simulated"
 )
 
 // maxConfigSize bounds how much of a config.pbtxt is read.
@@ -157,8 +160,9 @@ func Normalize(file, modelName string, cfg *modelconfig.ModelConfig, gpuCount in
 		cfg.Backend = BackendPytorch
 	case cfg.Platform == PlatformLibtorch && cfg.Backend != BackendPytorch:
 		return bad("backend", "backend '%s' does not match platform '%s'", cfg.Backend, cfg.Platform)
+	case cfg.Platform == PlatformSimulated && cfg.Backend == "":
 	case cfg.Platform != "" && cfg.Platform != PlatformLibtorch:
-		return bad("platform", "unsupported platform '%s' (only '%s' and '%s'; other model kinds are named by 'backend')", cfg.Platform, PlatformLibtorch, PlatformEnsemble)
+		return bad("platform", "unsupported platform '%s' (only '%s', '%s' and '%s'; other model kinds are named by 'backend')", cfg.Platform, PlatformLibtorch, PlatformEnsemble, PlatformSimulated)
 	case cfg.Backend == BackendPytorch && cfg.Platform == "":
 		cfg.Platform = PlatformLibtorch
 	}
@@ -213,6 +217,9 @@ func Normalize(file, modelName string, cfg *modelconfig.ModelConfig, gpuCount in
 		if k == "" {
 			return bad("parameters", "parameter keys must not be empty")
 		}
+	}
+	if _, _, err := backend.BatchingPolicy(cfg); err != nil {
+		return bad("parameters", "%v", err)
 	}
 	return checkWarmup(cfg, bad)
 }

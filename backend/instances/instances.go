@@ -110,15 +110,21 @@ func (s *Set[P, R]) Submit(ctx context.Context, it batcher.Item[P]) (R, error) {
 // returns at once; one prepare refuses gives its slot back with prepare's error. The item's Size, Priority,
 // Timeout and Start are the slot's. Errors carry backend codes (backend.SubmitError).
 func (s *Set[P, R]) Run(ctx context.Context, slot batcher.Slot, prepare func() (batcher.Item[P], error)) (R, error) {
+	return RunIn(ctx, s.b, s.pool, s.name, slot, prepare)
+}
+
+// RunIn is Run for any kind's batcher b, preparing in pool under key (the model's name): a kind without
+// per-instance modules (the simulated one) admits its requests the same way.
+func RunIn[P, R any](ctx context.Context, b *batcher.Batcher[P, R], pool *workpool.Pool, key string, slot batcher.Slot, prepare func() (batcher.Item[P], error)) (R, error) {
 	var zero R
-	t, err := s.b.Reserve(ctx, slot)
+	t, err := b.Reserve(ctx, slot)
 	if err != nil {
 		return zero, backend.SubmitError(err)
 	}
 	defer t.Release()
 	var it batcher.Item[P]
 	var perr error
-	if err := s.pool.Do(ctx, s.name, func() { it, perr = prepare() }); err != nil {
+	if err := pool.Do(ctx, key, func() { it, perr = prepare() }); err != nil {
 		return zero, backend.SubmitError(err)
 	}
 	if perr != nil {

@@ -26,6 +26,11 @@ type ModelMetadata struct {
 type ModelConfig struct {
 	Name         string `json:"name"`
 	MaxBatchSize int    `json:"max_batch_size"`
+	Platform     string `json:"platform"`
+	// Parameters are the config's string parameters (a simulated model's device profile).
+	Parameters map[string]struct {
+		StringValue string `json:"string_value"`
+	} `json:"parameters"`
 }
 
 // Duration is a statistics counter pair {count, ns}.

@@ -32,6 +32,8 @@ type Result struct {
 	Machine  Machine         `json:"machine"`
 	Started  time.Time       `json:"started"`
 	Levels   []measure.Level `json:"levels"`
+	// Device is set when the model is simulated: the device's cost, for device efficiency.
+	Device *Device `json:"simulated_device,omitempty"`
 }
 
 // Settings records the measurement rules of a run.

@@ -216,8 +216,13 @@ func runBench(ctx context.Context, args []string) error {
 		return fmt.Errorf("reading model metadata: %w", err)
 	}
 	batching := len(meta.Inputs) > 0 && len(meta.Inputs[0].Shape) > 0 && meta.Inputs[0].Shape[0] == -1
+	var device *report.Device
 	if cfg, err := srv.Config(mctx, f.model, f.version); err == nil {
 		batching = cfg.MaxBatchSize > 0
+		if device, err = report.SimulatedDevice(cfg); err != nil {
+			mcancel()
+			return err
+		}
 		if batching && f.batch > cfg.MaxBatchSize {
 			mcancel()
 			return fmt.Errorf("-b %d exceeds the model's max_batch_size %d", f.batch, cfg.MaxBatchSize)
@@ -271,6 +276,7 @@ func runBench(ctx context.Context, args []string) error {
 		Label: f.label, Target: f.url, Protocol: f.proto, Format: f.inFmt, Model: f.model, Batch: f.batch,
 		Workload: wl, Machine: report.ThisMachine(), Started: time.Now().UTC(),
 		Settings: report.Settings{IntervalMS: int64(f.intervalMS), StabilityPct: f.stabilityPct, MaxTrials: f.maxTrials, Percentile: f.percentile},
+		Device:   device,
 	}
 	if mode == "request_rate" {
 		res.Settings.Distribution = f.distribution
@@ -290,6 +296,10 @@ func runBench(ctx context.Context, args []string) error {
 		if len(lvl.Windows) > 0 {
 			res.Levels = append(res.Levels, lvl)
 			printLevel(os.Stderr, lvl, f.percentile)
+			if device != nil {
+				fmt.Fprintf(os.Stderr, "  device efficiency: %.3f (%.1f of %.1f samples/s ideal at batch %d)\n",
+					device.Efficiency(lvl.Result.Throughput), lvl.Result.Throughput, device.IdealPerSec, device.Batch)
+			}
 		}
 		if runErr != nil || lvl.Truncated {
 			fmt.Fprintln(os.Stderr, "ofabench: stopping the sweep: request or time budget spent")

@@ -28,6 +28,7 @@ import (
 	"github.com/ofaserve/ofaserve/backend/ensemble"
 	torchbackend "github.com/ofaserve/ofaserve/backend/libtorch"
 	"github.com/ofaserve/ofaserve/backend/ofa"
+	"github.com/ofaserve/ofaserve/backend/simulated"
 	"github.com/ofaserve/ofaserve/backend/workpool"
 	"github.com/ofaserve/ofaserve/batcher"
 	"github.com/ofaserve/ofaserve/libtorch"
@@ -189,6 +190,7 @@ func loaders(steps ensemble.Models) map[string]backend.Loader {
 		repository.BackendPytorch: torchbackend.Load,
 		"ofa":                     ofa.Load,
 		ensemble.Platform:         ensemble.NewLoader(steps),
+		simulated.Platform:        simulated.Load,
 	}
 }
 

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# bench_simulated.sh: ofaserve against the simulated accelerator (backend/simulated), Triton rules vs the
+# adaptive policy, one and two instances; the figures of docs/PERFORMANCE.md "Batching on a simulated device".
+#
+#   scripts/bench/bench_simulated.sh [OUT_DIR]        (default out/bench-simulated; about 6 minutes)
+#
+# Builds (make build, make models for the tokenizer files), writes a model repository of four simulated models
+# with the ofa kind's inputs, t(b) = 20 ms + 2.5 ms·b, max_batch_size 16, max_queue_delay 2 ms:
+#   sim_triton_1, sim_adaptive_1 (one instance), sim_triton_2, sim_adaptive_2 (two), and as a control
+#   sim_triton-raw_1, sim_adaptive-raw_1 (raw tensors: no decoding on the host; c = 16 and 64 only),
+# serves them with one ofaserve on 127.0.0.1 and runs ofabench with real JPEGs (matplotlib's sample photos) and
+# hypotheses: closed loop at c = 1, 4, 16, 64, then open loop Poisson at 50/70/90 % of the device's capacity
+# (instances × 16 / t(16)). scripts/bench/simulated_summary.py writes docs/perf/simulated.md and
+# docs/perf/simulated.png (DOCS=0 keeps them in OUT_DIR only).
+# Env: INTERVAL_MS (2000), TRIALS (3), STAB (30), CONC (1:64:4x), LOADS (0.5 0.7 0.9).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+OUT="${1:-out/bench-simulated}"
+PY="${OFASERVE_PYTHON:-/usr/bin/python3}"
+INTERVAL_MS="${INTERVAL_MS:-2000}"
+TRIALS="${TRIALS:-3}"
+STAB="${STAB:-30}"
+LOADS="${LOADS:-0.5 0.7 0.9}"
+DOCS="${DOCS:-1}"
+PORT=$((22000 + ($$ % 1000) * 4))
+make -s build >/dev/null
+[ -f models/ofa_entailment/1/ofa_meta.json ] || make -s models >/dev/null
+mkdir -p "$OUT/logs" && OUT="$(cd "$OUT" && pwd)"
+REPO="$OUT/repo"
+rm -rf "$REPO" && mkdir -p "$REPO"
+say() { echo "[bench_simulated ${SECONDS}s] $*" >&2; }
+
+# --- the repository: four simulated models with the ofa kind's inputs and tokenizer -------------------
+for policy in triton adaptive; do
+  for n in 1 2; do
+    m="sim_${policy}_$n"
+    mkdir -p "$REPO/$m/1"
+    cp models/ofa_entailment/1/{ofa_meta.json,vocab.json,merges.txt} "$REPO/$m/1/"
+    cat >"$REPO/$m/config.pbtxt" <<PBEOF
+name: "$m"
+platform: "simulated"
+max_batch_size: 16
+input [
+  { name: "IMAGE" data_type: TYPE_STRING dims: [ 1 ] },
+  { name: "HYPOTHESIS" data_type: TYPE_STRING dims: [ 1 ] },
+  { name: "PREMISE" data_type: TYPE_STRING dims: [ 1 ] optional: true }
+]
+output [
+  { name: "RESULT" data_type: TYPE_STRING dims: [ 1 ] },
+  { name: "LABEL" data_type: TYPE_STRING dims: [ 1 ] },
+  { name: "SCORES" data_type: TYPE_FP32 dims: [ 3 ] }
+]
+dynamic_batching { max_queue_delay_microseconds: 2000 }
+instance_group [ { count: $n kind: KIND_CPU } ]
+parameters { key: "batching_policy" value { string_value: "$policy" } }
+parameters { key: "simulated_base_microseconds" value { string_value: "20000" } }
+parameters { key: "simulated_per_sample_microseconds" value { string_value: "2500" } }
+parameters { key: "simulated_per_token_microseconds" value { string_value: "0" } }
+PBEOF
+  done
+done
+
+# Control: the same device and batching with raw tensors (no image decoding or tokenizing on the host), one
+# instance, c = 16 and 64: what the batcher does when the host is not the limit.
+for policy in triton adaptive; do
+  m="sim_${policy}-raw_1"
+  mkdir -p "$REPO/$m/1"
+  cat >"$REPO/$m/config.pbtxt" <<PBEOF
+name: "$m"
+platform: "simulated"
+max_batch_size: 16
+input [ { name: "x" data_type: TYPE_FP32 dims: [ 2 ] } ]
+output [ { name: "logits" data_type: TYPE_FP32 dims: [ 3 ] } ]
+dynamic_batching { max_queue_delay_microseconds: 2000 }
+instance_group [ { count: 1 kind: KIND_CPU } ]
+parameters { key: "batching_policy" value { string_value: "$policy" } }
+PBEOF
+done
+
+# --- inputs: real JPEGs and hypotheses -----------------------------------------------------------------
+mkdir -p "$OUT/images"
+"$PY" - "$OUT/images" <<'PYEOF'
+import glob, sys
+from PIL import Image
+src = "/usr/share/matplotlib/mpl-data/sample_data"
+for i, f in enumerate(sorted(glob.glob(src + "/*.jpg") + glob.glob(src + "/*.png"))):
+    Image.open(f).convert("RGB").save(f"{sys.argv[1]}/photo{i}.jpg", quality=90)
+PYEOF
+printf '%s\n' "a woman in a uniform." "a man is riding a bicycle down the street." \
+  $'a portrait of a person.\tthe person is wearing a tie.' "the picture shows a blue box." >"$OUT/hypotheses.txt"
+
+# --- one server for all four -------------------------------------------------------------------------
+bin/ofaserve --model-repository "$REPO" --http-address 127.0.0.1 --http-port "$PORT" --grpc-address 127.0.0.1 \
+  --grpc-port $((PORT + 1)) --metrics-address 127.0.0.1 --metrics-port $((PORT + 2)) >"$OUT/logs/ofaserve.log" 2>&1 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true' EXIT
+for _ in $(seq 1 120); do curl -sf "http://127.0.0.1:$PORT/v2/health/ready" >/dev/null && break; sleep 0.5; done
+
+bench() { # LABEL MODEL ofabench-args...
+  local label="$1" model="$2"; shift 2
+  say "ofabench: $label"
+  local inputs=(--images "$OUT/images" --hypotheses "$OUT/hypotheses.txt")
+  [[ "$model" == *-raw_* ]] && inputs=(--input-tensor-format binary)
+  timeout 120 bin/ofabench --label "$label" -m "$model" -u "127.0.0.1:$PORT" "${inputs[@]}" --measurement-interval "$INTERVAL_MS" --max-trials "$TRIALS" \
+    --stability-percentage "$STAB" --warmup-requests 32 --max-duration 100s --json "$OUT/$label.json" "$@" \
+    2>"$OUT/logs/$label.log" || say "$label: ofabench exit $? (see logs/$label.log)"
+}
+for n in 1 2; do
+  for policy in triton adaptive; do
+    bench "closed_${policy}_$n" "sim_${policy}_$n" --concurrency-range "${CONC:-1:64:4x}"
+  done
+done
+for policy in triton adaptive; do
+  bench "closed_${policy}-raw_1" "sim_${policy}-raw_1" --concurrency-range 16:64:4x
+done
+for n in 1 2; do
+  for policy in triton adaptive; do
+    for load in $LOADS; do
+      rate=$("$PY" -c "print(round($load * $n * 16 / 0.060, 1))")
+      bench "open_${policy}_${n}_$load" "sim_${policy}_$n" --request-rate-range "$rate" --request-distribution poisson
+    done
+  done
+done
+say "summary"
+dest="$OUT"; [ "$DOCS" = 1 ] && dest=docs/perf && mkdir -p "$dest"
+"$PY" scripts/bench/simulated_summary.py "$OUT" "$dest"

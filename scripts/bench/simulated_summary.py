@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""simulated_summary.py: the table and plot of scripts/bench/bench_simulated.sh.
+
+    simulated_summary.py OUT_DIR DEST_DIR
+
+Reads OUT_DIR/closed_*.json and OUT_DIR/open_*.json (ofabench --json of simulated models) and writes
+DEST_DIR/simulated.md (markdown tables: throughput, mean batch, p50/p99, device efficiency; open loop p99
+and drops) and DEST_DIR/simulated.png (throughput and mean batch against concurrency, p99 against load).
+Device efficiency is throughput / (instances x 16 / t(16)): the ofabench figure (one device) over the
+number of instances.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import sys
+from typing import Any
+
+
+def load(path: str) -> dict[str, Any]:
+    with open(path) as f:
+        return json.load(f)
+
+
+def instances(label: str) -> int:
+    return int(label.split("_")[2])
+
+
+def row(res: dict[str, Any], lvl: dict[str, Any]) -> dict[str, Any]:
+    r = lvl["result"]
+    srv = r.get("server") or {}
+    execs = srv.get("executions", 0)
+    ideal = (res.get("simulated_device") or {}).get("ideal_samples_per_sec", 0.0) * instances(res["label"])
+    errors = sum((r.get("errors") or {}).values())
+    return {
+        "value": lvl["value"],
+        "tput": r["throughput_infer_per_sec"],
+        "batch": srv.get("inferences", 0) / execs if execs else 0.0,
+        "p50": r["p50_ns"] / 1e6,
+        "p99": r["p99_ns"] / 1e6,
+        "eff": r["throughput_infer_per_sec"] / ideal if ideal else 0.0,
+        "sent": r.get("send_rate", 0.0),
+        "errors": errors,
+        "stable": lvl.get("stable", False),
+    }
+
+
+def main(out: str, dest: str) -> None:
+    closed: dict[str, list[dict[str, Any]]] = {}
+    for p in sorted(glob.glob(os.path.join(out, "closed_*.json"))):
+        res = load(p)
+        closed[res["label"]] = [row(res, lvl) for lvl in res["levels"]]
+    opened: dict[str, dict[str, Any]] = {}
+    for p in sorted(glob.glob(os.path.join(out, "open_*.json"))):
+        res = load(p)
+        if res["levels"]:
+            opened[res["label"]] = row(res, res["levels"][0])
+    lines = ["# ofaserve on the simulated device (t(b) = 20 ms + 2.5 ms·b, max_batch_size 16)", "",
+             "Produced by `scripts/bench/bench_simulated.sh`. Efficiency = samples/s ÷ (instances × 16 / t(16)).", "",
+             "## Closed loop", "",
+             "| policy | instances | c | samples/s | mean batch | p50 ms | p99 ms | device efficiency |",
+             "|---|---|---|---|---|---|---|---|"]
+    for label, rows in closed.items():
+        _, policy, n = label.split("_")
+        for r in rows:
+            mark = "" if r["stable"] else " (not stable)"
+            lines.append(f"| {policy} | {n} | {r['value']:g} | {r['tput']:.1f}{mark} | {r['batch']:.2f} | "
+                         f"{r['p50']:.1f} | {r['p99']:.1f} | {r['eff']:.3f} |")
+    lines += ["", "## Open loop, Poisson arrivals", "",
+              "| policy | instances | load | offered req/s | sent req/s | samples/s | mean batch | p50 ms | p99 ms | drops (errors) |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for label, r in opened.items():
+        _, policy, n, load_ = label.split("_")
+        lines.append(f"| {policy} | {n} | {float(load_):.0%} | {r['value']:g} | {r['sent']:.1f} | {r['tput']:.1f} | "
+                     f"{r['batch']:.2f} | {r['p50']:.1f} | {r['p99']:.1f} | {r['errors']} |")
+    os.makedirs(dest, exist_ok=True)
+    with open(os.path.join(dest, "simulated.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    plot(closed, opened, os.path.join(dest, "simulated.png"))
+    print("\n".join(lines))
+
+
+def plot(closed: dict[str, list[dict[str, Any]]], opened: dict[str, dict[str, Any]], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 3, figsize=(15, 4.5))
+    for label, rows in closed.items():
+        c = [r["value"] for r in rows]
+        ax[0].plot(c, [r["eff"] for r in rows], marker="o", label=label[7:])
+        ax[1].plot(c, [r["batch"] for r in rows], marker="o", label=label[7:])
+    for a, t in ((ax[0], "device efficiency"), (ax[1], "mean batch")):
+        a.set_xscale("log", base=2)
+        a.set_xlabel("concurrency")
+        a.set_title(t)
+        a.grid(True, alpha=0.3)
+        a.legend()
+    series: dict[str, list[tuple[float, float]]] = {}
+    for label, r in opened.items():
+        _, policy, n, load_ = label.split("_")
+        series.setdefault(f"{policy}_{n}", []).append((float(load_), r["p99"]))
+    for name, pts in sorted(series.items()):
+        pts.sort()
+        ax[2].plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
+    ax[2].set_xlabel("offered load / capacity")
+    ax[2].set_ylabel("p99 ms")
+    ax[2].set_title("open loop (Poisson) p99")
+    ax[2].grid(True, alpha=0.3)
+    ax[2].legend()
+    fig.suptitle("ofaserve, simulated device t(b) = 20 ms + 2.5 ms·b: Triton rules vs adaptive")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    main(sys.argv[1], sys.argv[2])
