@@ -102,7 +102,7 @@ func Bisect[T, R any](ctx context.Context, batch []T, trusted bool, run BisectRu
 		case len(batch) == 1 && trusted:
 			out.Guilty++
 			out.Errs[i] = &Error{Code: CodeInvalidArg, Err: err, Msg: fmt.Sprintf(
-				"%s (this request failed on its own; the model's previous batch succeeded)", Message(err))}
+				"%s (this request failed on its own; the model's recent batches succeeded)", Message(err))}
 		case len(batch) == 1:
 			out.Errs[i] = err
 		default:

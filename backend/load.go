@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ofaserve/ofaserve/backend/workpool"
 	"github.com/ofaserve/ofaserve/batcher"
 	"github.com/ofaserve/ofaserve/protocol/datatype"
 	"github.com/ofaserve/ofaserve/protocol/modelconfig"
@@ -39,7 +38,15 @@ type LoadSpec struct {
 	// Pool, if not nil, bounds the CPU work of preparing requests (decoding, resizing, tokenizing), shared by
 	// every model of the server: a kind prepares each admitted request in it (instances.Set.Run does). Nil
 	// prepares in the caller's goroutine.
-	Pool *workpool.Pool
+	Pool Pool
+}
+
+// Pool bounds the work of preparing requests; backend/workpool.Pool is the server's. Do runs job once a
+// worker is free for key (the model's name), and returns nil; or returns the context's error, without running
+// job, when ctx ends first. Defined here, not taken from workpool, so that packages which consume backend's
+// types (the server) do not depend on the pool's implementation.
+type Pool interface {
+	Do(ctx context.Context, key string, job func()) error
 }
 
 // Loader loads one model version; it is how a model kind plugs into the
@@ -47,7 +54,7 @@ type LoadSpec struct {
 type Loader func(ctx context.Context, spec LoadSpec) (Model, error)
 
 // WithPool returns loaders that load with pool as their LoadSpec.Pool.
-func WithPool(pool *workpool.Pool, loaders map[string]Loader) map[string]Loader {
+func WithPool(pool Pool, loaders map[string]Loader) map[string]Loader {
 	out := make(map[string]Loader, len(loaders))
 	for kind, l := range loaders {
 		out[kind] = func(ctx context.Context, spec LoadSpec) (Model, error) {

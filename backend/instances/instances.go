@@ -10,7 +10,6 @@ import (
 	"fmt"
 
 	"github.com/ofaserve/ofaserve/backend"
-	"github.com/ofaserve/ofaserve/backend/workpool"
 	"github.com/ofaserve/ofaserve/batcher"
 	"github.com/ofaserve/ofaserve/libtorch"
 )
@@ -22,8 +21,8 @@ type Set[P, R any] struct {
 	Devices []string
 	b       *batcher.Batcher[P, R]
 	exec    batcher.ExecFunc[P, R]
-	pool    *workpool.Pool // LoadSpec.Pool
-	name    string         // the pool's key
+	pool    backend.Pool // LoadSpec.Pool
+	name    string       // the pool's key
 }
 
 // Load applies the config's thread parameters (ApplyThreadParameters), loads file once per instance
@@ -115,7 +114,7 @@ func (s *Set[P, R]) Run(ctx context.Context, slot batcher.Slot, prepare func() (
 
 // RunIn is Run for any kind's batcher b, preparing in pool under key (the model's name): a kind without
 // per-instance modules (the simulated one) admits its requests the same way.
-func RunIn[P, R any](ctx context.Context, b *batcher.Batcher[P, R], pool *workpool.Pool, key string, slot batcher.Slot, prepare func() (batcher.Item[P], error)) (R, error) {
+func RunIn[P, R any](ctx context.Context, b *batcher.Batcher[P, R], pool backend.Pool, key string, slot batcher.Slot, prepare func() (batcher.Item[P], error)) (R, error) {
 	var zero R
 	t, err := b.Reserve(ctx, slot)
 	if err != nil {
@@ -124,7 +123,9 @@ func RunIn[P, R any](ctx context.Context, b *batcher.Batcher[P, R], pool *workpo
 	defer t.Release()
 	var it batcher.Item[P]
 	var perr error
-	if err := pool.Do(ctx, key, func() { it, perr = prepare() }); err != nil {
+	if pool == nil {
+		it, perr = prepare()
+	} else if err := pool.Do(ctx, key, func() { it, perr = prepare() }); err != nil {
 		return zero, backend.SubmitError(err)
 	}
 	if perr != nil {

@@ -12,10 +12,31 @@ import (
 	"github.com/ofaserve/ofaserve/batcher"
 )
 
+// vouchWindow is how many executions in a row may fail before a lone failing request is no longer blamed on
+// its input: a model that gave results within its last vouchWindow executions is working, so a batch of one
+// that fails is the request's fault (400); after that many failures in a row the model or its device is
+// suspect (500). A window rather than the last batch alone, so that two bad requests in a row get the same
+// answer.
+const vouchWindow = 8
+
 // guilt is what exec keeps to fail only the guilty requests of a failed batch (backend.Bisect).
 type guilt struct {
-	count  backend.BisectCounter
-	lastOK atomic.Bool // the last batch gave some request its result: vouches for the model when a lone request fails
+	count    backend.BisectCounter
+	okOnce   atomic.Bool  // some execution gave a request its result since the load
+	failures atomic.Int32 // executions in a row since the last one that gave some request its result
+}
+
+// trusted reports whether the model vouches for itself when a lone request fails.
+func (g *guilt) trusted() bool { return g.okOnce.Load() && g.failures.Load() < vouchWindow }
+
+// record notes an execution's outcome.
+func (g *guilt) record(succeeded int) {
+	if succeeded > 0 {
+		g.okOnce.Store(true)
+		g.failures.Store(0)
+		return
+	}
+	g.failures.Add(1)
 }
 
 // exec runs one batch on instance inst. When the forward fails, backend.Bisect re-runs the batch in halves
@@ -28,12 +49,12 @@ func (m *Model) exec(ctx context.Context, inst int, batch []*prepared) ([]*resul
 		timing.Infer += t.Infer
 		timing.Output += t.Output
 	}
-	o := backend.Bisect(ctx, batch, m.guilt.lastOK.Load(), func(ctx context.Context, part []*prepared) ([]*result, error) {
+	o := backend.Bisect(ctx, batch, m.guilt.trusted(), func(ctx context.Context, part []*prepared) ([]*result, error) {
 		res, t, err := m.run(ctx, inst, part)
 		add(t)
 		return res, err
 	})
-	m.guilt.lastOK.Store(o.Succeeded > 0)
+	m.guilt.record(o.Succeeded)
 	m.guilt.count.Add(o.Alone, o.Guilty, o.Runs, o.Bisected)
 	if o.Succeeded == 0 {
 		// Nothing ran (a batch of one that failed, a cancelled batch) or every request failed alone: the

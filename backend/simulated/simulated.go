@@ -11,7 +11,6 @@ import (
 	"github.com/ofaserve/ofaserve/backend"
 	"github.com/ofaserve/ofaserve/backend/instances"
 	"github.com/ofaserve/ofaserve/backend/ofa"
-	"github.com/ofaserve/ofaserve/backend/workpool"
 	"github.com/ofaserve/ofaserve/batcher"
 	"github.com/ofaserve/ofaserve/protocol/modelconfig"
 )
@@ -42,7 +41,7 @@ type Model struct {
 	outputs []rawOutput   // raw tensors: the config's outputs
 	batched bool          // max_batch_size > 0: a raw input's first dim is the batch
 	sleep   SleepFunc
-	pool    *workpool.Pool // where requests are prepared (LoadSpec.Pool)
+	pool    backend.Pool // where requests are prepared (LoadSpec.Pool)
 	b       *batcher.Batcher[*item, []backend.Tensor]
 }
 
