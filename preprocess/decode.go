@@ -112,11 +112,11 @@ func decodeRGB(data []byte, lim Limits, s *scratch) (RGB, error) {
 			return RGB{}, corrupt(GIF, err)
 		}
 	case BMP:
-		var cfg image.Config
-		if cfg, err = bmp.DecodeConfig(bytes.NewReader(data)); err != nil {
-			return RGB{}, corrupt(BMP, err)
+		var sz Size // the header, read as Probe reads it for a budget
+		if sz, err = Probe(data); err != nil {
+			return RGB{}, err
 		}
-		if err = lim.checkSize(BMP, cfg.Width, cfg.Height); err != nil {
+		if err = lim.checkSize(BMP, sz.Width, sz.Height); err != nil {
 			return RGB{}, err
 		}
 		var gi image.Image
@@ -127,11 +127,11 @@ func decodeRGB(data []byte, lim Limits, s *scratch) (RGB, error) {
 			return RGB{}, corrupt(BMP, err)
 		}
 	case WebP:
-		var cfg image.Config
-		if cfg, err = webp.DecodeConfig(bytes.NewReader(data)); err != nil {
-			return RGB{}, corrupt(WebP, err)
+		var sz Size // the header, read as Probe reads it for a budget
+		if sz, err = Probe(data); err != nil {
+			return RGB{}, err
 		}
-		if err = lim.checkSize(WebP, cfg.Width, cfg.Height); err != nil {
+		if err = lim.checkSize(WebP, sz.Width, sz.Height); err != nil {
 			return RGB{}, err
 		}
 		var gi image.Image
