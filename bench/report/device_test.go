@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ofaserve/ofaserve/bench/kserve"
+	"github.com/ofaserve/ofaserve/bench/measure"
 )
 
 func TestSimulatedDevice(t *testing.T) {
@@ -55,6 +56,29 @@ func TestSimulatedDevice(t *testing.T) {
 			}
 			if e := got.Efficiency(got.IdealPerSec / 2); math.Abs(e-0.5) > 1e-12 {
 				t.Fatalf("efficiency %v, want 0.5", e)
+			}
+		})
+	}
+}
+
+// The device's rate comes from the server's executed samples over the window, not from the client's count:
+// a window whose client saw fewer requests end inside it still shows the device's full rate.
+func TestExecuted(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		w    measure.Window
+		rate float64
+		ok   bool
+	}{
+		{"server counted", measure.Window{Duration: 4 * time.Second, Requests: 1023, Throughput: 255.75,
+			Server: &measure.ServerSplit{Inferences: 1040, Executions: 65}}, 260, true},
+		{"no server statistics", measure.Window{Duration: 4 * time.Second, Throughput: 255.75}, 0, false},
+		{"empty window", measure.Window{Server: &measure.ServerSplit{Inferences: 10}}, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rate, ok := Executed(tc.w)
+			if ok != tc.ok || math.Abs(rate-tc.rate) > 1e-9 {
+				t.Fatalf("Executed = %v, %v; want %v, %v", rate, ok, tc.rate, tc.ok)
 			}
 		})
 	}

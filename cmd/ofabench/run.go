@@ -297,8 +297,7 @@ func runBench(ctx context.Context, args []string) error {
 			res.Levels = append(res.Levels, lvl)
 			printLevel(os.Stderr, lvl, f.percentile)
 			if device != nil {
-				fmt.Fprintf(os.Stderr, "  device efficiency: %.3f (%.1f of %.1f samples/s ideal at batch %d)\n",
-					device.Efficiency(lvl.Result.Throughput), lvl.Result.Throughput, device.IdealPerSec, device.Batch)
+				printDevice(os.Stderr, device, lvl.Result)
 			}
 		}
 		if runErr != nil || lvl.Truncated {
@@ -435,4 +434,16 @@ func writeFile(path string, write func(io.Writer) error) error {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return fh.Close()
+}
+
+// printDevice prints a simulated device's efficiency over a level's result: the server's executed samples
+// (the device's figure, when the server's statistics were read) and the client's throughput.
+func printDevice(w io.Writer, d *report.Device, r measure.Window) {
+	if rate, ok := report.Executed(r); ok {
+		fmt.Fprintf(w, "  device efficiency: %.3f (%.1f samples/s executed of %.1f ideal at batch %d); client-counted %.3f (%.1f samples/s)\n",
+			d.Efficiency(rate), rate, d.IdealPerSec, d.Batch, d.Efficiency(r.Throughput), r.Throughput)
+		return
+	}
+	fmt.Fprintf(w, "  device efficiency (client-counted, no server statistics): %.3f (%.1f of %.1f samples/s ideal at batch %d)\n",
+		d.Efficiency(r.Throughput), r.Throughput, d.IdealPerSec, d.Batch)
 }

@@ -3,6 +3,10 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/ofaserve/ofaserve/bench/measure"
+	"github.com/ofaserve/ofaserve/bench/report"
 )
 
 func TestParseBenchFlags(t *testing.T) {
@@ -40,5 +44,29 @@ func TestParsePrecision(t *testing.T) {
 	}
 	if _, err := parsePrecision("int8"); err == nil || !strings.Contains(err.Error(), "int8") {
 		t.Errorf("int8: %v", err)
+	}
+}
+
+func TestPrintDevice(t *testing.T) {
+	d := &report.Device{Batch: 16, IdealPerSec: 16 / 0.060}
+	for _, tc := range []struct {
+		name string
+		w    measure.Window
+		want []string
+	}{
+		{"server counted", measure.Window{Duration: 4 * time.Second, Throughput: 250,
+			Server: &measure.ServerSplit{Inferences: 1040}}, []string{"device efficiency: 0.975", "260.0 samples/s executed", "client-counted 0.937"}},
+		{"client only", measure.Window{Duration: 4 * time.Second, Throughput: 250},
+			[]string{"client-counted, no server statistics): 0.937"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b strings.Builder
+			printDevice(&b, d, tc.w)
+			for _, w := range tc.want {
+				if !strings.Contains(b.String(), w) {
+					t.Errorf("%q lacks %q", b.String(), w)
+				}
+			}
+		})
 	}
 }

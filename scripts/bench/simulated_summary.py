@@ -6,8 +6,11 @@
 Reads OUT_DIR/closed_*.json and OUT_DIR/open_*.json (ofabench --json of simulated models) and writes
 DEST_DIR/simulated.md (markdown tables: throughput, mean batch, p50/p99, device efficiency; open loop p99
 and drops) and DEST_DIR/simulated.png (throughput and mean batch against concurrency, p99 against load).
-Device efficiency is throughput / (instances x 16 / t(16)): the ofabench figure (one device) over the
-number of instances.
+Device efficiency is what the devices did over what they could: the samples the server executed in the
+measured window (its inference_count delta, the "server" part of ofabench's result) per second, over
+instances x 16 / t(16). The client's throughput (requests that started and ended inside the window, as
+perf_analyzer counts) is shown beside it as "client-counted efficiency": it comes out lower by up to
+latency / window at high concurrency, although the device never stopped.
 """
 from __future__ import annotations
 
@@ -33,13 +36,17 @@ def row(res: dict[str, Any], lvl: dict[str, Any]) -> dict[str, Any]:
     execs = srv.get("executions", 0)
     ideal = (res.get("simulated_device") or {}).get("ideal_samples_per_sec", 0.0) * instances(res["label"])
     errors = sum((r.get("errors") or {}).values())
+    secs = r.get("duration_ns", 0) / 1e9
+    executed = srv.get("inferences", 0) / secs if secs > 0 else 0.0
     return {
         "value": lvl["value"],
         "tput": r["throughput_infer_per_sec"],
         "batch": srv.get("inferences", 0) / execs if execs else 0.0,
         "p50": r["p50_ns"] / 1e6,
         "p99": r["p99_ns"] / 1e6,
-        "eff": r["throughput_infer_per_sec"] / ideal if ideal else 0.0,
+        "executed": executed,
+        "eff": executed / ideal if ideal else 0.0,
+        "client_eff": r["throughput_infer_per_sec"] / ideal if ideal else 0.0,
         "sent": r.get("send_rate", 0.0),
         "errors": errors,
         "stable": lvl.get("stable", False),
@@ -57,16 +64,19 @@ def main(out: str, dest: str) -> None:
         if res["levels"]:
             opened[res["label"]] = row(res, res["levels"][0])
     lines = ["# ofaserve on the simulated device (t(b) = 20 ms + 2.5 ms·b, max_batch_size 16)", "",
-             "Produced by `scripts/bench/bench_simulated.sh`. Efficiency = samples/s ÷ (instances × 16 / t(16)).", "",
+             "Produced by `scripts/bench/bench_simulated.sh`. Device efficiency = samples the server executed per "
+             "second of the window ÷ (instances × 16 / t(16)); client-counted efficiency = the client's samples/s "
+             "(requests that started and ended inside the window, perf_analyzer's rule) ÷ the same.", "",
              "## Closed loop", "",
-             "| policy | instances | c | samples/s | mean batch | p50 ms | p99 ms | device efficiency |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| policy | instances | c | client samples/s | executed samples/s | mean batch | p50 ms | p99 ms | "
+             "device efficiency | client-counted efficiency |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for label, rows in closed.items():
         _, policy, n = label.split("_")
         for r in rows:
             mark = "" if r["stable"] else " (not stable)"
-            lines.append(f"| {policy} | {n} | {r['value']:g} | {r['tput']:.1f}{mark} | {r['batch']:.2f} | "
-                         f"{r['p50']:.1f} | {r['p99']:.1f} | {r['eff']:.3f} |")
+            lines.append(f"| {policy} | {n} | {r['value']:g} | {r['tput']:.1f}{mark} | {r['executed']:.1f} | "
+                         f"{r['batch']:.2f} | {r['p50']:.1f} | {r['p99']:.1f} | {r['eff']:.3f} | {r['client_eff']:.3f} |")
     lines += ["", "## Open loop, Poisson arrivals", "",
               "| policy | instances | load | offered req/s | sent req/s | samples/s | mean batch | p50 ms | p99 ms | drops (errors) |",
               "|---|---|---|---|---|---|---|---|---|---|"]

@@ -16,19 +16,28 @@ import simulated_summary as sm  # noqa: E402
 def result(label: str, value: float, thr: float, inferences: int, executions: int) -> Dict[str, Any]:
     return {"label": label, "simulated_device": {"ideal_samples_per_sec": 16 / 0.060},
             "levels": [{"mode": "concurrency", "value": value, "stable": True,
-                        "result": {"throughput_infer_per_sec": thr, "p50_ns": 50e6, "p99_ns": 90e6, "send_rate": thr,
+                        "result": {"duration_ns": 1e9, "throughput_infer_per_sec": thr, "p50_ns": 50e6, "p99_ns": 90e6, "send_rate": thr,
                                    "errors": {"503": 2},
                                    "server": {"inferences": inferences, "executions": executions}}}]}
 
 
 def test_row_efficiency_counts_instances() -> None:
-    one = result("closed_triton_1", 16, 200.0, 160, 10)
+    # The device executed 240 samples in the 1 s window; the client saw 200 requests start and end in it.
+    one = result("closed_triton_1", 16, 200.0, 240, 15)
     r = sm.row(one, one["levels"][0])
-    assert abs(r["eff"] - 200.0 / (16 / 0.060)) < 1e-9
-    assert r["batch"] == 16.0 and r["errors"] == 2 and r["p99"] == 90.0
-    two = result("closed_triton_2", 16, 200.0, 80, 10)
+    assert abs(r["eff"] - 240.0 / (16 / 0.060)) < 1e-9
+    assert abs(r["client_eff"] - 200.0 / (16 / 0.060)) < 1e-9
+    assert r["batch"] == 16.0 and r["errors"] == 2 and r["p99"] == 90.0 and r["executed"] == 240.0
+    two = result("closed_triton_2", 16, 200.0, 240, 30)
     r2 = sm.row(two, two["levels"][0])
     assert abs(r2["eff"] - r["eff"] / 2) < 1e-9 and r2["batch"] == 8.0
+
+
+def test_row_without_server_statistics() -> None:
+    res = result("closed_triton_1", 16, 200.0, 0, 0)
+    del res["levels"][0]["result"]["server"]
+    r = sm.row(res, res["levels"][0])
+    assert r["eff"] == 0.0 and r["batch"] == 0.0 and r["client_eff"] > 0
 
 
 def test_main_writes_table_and_plot(tmp_path: Any) -> None:
@@ -38,6 +47,6 @@ def test_main_writes_table_and_plot(tmp_path: Any) -> None:
         (out / f"{label}.json").write_text(json.dumps(result(label, 64, 200.0, 160, 10)))
     sm.main(str(out), str(dest))
     md = (dest / "simulated.md").read_text()
-    assert "| adaptive | 1 | 64 | 200.0 | 16.00 | 50.0 | 90.0 | 0.750 |" in md
+    assert "| adaptive | 1 | 64 | 200.0 | 160.0 | 16.00 | 50.0 | 90.0 | 0.600 | 0.750 |" in md
     assert "| triton | 1 | 70% |" in md
     assert (dest / "simulated.png").stat().st_size > 1000
