@@ -175,7 +175,8 @@ type waitInput struct {
 	room    int
 }
 
-// waitDecision is leave now, or wait until wakeAt for expect more units (looked at again on each arrival).
+// waitDecision is leave now, or wait until wakeAt for expect more units (the forecast's mean; looked at
+// again on each arrival).
 type waitDecision struct {
 	leave  bool
 	wakeAt time.Time
@@ -207,7 +208,11 @@ const (
 // is read from the point x0 where it reached that many, plus δ: the units it saw after that point, by x0 +
 // δ + w, are what it expects by w from now (arrivals it saw between x0 and x0 + δ are overdue here and given
 // up). The expectation k(w) is the mean over those windows and one more in which nothing came, and never
-// more than room; a wait needs k >= minExpect and at least minScenarios such windows.
+// more than room. The wait is weighed with the part of k the windows agree on, s(w) = k(w) less its
+// standard error (over the same windows): V uses s, a wait needs s >= minExpect and at least minScenarios
+// windows. Windows that all saw the same cohort give s close to k; under steady arrivals the counts spread
+// and s falls below what a wait needs, where a mean alone, maximized over many candidate waits, sometimes
+// looks worth it by chance.
 //
 // The batch waits for the w with the largest V, if V beats waitGain·t(n) and the wait stays within the
 // bound; otherwise it leaves now. It also leaves at once when full, when nothing more can come, or while
@@ -261,15 +266,20 @@ func decideWait(in waitInput, cost *costModel, wins []*arrivalWindow) waitDecisi
 			if wait > slack {
 				break
 			}
-			k := 0.0
+			sum, sq := 0.0, 0.0
 			for _, s := range sc[:ns] {
-				k += float64(s.w.unitsBy(s.from+wait) - s.base)
+				u := float64(s.w.unitsBy(s.from+wait) - s.base)
+				sum, sq = sum+u, sq+u*u
 			}
-			k = math.Min(math.Min(float64(in.room), k/float64(ns+1)), m-n)
-			if k < minExpect {
+			cnt := float64(ns + 1) // and the window in which nothing came
+			mean := sum / cnt
+			sure := mean - math.Sqrt(math.Max(0, sq/cnt-mean*mean)/cnt)
+			limit := math.Min(float64(in.room), m-n)
+			k, sure := math.Min(limit, mean), math.Min(limit, sure)
+			if sure < minExpect {
 				continue
 			}
-			if v := k*worth - wait.Seconds() - (cost.predict(n+k, l) - tn); v > bestV {
+			if v := sure*worth - wait.Seconds() - (cost.predict(n+sure, l) - tn); v > bestV {
 				best, bestV = waitDecision{wakeAt: in.now.Add(wait), expect: k}, v
 			}
 		}

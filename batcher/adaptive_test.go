@@ -163,10 +163,12 @@ func TestDecideWait(t *testing.T) {
 		expect float64
 	}{
 		// Seven windows saw 8 units 1 ms after their decision: 8·7/8 = 7 are expected (the mean counts one
-		// more window in which nothing came), each worth a/max = 1.25 ms of waiting.
+		// more window in which nothing came), each worth a/max = 1.25 ms of waiting. The wait is weighed with
+		// 7 less the standard error sqrt(7)/sqrt(8) = 6.06 units: it pays up to 6.06·1.25 - 0.01·t(8) = 7.18 ms.
 		{"a cohort due soon is worth waiting for", base, gpu, cohort(ms, 8), ms, 7},
 		{"a cohort due after the fixed cost is not", base, gpu, cohort(25*ms, 8), 0, 0},
-		{"a cohort due within k·a/max pays", base, gpu, cohort(8*ms, 8), 8 * ms, 7},
+		{"a cohort due within s·a/max pays", base, gpu, cohort(7*ms, 8), 7 * ms, 7},
+		{"a cohort due past s·a/max does not, within k·a/max", base, gpu, cohort(8*ms, 8), 0, 0},
 		{"a cohort due at k·a/max does not", base, gpu, cohort(8750*time.Microsecond, 8), 0, 0},
 		{"the room caps what can come", with(func(in *waitInput) { in.room = 2 }), gpu, cohort(3*ms, 8), 0, 0},
 		{"the same cohort with room", base, gpu, cohort(3*ms, 8), 3 * ms, 7},
@@ -195,12 +197,15 @@ func TestDecideWait(t *testing.T) {
 		{"two are", base, gpu, []*arrivalWindow{window(at(100*time.Microsecond, 8), nil), window(at(100*time.Microsecond, 8), nil)}, 100 * time.Microsecond, 16.0 / 3},
 		{"only windows that saw as many count", with(func(in *waitInput) {
 			in.now, in.units, in.arrived, in.last = t0.Add(ms), 12, 4, t0.Add(ms)
-		}), gpu, []*arrivalWindow{window(at(ms, 4), nil), window(append(at(ms, 4), at(2*ms, 4)...), nil), window(at(ms, 2), nil)}, 2 * ms, 4.0 / 3},
+		}), gpu, append(seven(window(at(ms, 2), nil))[:3], seven(window(append(at(ms, 4), at(2*ms, 4)...), nil))[:4]...), 2 * ms, 16.0 / 5},
+		{"windows that disagree are held against the wait", with(func(in *waitInput) {
+			in.now, in.units, in.arrived, in.last = t0.Add(ms), 12, 4, t0.Add(ms)
+		}), gpu, []*arrivalWindow{window(at(ms, 4), nil), window(append(at(ms, 4), at(2*ms, 4)...), nil), window(at(ms, 2), nil)}, 0, 0},
 		{"units, not requests", base, gpu, seven(window([]time.Duration{ms, ms}, []int{4, 4})), ms, 7},
 		// A unit is worth a/b̄ for the recent mean batch b̄: two cohorts alternating at 8 are worth merging
-		// when the second comes within 8·7/8·a/8 = 17.5 ms.
-		{"alternating cohorts: worth merging", with(func(in *waitInput) { in.typical = 8 }), gpu, cohort(17*ms, 8), 17 * ms, 7},
-		{"alternating cohorts: not worth it", with(func(in *waitInput) { in.typical = 8 }), gpu, cohort(18*ms, 8), 0, 0},
+		// when the second comes within 6.06·a/8 - 0.01·t(8) = 14.8 ms (the mean alone would say 17.5 ms).
+		{"alternating cohorts: worth merging", with(func(in *waitInput) { in.typical = 8 }), gpu, cohort(14*ms, 8), 14 * ms, 7},
+		{"alternating cohorts: not worth it", with(func(in *waitInput) { in.typical = 8 }), gpu, cohort(15*ms, 8), 0, 0},
 		// Steady arrivals at λ, 3/4 of the capacity, settle at b̄ = λ·a/(1 - λ·c) = 8: λ·a/b̄ < 1, so no
 		// wait pays, however short the queue.
 		{"steady arrivals, deep queue", with(func(in *waitInput) { in.typical = 8 }), gpu, poisson, 0, 0},
