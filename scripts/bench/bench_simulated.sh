@@ -2,7 +2,7 @@
 # bench_simulated.sh: ofaserve against the simulated accelerator (backend/simulated), Triton rules vs the
 # adaptive policy, one and two instances; the figures of docs/PERFORMANCE.md "Batching on a simulated device".
 #
-#   scripts/bench/bench_simulated.sh [OUT_DIR]        (default out/bench-simulated; about 6 minutes)
+#   scripts/bench/bench_simulated.sh [OUT_DIR]        (default out/bench-simulated)
 #
 # Builds (make build, make models for the tokenizer files), writes a model repository of four simulated models
 # with the ofa kind's inputs, t(b) = 20 ms + 2.5 ms·b, max_batch_size 16, max_queue_delay 2 ms:
@@ -12,12 +12,15 @@
 # hypotheses: closed loop at c = 1, 4, 16, 64, then open loop Poisson at 50/70/90 % of the device's capacity
 # (instances × 16 / t(16)). scripts/bench/simulated_summary.py writes docs/perf/simulated.md and
 # docs/perf/simulated.png (DOCS=0 keeps them in OUT_DIR only).
-# Env: INTERVAL_MS (2000), TRIALS (3), STAB (30), CONC (1:64:4x), LOADS (0.5 0.7 0.9).
+# Env: INTERVAL_MS (2000), OPEN_INTERVAL_MS (8000: an open-loop window of ~1,500 requests at 70 %, so that
+# its p99 rests on ~15 of them, not on the 3 or 4 of a 2 s window), TRIALS (3), STAB (30), CONC (1:64:4x),
+# LOADS (0.5 0.7 0.9). About 10 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT="${1:-out/bench-simulated}"
 PY="${OFASERVE_PYTHON:-/usr/bin/python3}"
 INTERVAL_MS="${INTERVAL_MS:-2000}"
+OPEN_INTERVAL_MS="${OPEN_INTERVAL_MS:-8000}"
 TRIALS="${TRIALS:-3}"
 STAB="${STAB:-30}"
 LOADS="${LOADS:-0.5 0.7 0.9}"
@@ -96,14 +99,32 @@ SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 1 120); do curl -sf "http://127.0.0.1:$PORT/v2/health/ready" >/dev/null && break; sleep 0.5; done
 
+# The host's cost per request of a run: the server's CPU time (utime + stime of its process) and the client's
+# (bash's time of ofabench) over the requests the model counted (its inference_count), warm-ups included,
+# written to LABEL.host.json for the summary.
+server_cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
+inference_count() {
+  curl -sf "http://127.0.0.1:$PORT/v2/models/$1/stats" | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["model_stats"][0]["inference_count"])'
+}
 bench() { # LABEL MODEL ofabench-args...
   local label="$1" model="$2"; shift 2
   say "ofabench: $label"
   local inputs=(--images "$OUT/images" --hypotheses "$OUT/hypotheses.txt")
   [[ "$model" == *-raw_* ]] && inputs=(--input-tensor-format binary)
-  timeout 120 bin/ofabench --label "$label" -m "$model" -u "127.0.0.1:$PORT" "${inputs[@]}" --measurement-interval "$INTERVAL_MS" --max-trials "$TRIALS" \
+  local c0 n0 c1 n1 TIMEFORMAT='%U %S'
+  c0=$(server_cpu_ticks); n0=$(inference_count "$model")
+  { time timeout 120 bin/ofabench --label "$label" -m "$model" -u "127.0.0.1:$PORT" "${inputs[@]}" --measurement-interval "$INTERVAL_MS" --max-trials "$TRIALS" \
     --stability-percentage "$STAB" --warmup-requests 32 --max-duration 100s --json "$OUT/$label.json" "$@" \
-    2>"$OUT/logs/$label.log" || say "$label: ofabench exit $? (see logs/$label.log)"
+    2>"$OUT/logs/$label.log" || say "$label: ofabench exit $? (see logs/$label.log)"; } 2>"$OUT/logs/$label.time"
+  c1=$(server_cpu_ticks); n1=$(inference_count "$model")
+  "$PY" - "$OUT/$label.host.json" "$(getconf CLK_TCK)" "$c0" "$c1" "$n0" "$n1" "$OUT/logs/$label.time" <<'PYEOF'
+import json, sys
+out, hz, c0, c1, n0, n1, timefile = sys.argv[1], *map(int, sys.argv[2:7]), sys.argv[7]
+user, system = map(float, open(timefile).read().split()[-2:])
+n = max(1, n1 - n0)
+json.dump({"requests": n1 - n0, "server_cpu_ms_per_request": 1e3 * (c1 - c0) / hz / n,
+           "client_cpu_ms_per_request": 1e3 * (user + system) / n}, open(out, "w"))
+PYEOF
 }
 for n in 1 2; do
   for policy in triton adaptive; do
@@ -117,7 +138,8 @@ for n in 1 2; do
   for policy in triton adaptive; do
     for load in $LOADS; do
       rate=$("$PY" -c "print(round($load * $n * 16 / 0.060, 1))")
-      bench "open_${policy}_${n}_$load" "sim_${policy}_$n" --request-rate-range "$rate" --request-distribution poisson
+      bench "open_${policy}_${n}_$load" "sim_${policy}_$n" --request-rate-range "$rate" --request-distribution poisson \
+        --measurement-interval "$OPEN_INTERVAL_MS"
     done
   done
 done

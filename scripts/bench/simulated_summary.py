@@ -53,13 +53,25 @@ def row(res: dict[str, Any], lvl: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def host_costs(out: str) -> dict[str, dict[str, Any]]:
+    """The LABEL.host.json files bench_simulated.sh writes for the closed-loop runs, by label."""
+    costs: dict[str, dict[str, Any]] = {}
+    for p in sorted(glob.glob(os.path.join(out, "closed_*.host.json"))):
+        costs[os.path.basename(p)[: -len(".host.json")]] = load(p)
+    return costs
+
+
 def main(out: str, dest: str) -> None:
     closed: dict[str, list[dict[str, Any]]] = {}
     for p in sorted(glob.glob(os.path.join(out, "closed_*.json"))):
+        if p.endswith(".host.json"):
+            continue
         res = load(p)
         closed[res["label"]] = [row(res, lvl) for lvl in res["levels"]]
     opened: dict[str, dict[str, Any]] = {}
     for p in sorted(glob.glob(os.path.join(out, "open_*.json"))):
+        if p.endswith(".host.json"):
+            continue
         res = load(p)
         if res["levels"]:
             opened[res["label"]] = row(res, res["levels"][0])
@@ -77,6 +89,13 @@ def main(out: str, dest: str) -> None:
             mark = "" if r["stable"] else " (not stable)"
             lines.append(f"| {policy} | {n} | {r['value']:g} | {r['tput']:.1f}{mark} | {r['executed']:.1f} | "
                          f"{r['batch']:.2f} | {r['p50']:.1f} | {r['p99']:.1f} | {r['eff']:.3f} | {r['client_eff']:.3f} |")
+    hosts = host_costs(out)
+    if hosts:
+        lines += ["", "## Host cost per request (each closed-loop sweep, warm-ups included)", "",
+                  "| run | requests | server CPU ms/request | client CPU ms/request |", "|---|---|---|---|"]
+        for label, h in hosts.items():
+            lines.append(f"| {label[len('closed_'):]} | {h['requests']} | {h['server_cpu_ms_per_request']:.2f} | "
+                         f"{h['client_cpu_ms_per_request']:.2f} |")
     lines += ["", "## Open loop, Poisson arrivals", "",
               "| policy | instances | load | offered req/s | sent req/s | samples/s | mean batch | p50 ms | p99 ms | drops (errors) |",
               "|---|---|---|---|---|---|---|---|---|---|"]

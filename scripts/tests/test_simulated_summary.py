@@ -45,8 +45,11 @@ def test_main_writes_table_and_plot(tmp_path: Any) -> None:
     out.mkdir()
     for label in ("closed_adaptive_1", "open_triton_1_0.7"):
         (out / f"{label}.json").write_text(json.dumps(result(label, 64, 200.0, 160, 10)))
+    (out / "closed_adaptive_1.host.json").write_text(json.dumps(
+        {"requests": 1200, "server_cpu_ms_per_request": 3.04, "client_cpu_ms_per_request": 0.21}))
     sm.main(str(out), str(dest))
     md = (dest / "simulated.md").read_text()
+    assert "| adaptive_1 | 1200 | 3.04 | 0.21 |" in md
     assert "| adaptive | 1 | 64 | 200.0 | 160.0 | 16.00 | 50.0 | 90.0 | 0.600 | 0.750 |" in md
     assert "| triton | 1 | 70% |" in md
     assert (dest / "simulated.png").stat().st_size > 1000
