@@ -223,3 +223,24 @@ func TestBadIDsKinds(t *testing.T) {
 		}
 	}
 }
+
+func TestReadCPUTicksOfThisProcess(t *testing.T) {
+	if v, err := ReadCPUTicks(os.Getpid()); err != nil || v < 0 {
+		t.Fatalf("ReadCPUTicks(self) = %d, %v", v, err)
+	}
+	if _, err := ReadCPUTicks(-1); err == nil {
+		t.Fatal("ReadCPUTicks(-1) accepted")
+	}
+}
+
+func TestPerEach(t *testing.T) {
+	for _, c := range []struct {
+		d    time.Duration
+		n    int
+		want string
+	}{{time.Second, 4, "250ms"}, {time.Second, 0, "-"}, {30 * time.Millisecond, 1000, "30µs"}} {
+		if got := perEach(c.d, c.n); got != c.want {
+			t.Errorf("perEach(%v, %d) = %q, want %q", c.d, c.n, got, c.want)
+		}
+	}
+}

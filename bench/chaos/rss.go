@@ -139,6 +139,15 @@ func ParseCPUTicks(stat []byte) (int64, error) {
 	return u + s, nil
 }
 
+// ReadCPUTicks reads the CPU time (utime + stime, in 1/100 s) process pid has used so far.
+func ReadCPUTicks(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("reading CPU time of pid %d: %w", pid, err)
+	}
+	return ParseCPUTicks(b)
+}
+
 // Settle waits (up to limit) until process pid uses less than a fifth of a
 // core over a second, so that one case's leftover work (decodes the client
 // stopped waiting for) does not load the next. It returns how long it waited
@@ -149,11 +158,7 @@ func Settle(ctx context.Context, pid int, limit time.Duration) (time.Duration, b
 		return 0, true
 	}
 	read := func() (int64, bool) {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			return 0, false
-		}
-		v, err := ParseCPUTicks(b)
+		v, err := ReadCPUTicks(pid)
 		return v, err == nil
 	}
 	prev, ok := read()

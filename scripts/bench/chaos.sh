@@ -12,7 +12,11 @@
 # box, 8 of them in bad-token-ids: 2,200 raw requests); full: the issue's 10-minute soak. Exit status: 0 when
 # every case passed, 1 when one failed.
 # Env: SOAK, QUEUE_DURATION, SAT_CONCURRENCY (16), CASES (all), THREADS (2: libtorch intra-op threads),
-# WARMUP (true), CHAOS_ARGS (more ofachaos flags, e.g. "--good 500 --bad 50" for a shorter bad-token-ids case).
+# WARMUP (true), CHAOS_ARGS (more ofachaos flags, e.g. "--good 500 --bad 50" for a shorter bad-token-ids case),
+# PIN (off; "SERVER_CPUS:CLIENT_CPUS", e.g. "0:1", runs the server and the clients on separate CPUs with taskset,
+# as they would be on separate machines: on a small box, clients that retry at once otherwise take the CPU the
+# server's goodput needs, and the queue case measures the load generator instead of the server; THREADS should
+# then not exceed the server's CPUs).
 # The table is also written to OUT_DIR/table.txt, server logs to OUT_DIR/logs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -33,6 +37,12 @@ IDLE_TIMEOUT_FLAG="--http-idle-timeout"
 READ_TIMEOUT="${READ_TIMEOUT:-3s}"
 IDLE_TIMEOUT="${IDLE_TIMEOUT:-3s}"
 SLOW_WAIT="${SLOW_WAIT:-15s}" # a connection still open after this counts as held
+PIN="${PIN:-}"
+SERVER_PIN=(); CLIENT_PIN=()
+if [ -n "$PIN" ]; then
+  [[ "$PIN" =~ ^[0-9,-]+:[0-9,-]+$ ]] || { echo "chaos: PIN must be SERVER_CPUS:CLIENT_CPUS, e.g. 0:1" >&2; exit 2; }
+  SERVER_PIN=(taskset -c "${PIN%%:*}"); CLIENT_PIN=(taskset -c "${PIN##*:}")
+fi
 
 say() { echo "[chaos ${SECONDS}s] $*" >&2; }
 
@@ -105,7 +115,7 @@ if grep -q -- "${IDLE_TIMEOUT_FLAG#-}" <<<"$help"; then EXTRA+=("$IDLE_TIMEOUT_F
 PIDF="$OUT/server.pid"; RCF="$OUT/server.rc"
 rm -f "$PIDF" "$RCF"
 (
-  bin/ofaserve --model-repository "$REPO" --torch-intra-op-threads "$THREADS" \
+  "${SERVER_PIN[@]}" bin/ofaserve --model-repository "$REPO" --torch-intra-op-threads "$THREADS" \
     --http-address 127.0.0.1 --http-port "$HTTP_PORT" --grpc-address 127.0.0.1 --grpc-port "$GRPC_PORT" \
     --metrics-address 127.0.0.1 --metrics-port "$METRICS_PORT" "${EXTRA[@]}" >"$LOG/ofaserve.log" 2>&1 &
   echo $! > "$PIDF"
@@ -119,7 +129,7 @@ cleanup() {
   wait "$LAUNCHER" 2>/dev/null || true
 }
 trap cleanup EXIT
-say "ofaserve pid $PID on 127.0.0.1:$HTTP_PORT (gRPC $GRPC_PORT) ${EXTRA[*]}"
+say "ofaserve pid $PID on 127.0.0.1:$HTTP_PORT (gRPC $GRPC_PORT) ${EXTRA[*]}${PIN:+ (server on CPUs ${PIN%%:*}, clients on ${PIN##*:})}"
 for m in ofa_entailment ofa_entailment_raw ofa_entailment_q8 sim_entailment sim_entailment_q8; do
   ok=""
   for _ in $(seq 300); do
@@ -134,13 +144,13 @@ say "ofachaos ($MODE: soak $SOAK)"
 set +e
 if [ "$CASES" = all ] || grep -q queue <<<"$CASES"; then
   say "queue case on the simulated device (sim_entailment, sim_entailment_q8)"
-  bin/ofachaos -u "127.0.0.1:$HTTP_PORT" --grpc "" --pid "$PID" --cases queue --model sim_entailment \
+  "${CLIENT_PIN[@]}" bin/ofachaos -u "127.0.0.1:$HTTP_PORT" --grpc "" --pid "$PID" --cases queue --model sim_entailment \
     --capped-model sim_entailment_q8 --queue-duration "$QUEUE_DURATION" --sat-concurrency "$SAT_CONCURRENCY" \
     > "$OUT/table-simulated.txt" 2> >(tee "$LOG/ofachaos-simulated.log" >&2)
   sim_rc=$?
 fi
 # shellcheck disable=SC2086
-bin/ofachaos -u "127.0.0.1:$HTTP_PORT" --grpc "127.0.0.1:$GRPC_PORT" --pid "$PID" --exit-code-file "$RCF" \
+"${CLIENT_PIN[@]}" bin/ofachaos -u "127.0.0.1:$HTTP_PORT" --grpc "127.0.0.1:$GRPC_PORT" --pid "$PID" --exit-code-file "$RCF" \
   --cases "$CASES" --soak "$SOAK" --queue-duration "$QUEUE_DURATION" --sat-concurrency "$SAT_CONCURRENCY" \
   --slow-wait "$SLOW_WAIT" ${CHAOS_ARGS:-} > "$OUT/table.txt" 2> >(tee "$LOG/ofachaos.log" >&2)
 rc=$?
