@@ -244,3 +244,17 @@ func TestPerEach(t *testing.T) {
 		}
 	}
 }
+
+func TestWindowP99s(t *testing.T) {
+	var lats []timed
+	for i := range 100 {
+		lats = append(lats, timed{at: time.Duration(i) * 10 * time.Millisecond, lat: time.Duration(i%50+1) * time.Millisecond})
+	}
+	// Windows of 250 ms over 1 s: 25 requests each; latencies 1..25, 26..50, 1..25, 26..50 ms.
+	if got, want := windowP99s(lats, 250*time.Millisecond, time.Second), "25 (25), 50 (25), 25 (25), 50 (25)"; got != want {
+		t.Fatalf("windowP99s = %q, want %q", got, want)
+	}
+	if got := windowP99s(nil, 0, time.Second); got != "-" {
+		t.Fatalf("no window: %q", got)
+	}
+}

@@ -19,7 +19,8 @@ type timed struct {
 }
 
 // Soak is case 9: capacity measured with a short closed loop at the
-// saturation concurrency, then an open loop at s.SoakLoad of it for s.Soak:
+// saturation concurrency, then (once the server is quiet again) an open loop
+// at s.SoakLoad of it for s.Soak:
 // errors, RSS growth over the soak, and the p99 of the first window against
 // the last (a window is a minute, or a quarter of a shorter soak).
 func (e *Env) Soak(ctx context.Context, s Settings) Result {
@@ -36,6 +37,12 @@ func (e *Env) Soak(ctx context.Context, s Settings) Result {
 	if rate <= 0 {
 		r.Err = fmt.Errorf("capacity run got no 200s (%s)", capSt.tally.CodesNote())
 		return r
+	}
+	// The capacity run's clients stop at its deadline, but what they had in flight runs on (a batch of 16 on
+	// the CPU model takes seconds): without waiting for it, the soak's first window would measure that
+	// leftover work instead of the server at SoakLoad.
+	if waited, quiet := Settle(ctx, e.PID, time.Minute); !quiet {
+		e.logf("soak: the server did not go quiet after the capacity run (waited %v)", waited.Round(time.Second))
 	}
 	rssStart, _ := ReadRSS(e.PID)
 	e.logf("soak: %.1f/s (%.0f%% of %.1f/s) for %v", rate, 100*s.SoakLoad, capacity, s.Soak)
@@ -101,7 +108,10 @@ func (e *Env) Soak(ctx context.Context, s Settings) Result {
 		Figure{Name: "capacity", Value: fmt.Sprintf("%.1f/s at c=%d; soak rate %.1f/s for %v", capacity, s.SatConc, rate, s.Soak)},
 		Figure{Name: "errors", Value: strconv.Itoa(errs), Target: "0", Met: errs == 0},
 		Figure{Name: "RSS growth over the soak", Value: fmt.Sprintf("%.1f%% (%s → %s MB)", growth, MB(rssStart), MB(rssEnd)), Target: "< 10%", Met: growth < 10},
-		Figure{Name: fmt.Sprintf("p99 first %v vs last %v", win, win), Value: fmt.Sprintf("%s vs %s (%+.0f%%)", ms(p1), ms(p2), 100*drift), Target: "within 20%", Met: math.Abs(drift) <= 0.2},
+		Figure{Name: fmt.Sprintf("p99 first %v vs last %v", win, win), Value: fmt.Sprintf("%s vs %s (%+.0f%%; %d and %d requests)", ms(p1), ms(p2), 100*drift, len(first), len(last)), Target: "within 20%", Met: math.Abs(drift) <= 0.2},
+		// Every window's p99, so that the first and last can be read against the spread between any two: with
+		// a few hundred requests a window, a p99 is one of its few slowest requests.
+		Figure{Name: fmt.Sprintf("p99 of each %v", win), Value: windowP99s(lats, win, total)},
 	)
 	r.Notes = append(r.Notes, t.CodesNote())
 	return r
@@ -184,4 +194,24 @@ func waitExitCode(ctx context.Context, path string, limit time.Duration) (int, t
 		time.Sleep(50 * time.Millisecond)
 	}
 	return 0, time.Since(start), fmt.Errorf("the server did not exit within %v", limit)
+}
+
+// windowP99s lists the p99 latency of each consecutive window of length win over [0, total), in ms, with
+// the request count of each: "118 (174), 131 (175), ...".
+func windowP99s(lats []timed, win, total time.Duration) string {
+	if win <= 0 {
+		return "-"
+	}
+	n := int((total + win - 1) / win)
+	bins := make([][]time.Duration, n)
+	for _, l := range lats {
+		if i := int(l.at / win); i >= 0 && i < n {
+			bins[i] = append(bins[i], l.lat)
+		}
+	}
+	parts := make([]string, 0, n)
+	for _, b := range bins {
+		parts = append(parts, fmt.Sprintf("%.0f (%d)", float64(P(b, 99))/float64(time.Millisecond), len(b)))
+	}
+	return strings.Join(parts, ", ")
 }
