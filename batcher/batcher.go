@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -139,6 +140,32 @@ func (c Config) Validate() error {
 		return errors.New("adaptive queue bound must be non-negative")
 	}
 	return nil
+}
+
+// Cautions lists what in c is valid but works against batching, one sentence each, for the operator's log at
+// load. Today: a max_queue_size below max_batch_size. With a size limit no batch is formed ahead of a busy
+// instance (prefetch is Triton's rule only without one), so when an instance frees, its next batch holds
+// what the queue held: at most max_queue_size requests. On a device whose cost has a fixed part, that
+// caps throughput below what max_batch_size promises (t(b) = 20 ms + 2.5 ms·b with a limit of 8 and batches
+// of 16: 8 / t(8) = 200 samples/s against 16 / t(16) = 267).
+func (c Config) Cautions() []string {
+	var out []string
+	check := func(where string, p QueuePolicy) {
+		if p.MaxQueueSize > 0 && p.MaxQueueSize < c.MaxBatchSize {
+			out = append(out, fmt.Sprintf("%s max_queue_size %d is below max_batch_size %d: with a queue size limit no batch "+
+				"is formed ahead of a busy instance, so batches hold at most %d queued requests", where, p.MaxQueueSize, c.MaxBatchSize, p.MaxQueueSize))
+		}
+	}
+	check("default_queue_policy", c.DefaultQueuePolicy)
+	levels := make([]uint64, 0, len(c.PriorityQueuePolicy))
+	for l := range c.PriorityQueuePolicy {
+		levels = append(levels, l)
+	}
+	slices.Sort(levels)
+	for _, l := range levels {
+		check(fmt.Sprintf("priority_queue_policy[%d]", l), c.PriorityQueuePolicy[l])
+	}
+	return out
 }
 
 // prefetch reports whether a batch may be handed to an instance while its previous batch runs. It is Triton's

@@ -2,6 +2,7 @@ package batcher
 
 import (
 	"math"
+	"strings"
 	"testing"
 	"time"
 )
@@ -50,6 +51,34 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("unexpected error %q", err)
 			case c.want != "" && (err == nil || err.Error() != c.want):
 				t.Fatalf("error %v, want %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestConfigCautions(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want []string
+	}{
+		{"no limit", Config{MaxBatchSize: 16}, nil},
+		{"limit at max_batch_size", Config{MaxBatchSize: 16, DefaultQueuePolicy: QueuePolicy{MaxQueueSize: 16}}, nil},
+		{"limit below", Config{MaxBatchSize: 16, DefaultQueuePolicy: QueuePolicy{MaxQueueSize: 8}},
+			[]string{"default_queue_policy max_queue_size 8 is below max_batch_size 16"}},
+		{"priority levels, in order", Config{MaxBatchSize: 4, PriorityLevels: 3, DefaultPriorityLevel: 1,
+			PriorityQueuePolicy: map[uint64]QueuePolicy{3: {MaxQueueSize: 2}, 2: {MaxQueueSize: 4}, 1: {MaxQueueSize: 1}}},
+			[]string{"priority_queue_policy[1] max_queue_size 1", "priority_queue_policy[3] max_queue_size 2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := tc.cfg.Cautions()
+			if len(got) != len(tc.want) {
+				t.Fatalf("Cautions() = %q, want %d matching %q", got, len(tc.want), tc.want)
+			}
+			for i, w := range tc.want {
+				if !strings.HasPrefix(got[i], w) || !strings.Contains(got[i], "batches hold at most") {
+					t.Errorf("caution %d = %q, want it to start %q", i, got[i], w)
+				}
 			}
 		})
 	}

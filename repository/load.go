@@ -272,6 +272,9 @@ func (r *Repository) loadVersion(ctx context.Context, dir, name string, version 
 			r.log.Warn("response_cache is enabled in the config but the server has no response cache (--cache-config): answers are not cached", "model", name, "version", version)
 		}
 	}
+	for _, c := range backend.BatcherConfig(cfg, 1).Cautions() {
+		r.log.Warn("dynamic_batching works against batching", "model", name, "version", version, "detail", c)
+	}
 	m.setState(StateReady, "")
 	r.log.Info("model loaded", "model", name, "version", version, "kind", Kind(cfg), "duration", m.loadDur,
 		"warmup", warm, "warmup_samples", len(samples))
