@@ -254,6 +254,9 @@ func TestWindowP99s(t *testing.T) {
 	if got, want := windowP99s(lats, 250*time.Millisecond, time.Second), "25 (25), 50 (25), 25 (25), 50 (25)"; got != want {
 		t.Fatalf("windowP99s = %q, want %q", got, want)
 	}
+	if got, want := windowP99s(lats, 250*time.Millisecond, 1100*time.Millisecond), "25 (25), 50 (25), 25 (25), 50 (25)"; got != want {
+		t.Fatalf("a partial last window: %q, want %q", got, want)
+	}
 	if got := windowP99s(nil, 0, time.Second); got != "-" {
 		t.Fatalf("no window: %q", got)
 	}

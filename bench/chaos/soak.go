@@ -196,13 +196,14 @@ func waitExitCode(ctx context.Context, path string, limit time.Duration) (int, t
 	return 0, time.Since(start), fmt.Errorf("the server did not exit within %v", limit)
 }
 
-// windowP99s lists the p99 latency of each consecutive window of length win over [0, total), in ms, with
-// the request count of each: "118 (174), 131 (175), ...".
+// windowP99s lists the p99 latency of each whole window of length win in [0, total), in ms, with the
+// request count of each: "118 (174), 131 (175), ..." (requests sent after the last whole window, while the
+// soak drained, are left out).
 func windowP99s(lats []timed, win, total time.Duration) string {
-	if win <= 0 {
+	if win <= 0 || total < win {
 		return "-"
 	}
-	n := int((total + win - 1) / win)
+	n := int(total / win)
 	bins := make([][]time.Duration, n)
 	for _, l := range lats {
 		if i := int(l.at / win); i >= 0 && i < n {
