@@ -5,7 +5,9 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -188,16 +190,72 @@ func TestFailureLogLines(t *testing.T) {
 }
 
 // TestGRPCMessageCap checks that a gRPC message over MaxInputSize is
-// refused with RESOURCE_EXHAUSTED and one under it served.
+// refused with RESOURCE_EXHAUSTED and one under it served, and that the
+// refusal, which grpc-go makes before any interceptor runs, is logged once,
+// as a failure the interceptors see is.
 func TestGRPCMessageCap(t *testing.T) {
-	c, _ := grpcOver(t, newTestServer(t, testRepo(), Options{MaxInputSize: 4096, GRPCMaxConcurrentStreams: 4}))
+	var buf syncBuffer
+	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	s, err := New(Options{MaxInputSize: 4096, GRPCMaxConcurrentStreams: 4}, testRepo(), logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := grpcOver(t, s)
 	req := simpleGRPCRequest()
 	if _, err := c.ModelInfer(context.Background(), req); err != nil {
 		t.Fatalf("small request: %v", err)
 	}
+	if got := buf.String(); got != "" {
+		t.Fatalf("a good call logged: %s", got)
+	}
 	req.RawInputContents[0] = make([]byte, 8192)
-	_, err := c.ModelInfer(context.Background(), req)
+	_, err = c.ModelInfer(context.Background(), req)
 	wantCode(t, err, codes.ResourceExhausted, "larger than max")
+	waitLog := func(want string) string {
+		deadline := time.Now().Add(5 * time.Second)
+		for !strings.Contains(buf.String(), want) && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond) // the stats handler logs after the status is sent
+		}
+		return buf.String()
+	}
+	line := waitLog("\n")
+	for _, w := range []string{"request failed", "protocol=grpc", "method=ModelInfer", "code=ResourceExhausted", "larger than max", "latency="} {
+		if !strings.Contains(line, w) {
+			t.Errorf("log %q lacks %q", line, w)
+		}
+	}
+	// A failure the interceptors see is logged by them alone.
+	buf.Reset()
+	_, err = c.ModelInfer(context.Background(), &pb.ModelInferRequest{ModelName: "nope"})
+	wantCode(t, err, codes.NotFound, "")
+	time.Sleep(50 * time.Millisecond) // room for a second line, if the stats handler wrote one
+	if got := waitLog("code=NotFound"); strings.Count(got, "\n") != 1 {
+		t.Fatalf("want one line for a failed call, got %q", got)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's goroutines and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+func (b *syncBuffer) Reset() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.b.Reset()
 }
 
 func TestGRPCSharedMemoryRefused(t *testing.T) {

@@ -4,11 +4,13 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 )
 
@@ -42,6 +44,7 @@ func (s *Server) logFailures(c *gin.Context) {
 
 // logUnaryFailures is the gRPC unary interceptor that logs failed calls.
 func (s *Server) logUnaryFailures(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	markReached(ctx)
 	start := time.Now()
 	resp, err := h(ctx, req)
 	if err != nil {
@@ -52,6 +55,7 @@ func (s *Server) logUnaryFailures(ctx context.Context, req any, info *grpc.Unary
 
 // logStreamFailures is the gRPC stream interceptor that logs failed streams.
 func (s *Server) logStreamFailures(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	markReached(ss.Context())
 	start := time.Now()
 	err := h(srv, ss)
 	if err != nil {
@@ -81,3 +85,41 @@ func modelOf(req any) string {
 	}
 	return ""
 }
+
+// A call can fail before any interceptor runs: grpc-go refuses a message over MaxRecvMsgSize
+// (RESOURCE_EXHAUSTED) while decoding it, and a unary call's message is decoded before its interceptors are
+// called. unreachedCalls, a stats handler, sees every call: TagRPC gives each a mark, the interceptors set
+// it, and a call that ended in an error with its mark unset is logged here, as the interceptors would have.
+type unreachedCalls struct{ s *Server }
+
+type callMarkKey struct{}
+
+type callMark struct {
+	method  string
+	start   time.Time
+	reached atomic.Bool
+}
+
+func markReached(ctx context.Context) {
+	if m, ok := ctx.Value(callMarkKey{}).(*callMark); ok {
+		m.reached.Store(true)
+	}
+}
+
+func (u unreachedCalls) TagRPC(ctx context.Context, info *stats.RPCTagInfo) context.Context {
+	return context.WithValue(ctx, callMarkKey{}, &callMark{method: info.FullMethodName, start: time.Now()})
+}
+
+func (u unreachedCalls) HandleRPC(ctx context.Context, st stats.RPCStats) {
+	end, ok := st.(*stats.End)
+	if !ok || end.Error == nil || end.IsClient() {
+		return
+	}
+	if m, ok := ctx.Value(callMarkKey{}).(*callMark); ok && !m.reached.Load() {
+		u.s.logGRPCFailure(ctx, m.method, "", end.Error, m.start)
+	}
+}
+
+func (unreachedCalls) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+
+func (unreachedCalls) HandleConn(context.Context, stats.ConnStats) {}

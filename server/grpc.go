@@ -38,6 +38,7 @@ func (s *Server) newGRPC() (*grpc.Server, error) {
 		grpc.MaxSendMsgSize(maxGRPCMessage),
 		grpc.ChainUnaryInterceptor(s.logUnaryFailures, s.restrictUnary, s.recoverUnary),
 		grpc.ChainStreamInterceptor(s.logStreamFailures, s.restrictStream, s.recoverStream),
+		grpc.StatsHandler(unreachedCalls{s}), // logs the calls that failed before the interceptors ran
 	}
 	if s.opts.GRPCMaxConcurrentStreams > 0 {
 		opts = append(opts, grpc.MaxConcurrentStreams(s.opts.GRPCMaxConcurrentStreams))
