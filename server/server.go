@@ -86,6 +86,9 @@ type Options struct {
 	// Name and Version are reported by server metadata ("triton" and our
 	// version by default).
 	Name, Version string
+	// PreprocessStats, when set, reads the preprocessing pool's statistics
+	// for /metrics (nv_preprocess_*).
+	PreprocessStats func() PoolStats
 	// MaxInputSize caps a request body, compressed and decompressed, and the
 	// decoded size of one JSON tensor (default 64 MiB, as Triton).
 	MaxInputSize int64
@@ -201,6 +204,11 @@ func New(opts Options, repo Repository, logger *slog.Logger) (*Server, error) {
 	}
 	if err := s.reg.Register(&cacheCollector{repo: repo}); err != nil {
 		return nil, fmt.Errorf("server: register cache metrics: %w", err)
+	}
+	if opts.PreprocessStats != nil {
+		if err := s.reg.Register(poolCollector{stats: opts.PreprocessStats}); err != nil {
+			return nil, fmt.Errorf("server: register preprocessing metrics: %w", err)
+		}
 	}
 	if mc.SummaryLatencies || mc.HistogramLatencies {
 		s.latency = &latencyCollector{cfg: mc, repo: repo, models: map[modelKey]*modelLatency{}}

@@ -274,8 +274,9 @@ func run(ctx context.Context, release func(), args []string, logOut io.Writer) e
 		log.Info("response cache", "cache", "local", "size", c.cache.Size)
 	}
 	steps := &stepModels{}
+	pool := workpool.New(c.prepWorkers)
 	repo, err := repository.New(repository.Options{
-		Root: c.repo, Loaders: backend.WithPool(workpool.New(c.prepWorkers), loaders(steps)), Mode: c.mode,
+		Root: c.repo, Loaders: backend.WithPool(pool, loaders(steps)), Mode: c.mode,
 		PollInterval: time.Duration(c.pollSecs) * time.Second, StartupModels: c.loadModels,
 		GPUs: gpus, Logger: log, Cache: respCache,
 		Observer: func(name string, version int64) batcher.Observer { return srv.Observer(name, version) },
@@ -285,7 +286,7 @@ func run(ctx context.Context, release func(), args []string, logOut io.Writer) e
 	}
 	steps.r = repo
 	opts := server.Options{MaxInputSize: c.maxInputSize, GPUMetrics: c.gpuMetrics, Predict: predictForm(),
-		Metrics: &c.metrics, Tracer: tracer, Logging: logCtl}
+		Metrics: &c.metrics, Tracer: tracer, Logging: logCtl, PreprocessStats: poolStats(pool)}
 	c.limits.apply(&opts)
 	srv, err = server.New(opts, serverRepository{repo}, log)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ofaserve/ofaserve/backend/workpool"
 	"github.com/ofaserve/ofaserve/internal/testenv"
 	"github.com/ofaserve/ofaserve/libtorch"
 	"github.com/ofaserve/ofaserve/repository"
@@ -176,5 +177,15 @@ parameters { key: "INTRA_OP_THREAD_COUNT" value: { string_value: "2" } }`
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("logs lack %q:\n%s", want, logs.String())
 		}
+	}
+}
+
+func TestPoolStats(t *testing.T) {
+	p := workpool.New(3)
+	if err := p.Do(context.Background(), "m", func() {}); err != nil {
+		t.Fatal(err)
+	}
+	if st := poolStats(p)(); st.Workers != 3 || st.Jobs != 1 || st.Busy != 0 || st.Waiting != 0 {
+		t.Fatalf("poolStats = %+v, want 3 workers, 1 job, none busy or waiting", st)
 	}
 }

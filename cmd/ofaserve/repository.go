@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ofaserve/ofaserve/backend/ensemble"
+	"github.com/ofaserve/ofaserve/backend/workpool"
 	"github.com/ofaserve/ofaserve/protocol/modelconfig"
 	"github.com/ofaserve/ofaserve/repository"
 	"github.com/ofaserve/ofaserve/server"
@@ -64,4 +65,13 @@ func (s *stepModels) Model(name string, version int64) (ensemble.Step, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// poolStats adapts the preprocessing pool's statistics to the server's (the server does not import workpool).
+func poolStats(p *workpool.Pool) func() server.PoolStats {
+	return func() server.PoolStats {
+		st := p.Stats()
+		return server.PoolStats{Workers: st.Workers, Busy: st.Busy, Waiting: st.Waiting, Jobs: st.Jobs,
+			Waited: st.Waited, Canceled: st.Canceled, WaitTime: st.WaitTime}
+	}
 }
