@@ -224,12 +224,12 @@ func TestBadIDsKinds(t *testing.T) {
 	}
 }
 
-func TestReadCPUTicksOfThisProcess(t *testing.T) {
-	if v, err := ReadCPUTicks(os.Getpid()); err != nil || v < 0 {
-		t.Fatalf("ReadCPUTicks(self) = %d, %v", v, err)
+func TestReadCPUTimeOfThisProcess(t *testing.T) {
+	if v, err := ReadCPUTime(os.Getpid()); err != nil || v < 0 {
+		t.Fatalf("ReadCPUTime(self) = %v, %v", v, err)
 	}
-	if _, err := ReadCPUTicks(-1); err == nil {
-		t.Fatal("ReadCPUTicks(-1) accepted")
+	if _, err := ReadCPUTime(-1); err == nil {
+		t.Fatal("ReadCPUTime(-1) accepted")
 	}
 }
 

@@ -102,14 +102,14 @@ func (e *Env) QueueFull(ctx context.Context, s Settings) Result {
 	e.closedLoop(ctx, capped, s.SatConc, 3*time.Second, true)
 	Settle(ctx, e.PID, time.Minute)
 	e.logf("queue-full: %d clients for %v on %s", conc, s.QueueDur, e.Model)
-	c0, err0 := ReadCPUTicks(e.PID)
+	c0, err0 := ReadCPUTime(e.PID)
 	base := e.closedLoop(ctx, reqs, conc, s.QueueDur, false)
-	c1, err1 := ReadCPUTicks(e.PID)
+	c1, err1 := ReadCPUTime(e.PID)
 	Settle(ctx, e.PID, time.Minute)
 	e.logf("queue-full: %d clients for %v on %s", conc, s.QueueDur, e.CappedModel)
-	c2, err2 := ReadCPUTicks(e.PID)
+	c2, err2 := ReadCPUTime(e.PID)
 	cap8 := e.closedLoop(ctx, capped, conc, s.QueueDur, true)
-	c3, err3 := ReadCPUTicks(e.PID)
+	c3, err3 := ReadCPUTime(e.PID)
 	var t Tally
 	t.Merge(base.tally)
 	t.Merge(cap8.tally)
@@ -133,13 +133,12 @@ func (e *Env) QueueFull(ctx context.Context, s Settings) Result {
 	if err0 == nil && err1 == nil && err2 == nil && err3 == nil {
 		// Where the server's CPU went: per answer of the uncapped run, and in the capped run the cores it kept
 		// busy and what that cost per request it answered (200 or 503), refusals being nearly all of them.
-		tick := time.Second / 100
 		answered := cap8.ok + len(cap8.refused)
 		r.Figures = append(r.Figures, Figure{Name: "server CPU", Value: fmt.Sprintf(
 			"uncapped %.2f cores, %s per 200; capped %.2f cores, %d answers/s, %s per answer",
-			float64(c1-c0)*tick.Seconds()/base.dur.Seconds(), perEach(time.Duration(c1-c0)*tick, base.ok),
-			float64(c3-c2)*tick.Seconds()/cap8.dur.Seconds(), int(float64(answered)/cap8.dur.Seconds()),
-			perEach(time.Duration(c3-c2)*tick, answered))})
+			(c1-c0).Seconds()/base.dur.Seconds(), perEach(c1-c0, base.ok),
+			(c3-c2).Seconds()/cap8.dur.Seconds(), int(float64(answered)/cap8.dur.Seconds()),
+			perEach(c3-c2, answered))})
 	}
 	r.Notes = append(r.Notes, "uncapped: "+base.tally.CodesNote(), "capped: "+cap8.tally.CodesNote())
 	return r

@@ -139,13 +139,17 @@ func ParseCPUTicks(stat []byte) (int64, error) {
 	return u + s, nil
 }
 
-// ReadCPUTicks reads the CPU time (utime + stime, in 1/100 s) process pid has used so far.
-func ReadCPUTicks(pid int) (int64, error) {
+// cpuTick is the unit of /proc/PID/stat's times: USER_HZ, 100 on Linux.
+const cpuTick = time.Second / 100
+
+// ReadCPUTime reads the CPU time (utime + stime) process pid has used so far.
+func ReadCPUTime(pid int) (time.Duration, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, fmt.Errorf("reading CPU time of pid %d: %w", pid, err)
 	}
-	return ParseCPUTicks(b)
+	ticks, err := ParseCPUTicks(b)
+	return time.Duration(ticks) * cpuTick, err
 }
 
 // Settle waits (up to limit) until process pid uses less than a fifth of a
@@ -157,8 +161,8 @@ func Settle(ctx context.Context, pid int, limit time.Duration) (time.Duration, b
 	if pid <= 0 {
 		return 0, true
 	}
-	read := func() (int64, bool) {
-		v, err := ReadCPUTicks(pid)
+	read := func() (time.Duration, bool) {
+		v, err := ReadCPUTime(pid)
 		return v, err == nil
 	}
 	prev, ok := read()
@@ -172,7 +176,7 @@ func Settle(ctx context.Context, pid int, limit time.Duration) (time.Duration, b
 		if !ok2 {
 			return time.Since(start), false
 		}
-		if cur-prev < 20 { // ticks are 1/100 s: < 0.2 core-seconds in 1 s
+		if cur-prev < 200*time.Millisecond { // < 0.2 core-seconds in 1 s
 			return time.Since(start), true
 		}
 		prev = cur

@@ -61,18 +61,17 @@ def host_costs(out: str) -> dict[str, dict[str, Any]]:
     return costs
 
 
+def results(out: str, kind: str) -> list[dict[str, Any]]:
+    """The ofabench results of OUT_DIR/KIND_*.json (closed or open), not the LABEL.host.json beside them."""
+    return [load(p) for p in sorted(glob.glob(os.path.join(out, f"{kind}_*.json"))) if not p.endswith(".host.json")]
+
+
 def main(out: str, dest: str) -> None:
     closed: dict[str, list[dict[str, Any]]] = {}
-    for p in sorted(glob.glob(os.path.join(out, "closed_*.json"))):
-        if p.endswith(".host.json"):
-            continue
-        res = load(p)
+    for res in results(out, "closed"):
         closed[res["label"]] = [row(res, lvl) for lvl in res["levels"]]
     opened: dict[str, dict[str, Any]] = {}
-    for p in sorted(glob.glob(os.path.join(out, "open_*.json"))):
-        if p.endswith(".host.json"):
-            continue
-        res = load(p)
+    for res in results(out, "open"):
         if res["levels"]:
             opened[res["label"]] = row(res, res["levels"][0])
     lines = ["# ofaserve on the simulated device (t(b) = 20 ms + 2.5 ms·b, max_batch_size 16)", "",
