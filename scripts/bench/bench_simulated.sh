@@ -32,34 +32,15 @@ mkdir -p "$OUT/logs" && OUT="$(cd "$OUT" && pwd)"
 REPO="$OUT/repo"
 rm -rf "$REPO" && mkdir -p "$REPO"
 say() { echo "[bench_simulated ${SECONDS}s] $*" >&2; }
+# shellcheck source=simulated_model.sh
+. scripts/bench/simulated_model.sh
 
 # --- the repository: four simulated models with the ofa kind's inputs and tokenizer -------------------
 for policy in triton adaptive; do
   for n in 1 2; do
-    m="sim_${policy}_$n"
-    mkdir -p "$REPO/$m/1"
-    cp models/ofa_entailment/1/{ofa_meta.json,vocab.json,merges.txt} "$REPO/$m/1/"
-    cat >"$REPO/$m/config.pbtxt" <<PBEOF
-name: "$m"
-platform: "simulated"
-max_batch_size: 16
-input [
-  { name: "IMAGE" data_type: TYPE_STRING dims: [ 1 ] },
-  { name: "HYPOTHESIS" data_type: TYPE_STRING dims: [ 1 ] },
-  { name: "PREMISE" data_type: TYPE_STRING dims: [ 1 ] optional: true }
-]
-output [
-  { name: "RESULT" data_type: TYPE_STRING dims: [ 1 ] },
-  { name: "LABEL" data_type: TYPE_STRING dims: [ 1 ] },
-  { name: "SCORES" data_type: TYPE_FP32 dims: [ 3 ] }
-]
-dynamic_batching { max_queue_delay_microseconds: 2000 }
-instance_group [ { count: $n kind: KIND_CPU } ]
-parameters { key: "batching_policy" value { string_value: "$policy" } }
-parameters { key: "simulated_base_microseconds" value { string_value: "20000" } }
-parameters { key: "simulated_per_sample_microseconds" value { string_value: "2500" } }
-parameters { key: "simulated_per_token_microseconds" value { string_value: "0" } }
-PBEOF
+    simulated_model "$REPO" "sim_${policy}_$n" "$n" "" \
+      "parameters { key: \"batching_policy\" value { string_value: \"$policy\" } }" \
+      'parameters { key: "simulated_per_token_microseconds" value { string_value: "0" } }'
   done
 done
 

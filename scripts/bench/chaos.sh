@@ -75,31 +75,10 @@ grep -q 'max_queue_size: 8' "$REPO/ofa_entailment_q8/config.pbtxt" || { echo "ch
 # The queue case again on the simulated accelerator (backend/simulated: t(b) = 20 ms + 2.5 ms·b on a timer, the
 # ofa kind's real decoding and tokenizing on the host): on this CPU box the real model's forward shares the cores
 # with the refused clients, the simulated device does not, as a GPU does not.
-for m in sim_entailment sim_entailment_q8; do
-  mkdir -p "$REPO/$m/1"
-  cp models/ofa_entailment/1/{ofa_meta.json,vocab.json,merges.txt} "$REPO/$m/1/"
-  queue=""
-  [ "$m" = sim_entailment_q8 ] && queue=" default_queue_policy { max_queue_size: 8 }"
-  cat >"$REPO/$m/config.pbtxt" <<PBEOF
-name: "$m"
-platform: "simulated"
-max_batch_size: 16
-input [
-  { name: "IMAGE" data_type: TYPE_STRING dims: [ 1 ] },
-  { name: "HYPOTHESIS" data_type: TYPE_STRING dims: [ 1 ] },
-  { name: "PREMISE" data_type: TYPE_STRING dims: [ 1 ] optional: true }
-]
-output [
-  { name: "RESULT" data_type: TYPE_STRING dims: [ 1 ] },
-  { name: "LABEL" data_type: TYPE_STRING dims: [ 1 ] },
-  { name: "SCORES" data_type: TYPE_FP32 dims: [ 3 ] }
-]
-dynamic_batching { max_queue_delay_microseconds: 2000$queue }
-instance_group [ { count: 1 kind: KIND_CPU } ]
-parameters { key: "simulated_base_microseconds" value { string_value: "20000" } }
-parameters { key: "simulated_per_sample_microseconds" value { string_value: "2500" } }
-PBEOF
-done
+# shellcheck source=simulated_model.sh
+. scripts/bench/simulated_model.sh
+simulated_model "$REPO" sim_entailment 1 ""
+simulated_model "$REPO" sim_entailment_q8 1 " default_queue_policy { max_queue_size: 8 }"
 
 # Three distinct free ports, held open together while they are picked.
 read -r HTTP_PORT GRPC_PORT METRICS_PORT < <(/usr/bin/python3 -c '
