@@ -234,3 +234,21 @@ func TestGRPCMessageCap(t *testing.T) {
 		t.Fatalf("want one line for a failed call, got %q", got)
 	}
 }
+
+func TestGRPCSharedMemoryRefused(t *testing.T) {
+	c, _ := grpcClient(t, testRepo())
+	req := simpleGRPCRequest()
+	req.Inputs[1].Parameters = map[string]*pb.InferParameter{"shared_memory_region": {ParameterChoice: &pb.InferParameter_StringParam{StringParam: "r"}}}
+	_, err := c.ModelInfer(context.Background(), req)
+	wantCode(t, err, codes.InvalidArgument, "shared memory is not supported by this server: input 'INPUT1' sets parameter 'shared_memory_region'")
+}
+
+func TestGoAndProcessMetrics(t *testing.T) {
+	h := newTestServer(t, testRepo(), Options{}).MetricsHandler()
+	r := do(t, h, "GET", "/metrics", nil)
+	for _, w := range []string{"\ngo_goroutines ", "\ngo_memstats_heap_inuse_bytes ", "\nprocess_resident_memory_bytes ", "\nprocess_open_fds "} {
+		if !bytes.Contains(r.body, []byte(w)) {
+			t.Errorf("/metrics lacks %q", strings.TrimSpace(w))
+		}
+	}
+}
