@@ -16,7 +16,7 @@ GPU_TEST_PKGS ?= libtorch bucket backend/libtorch backend/ofa server
 MODEL_REPO ?= models
 HTTP_PORT  ?= 8000
 
-.PHONY: all setup setup-run setup-test shim build models run test test-begin lint test-cpp test-go test-race test-py test-fuzz proto bench bench-shim gpu-tests clean
+.PHONY: all setup setup-run setup-test shim build models run test test-begin lint test-cpp test-go test-race test-asan test-py test-fuzz proto bench bench-shim gpu-tests clean
 
 all: build
 
@@ -84,7 +84,15 @@ test-fuzz:
 	@for t in $(FUZZ_TARGETS); do go test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) "$${t#*:}" || exit 1; done
 	@echo "fuzz: $(words $(FUZZ_TARGETS)) targets fuzzed for $(FUZZTIME) each, no failure" >> $(COUNTS)
 
-test: setup-test build test-begin lint test-cpp test-go test-race test-py test-fuzz
+# The C resampler under AddressSanitizer: its PIL comparisons and its vector-vs-plain fuzz target, which also
+# runs for FUZZTIME (a load or store outside the rows it was given fails here, not silently elsewhere).
+test-asan: build
+	@mkdir -p build
+	@set -o pipefail; go test -count=1 -asan -json -run 'Resize|Resample' ./preprocess/ | $(GOTEST_SUMMARY) --label "go test -asan (preprocess resampler)"
+	@go test -asan -run '^$$' -fuzz '^FuzzResampleSIMD$$' -fuzztime $(FUZZTIME) ./preprocess/
+	@echo "fuzz -asan: FuzzResampleSIMD fuzzed for $(FUZZTIME), no failure" >> $(COUNTS)
+
+test: setup-test build test-begin lint test-cpp test-go test-race test-asan test-py test-fuzz
 	@echo "== tests run, per runner =="; cat $(COUNTS)
 
 test-begin:

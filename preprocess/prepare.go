@@ -42,9 +42,9 @@ func (b *buffers) release() {
 //
 //	Normalize(mean, std)(ToTensor()(ImageOps.exif_transpose(Image.open(f)).convert("RGB").resize((W, H), Image.BICUBIC)))
 //
-// The last resize pass writes straight into the tensor, and the decode and
-// resize buffers come from a pool, so a steady stream of requests allocates
-// little. Safe for concurrent use.
+// Each resized row is normalized into the tensor as it is handed over, and the
+// decode and resize buffers come from a pool, so a steady stream of requests
+// allocates little. Safe for concurrent use.
 func Prepare(data []byte, opt Options, dst []float32) ([]float32, error) {
 	if err := checkTarget(opt.Width, opt.Height); err != nil {
 		return nil, err

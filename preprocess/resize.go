@@ -1,15 +1,23 @@
 package preprocess
 
+/*
+#cgo CFLAGS: -O3
+#include "resample.h"
+*/
+import "C"
+
 import (
 	"fmt"
 	"math"
+	"unsafe"
 )
 
 // This file is Pillow's BICUBIC resampler (libImaging/Resample.c), rewritten:
 // Keys' cubic with a = -0.5 and support 2 scaled by the downscale factor,
 // float64 weights normalised per output pixel and quantised to Q22 fixed
 // point, a horizontal pass then a vertical pass, each rounding and clipping to
-// 8 bits. See docs/pil-preprocessing.md §1 for the derivation.
+// 8 bits. See docs/pil-preprocessing.md §1 for the derivation. The weights are
+// computed here; the passes that apply them are resample.c's.
 
 const precisionBits = 32 - 8 - 2 // 22
 
@@ -33,7 +41,7 @@ func cubic(x float64) float64 {
 // axisCoeffs are the taps of one axis: output i reads n[i] source samples from
 // min[i] on, with Q22 weights k[i*stride : i*stride+n[i]].
 type axisCoeffs struct {
-	min, n []int
+	min, n []int32
 	k      []int32
 	stride int
 }
@@ -50,8 +58,8 @@ func precompute(inSize, outSize int) axisCoeffs {
 	ksize := int(math.Ceil(support))*2 + 1
 	ss := 1.0 / filterscale
 	c := axisCoeffs{
-		min:    make([]int, outSize),
-		n:      make([]int, outSize),
+		min:    make([]int32, outSize),
+		n:      make([]int32, outSize),
 		k:      make([]int32, outSize*ksize),
 		stride: ksize,
 	}
@@ -90,164 +98,69 @@ func precompute(inSize, outSize int) axisCoeffs {
 				k[i] = int32(float64(v*(1<<precisionBits)) + 0.5)
 			}
 		}
-		c.min[xx], c.n[xx] = xmin, n
+		c.min[xx], c.n[xx] = int32(xmin), int32(n)
 	}
 	return c
 }
 
-// clip8 turns a Q22 accumulator (with the 1<<21 rounding bias added) into a byte.
-func clip8(acc int32) uint8 {
-	v := acc >> precisionBits
-	if uint32(v) > 255 {
-		if v < 0 {
-			return 0
-		}
-		return 255
-	}
-	return uint8(v)
-}
-
-// padded returns the coefficients laid out for the horizontal pass's fast
-// path: every output reads exactly stride source pixels from min[i], the real
-// taps placed at their offset and zeros around them (adding p*0 changes no
-// sum, so the result is identical). Needs inSize >= stride.
-func (c *axisCoeffs) padded(inSize int) axisCoeffs {
-	p := axisCoeffs{min: make([]int, len(c.min)), n: make([]int, len(c.n)), k: make([]int32, len(c.k)), stride: c.stride}
-	for i := range c.min {
-		s := c.min[i]
-		if s > inSize-c.stride {
-			s = inSize - c.stride
-		}
-		off := c.min[i] - s
-		copy(p.k[i*c.stride+off:], c.k[i*c.stride:i*c.stride+c.n[i]])
-		p.min[i], p.n[i] = s, c.stride
-	}
-	return p
-}
-
-// horizontalRow resamples one packed-RGB row.
-func horizontalRow(dst, src []uint8, c *axisCoeffs) {
-	switch {
-	case c.stride == 5 && c.n[0] == 5:
-		horizontalRowN(dst, src, c, 5)
-		return
-	case c.stride == 7 && c.n[0] == 7:
-		horizontalRowN(dst, src, c, 7)
-		return
-	}
-	for xx := range c.min {
-		n := c.n[xx]
-		k := c.k[xx*c.stride : xx*c.stride+n]
-		p := src[3*c.min[xx] : 3*(c.min[xx]+n)]
-		r, g, b := int32(1<<(precisionBits-1)), int32(1<<(precisionBits-1)), int32(1<<(precisionBits-1))
-		for i, kv := range k {
-			q := p[3*i : 3*i+3 : 3*i+3]
-			r += int32(q[0]) * kv
-			g += int32(q[1]) * kv
-			b += int32(q[2]) * kv
-		}
-		d := dst[3*xx : 3*xx+3 : 3*xx+3]
-		d[0], d[1], d[2] = clip8(r), clip8(g), clip8(b)
-	}
-}
-
-// horizontalRowN is the unrolled fast path over padded coefficients with
-// exactly n (5 or 7: upscaling, and downscaling by up to 1.5) taps each.
-func horizontalRowN(dst, src []uint8, c *axisCoeffs, n int) {
-	const half = int32(1 << (precisionBits - 1))
-	for xx, m := range c.min {
-		if n == 5 {
-			k := c.k[xx*5 : xx*5+5 : xx*5+5]
-			p := src[3*m : 3*m+15 : 3*m+15]
-			k0, k1, k2, k3, k4 := k[0], k[1], k[2], k[3], k[4]
-			r := half + int32(p[0])*k0 + int32(p[3])*k1 + int32(p[6])*k2 + int32(p[9])*k3 + int32(p[12])*k4
-			g := half + int32(p[1])*k0 + int32(p[4])*k1 + int32(p[7])*k2 + int32(p[10])*k3 + int32(p[13])*k4
-			b := half + int32(p[2])*k0 + int32(p[5])*k1 + int32(p[8])*k2 + int32(p[11])*k3 + int32(p[14])*k4
-			d := dst[3*xx : 3*xx+3 : 3*xx+3]
-			d[0], d[1], d[2] = clip8(r), clip8(g), clip8(b)
-			continue
-		}
-		k := c.k[xx*7 : xx*7+7 : xx*7+7]
-		p := src[3*m : 3*m+21 : 3*m+21]
-		k0, k1, k2, k3, k4, k5, k6 := k[0], k[1], k[2], k[3], k[4], k[5], k[6]
-		r := half + int32(p[0])*k0 + int32(p[3])*k1 + int32(p[6])*k2 + int32(p[9])*k3 + int32(p[12])*k4 + int32(p[15])*k5 + int32(p[18])*k6
-		g := half + int32(p[1])*k0 + int32(p[4])*k1 + int32(p[7])*k2 + int32(p[10])*k3 + int32(p[13])*k4 + int32(p[16])*k5 + int32(p[19])*k6
-		b := half + int32(p[2])*k0 + int32(p[5])*k1 + int32(p[8])*k2 + int32(p[11])*k3 + int32(p[14])*k4 + int32(p[17])*k5 + int32(p[20])*k6
-		d := dst[3*xx : 3*xx+3 : 3*xx+3]
-		d[0], d[1], d[2] = clip8(r), clip8(g), clip8(b)
-	}
-}
-
-// verticalRow computes output row yy from the rows of src (stride bytes each).
-func verticalRow(dst, src []uint8, stride int, c *axisCoeffs, yy int, acc []int32) {
-	n := c.n[yy]
-	k := c.k[yy*c.stride : yy*c.stride+n]
-	base := c.min[yy]
-	acc = acc[:len(dst)]
-	for i := range acc {
-		acc[i] = 1 << (precisionBits - 1)
-	}
-	for i, kv := range k {
-		row := src[(base+i)*stride : (base+i)*stride+len(dst)]
-		row = row[:len(acc)]
-		for j, p := range row {
-			acc[j] += int32(p) * kv
-		}
-	}
-	for j, a := range acc {
-		dst[j] = clip8(a)
-	}
-}
-
 // resample runs Pillow's two passes from src to a w×h image and hands each
-// finished output row, top to bottom, to emit. tmp and acc are scratch.
-func resample(src RGB, w, h int, tmp *[]uint8, acc *[]int32, row *[]uint8, emit func(y int, row []uint8)) {
+// finished output row, top to bottom, to emit. tmp, acc and out are scratch:
+// the horizontal pass's rows, the vertical pass's sums, the output image. The
+// passes are resample.c's (one call each, whatever the size).
+func resample(src RGB, w, h int, tmp *[]uint8, acc *[]int32, out *[]uint8, emit func(y int, row []uint8)) {
+	resamplePasses(src, w, h, tmp, acc, out, true, emit)
+}
+
+// resamplePasses is resample with resample.c's vector paths allowed (simd) or
+// not: the results are the same, which the tests check.
+func resamplePasses(src RGB, w, h int, tmp *[]uint8, acc *[]int32, out *[]uint8, simd bool, emit func(y int, row []uint8)) {
+	vec := C.int(0)
+	if simd {
+		vec = 1
+	}
 	needH := w != src.Width
 	needV := h != src.Height
-	var ch, cv axisCoeffs
-	if needH {
-		ch = precompute(src.Width, w)
-		if (ch.stride == 5 || ch.stride == 7) && src.Width >= ch.stride {
-			ch = ch.padded(src.Width)
-		}
-	}
-	if needV {
-		cv = precompute(src.Height, h)
-	}
-	switch {
-	case !needH && !needV:
+	if !needH && !needV {
 		for y := 0; y < h; y++ {
 			emit(y, src.Pix[3*w*y:3*w*(y+1)])
 		}
-	case needH && !needV:
-		out := grow(row, 3*w)
-		for y := 0; y < h; y++ {
-			horizontalRow(out, src.Pix[3*src.Width*y:3*src.Width*(y+1)], &ch)
-			emit(y, out)
+		return
+	}
+	var cv axisCoeffs
+	rows := src.Pix
+	y0, y1 := 0, h // the source rows the vertical pass reads (all of them when it does not run)
+	if needV {
+		cv = precompute(src.Height, h)
+		y0, y1 = int(cv.min[0]), int(cv.min[h-1]+cv.n[h-1])
+		for i := range cv.min {
+			cv.min[i] -= int32(y0)
 		}
-	default:
-		mid, midW := src.Pix, src.Width
-		if needH {
-			// Only the source rows the vertical pass reads.
-			y0 := cv.min[0]
-			y1 := cv.min[h-1] + cv.n[h-1]
-			mid = grow(tmp, 3*w*(y1-y0))
-			for y := y0; y < y1; y++ {
-				horizontalRow(mid[3*w*(y-y0):3*w*(y-y0+1)], src.Pix[3*src.Width*y:3*src.Width*(y+1)], &ch)
-			}
-			for i := range cv.min {
-				cv.min[i] -= y0
-			}
-			midW = w
+	}
+	if needH {
+		ch := precompute(src.Width, w)
+		dst := tmp
+		if !needV {
+			dst = out
 		}
-		out := grow(row, 3*midW)
-		if cap(*acc) < 3*midW {
-			*acc = make([]int32, 3*midW)
+		rows = grow(dst, 3*w*(y1-y0))
+		C.ofa_resample_h((*C.uint8_t)(unsafe.Pointer(&src.Pix[3*src.Width*y0])), C.size_t(3*src.Width), C.int(y1-y0),
+			C.int(src.Width), (*C.uint8_t)(unsafe.Pointer(&rows[0])), C.size_t(3*w), C.int(w),
+			(*C.int32_t)(unsafe.Pointer(&ch.min[0])), (*C.int32_t)(unsafe.Pointer(&ch.n[0])),
+			(*C.int32_t)(unsafe.Pointer(&ch.k[0])), C.int(ch.stride), vec)
+	}
+	if needV {
+		res := grow(out, 3*w*h)
+		if cap(*acc) < 3*w {
+			*acc = make([]int32, 3*w)
 		}
-		for y := 0; y < h; y++ {
-			verticalRow(out, mid, 3*midW, &cv, y, *acc)
-			emit(y, out)
-		}
+		C.ofa_resample_v((*C.uint8_t)(unsafe.Pointer(&rows[0])), C.size_t(3*w), (*C.uint8_t)(unsafe.Pointer(&res[0])),
+			C.size_t(3*w), C.int(3*w), C.int(h),
+			(*C.int32_t)(unsafe.Pointer(&cv.min[0])), (*C.int32_t)(unsafe.Pointer(&cv.n[0])),
+			(*C.int32_t)(unsafe.Pointer(&cv.k[0])), C.int(cv.stride), (*C.int32_t)(unsafe.Pointer(&(*acc)[0])), vec)
+		rows = res
+	}
+	for y := 0; y < h; y++ {
+		emit(y, rows[3*w*y:3*w*(y+1)])
 	}
 }
 

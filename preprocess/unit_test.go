@@ -33,7 +33,7 @@ func TestResizeSpecExamples(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := precompute(len(tt.in), tt.out)
 			for i, want := range tt.coeff {
-				got := c.k[i*c.stride : i*c.stride+c.n[i]]
+				got := c.k[i*c.stride : i*c.stride+int(c.n[i])]
 				if len(got) != len(want) {
 					t.Fatalf("output %d: %d taps %v, want %v", i, len(got), got, want)
 				}
