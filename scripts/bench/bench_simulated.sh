@@ -10,11 +10,13 @@
 #   sim_triton-raw_1, sim_adaptive-raw_1 (raw tensors: no decoding on the host; c = 16 and 64 only),
 # serves them with one ofaserve on 127.0.0.1 and runs ofabench with real JPEGs (matplotlib's sample photos) and
 # hypotheses: closed loop at c = 1, 4, 16, 64, then open loop Poisson at 50/70/90 % of the device's capacity
-# (instances × 16 / t(16)). scripts/bench/simulated_summary.py writes docs/perf/simulated.md and
+# (instances × 16 / t(16)), the two policies side by side at each load, then the one-instance 70 % pair again
+# PAIRS times. scripts/bench/simulated_summary.py writes docs/perf/simulated.md and
 # docs/perf/simulated.png (DOCS=0 keeps them in OUT_DIR only).
 # Env: INTERVAL_MS (2000), OPEN_INTERVAL_MS (8000: an open-loop window of ~1,500 requests at 70 %, so that
 # its p99 rests on ~15 of them, not on the 3 or 4 of a 2 s window), TRIALS (3), STAB (30), CONC (1:64:4x),
-# LOADS (0.5 0.7 0.9). About 10 minutes.
+# LOADS (0.5 0.7 0.9), PAIRS (2: repeats of the one-instance 70 % pair, alternating which policy runs first).
+# About 12 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT="${1:-out/bench-simulated}"
@@ -24,6 +26,7 @@ OPEN_INTERVAL_MS="${OPEN_INTERVAL_MS:-8000}"
 TRIALS="${TRIALS:-3}"
 STAB="${STAB:-30}"
 LOADS="${LOADS:-0.5 0.7 0.9}"
+PAIRS="${PAIRS:-2}"
 DOCS="${DOCS:-1}"
 PORT=$((22000 + ($$ % 1000) * 4))
 make -s build >/dev/null
@@ -115,13 +118,25 @@ done
 for policy in triton adaptive; do
   bench "closed_${policy}-raw_1" "sim_${policy}-raw_1" --concurrency-range 16:64:4x
 done
+open_run() { # LABEL POLICY INSTANCES LOAD
+  local rate
+  rate=$("$PY" -c "print(round($4 * $3 * 16 / 0.060, 1))")
+  bench "$1" "sim_${2}_$3" --request-rate-range "$rate" --request-distribution poisson --measurement-interval "$OPEN_INTERVAL_MS"
+}
+# The two policies side by side at each load, so that a drift of the shared machine falls on both.
 for n in 1 2; do
-  for policy in triton adaptive; do
-    for load in $LOADS; do
-      rate=$("$PY" -c "print(round($load * $n * 16 / 0.060, 1))")
-      bench "open_${policy}_${n}_$load" "sim_${policy}_$n" --request-rate-range "$rate" --request-distribution poisson \
-        --measurement-interval "$OPEN_INTERVAL_MS"
+  for load in $LOADS; do
+    for policy in triton adaptive; do
+      open_run "open_${policy}_${n}_$load" "$policy" "$n" "$load"
     done
+  done
+done
+# Issue 14's comparison (one instance, 70 %) once more in each order, PAIRS times: under Poisson arrivals the
+# two policies nearly always decide alike, so one window each cannot tell their p99s apart from the noise.
+for i in $(seq 1 "$PAIRS"); do
+  order="adaptive triton"; [ $((i % 2)) = 0 ] && order="triton adaptive"
+  for policy in $order; do
+    open_run "ab_${policy}_1_0.7_$i" "$policy" 1 0.7
   done
 done
 say "summary"

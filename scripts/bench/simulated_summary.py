@@ -3,9 +3,10 @@
 
     simulated_summary.py OUT_DIR DEST_DIR
 
-Reads OUT_DIR/closed_*.json and OUT_DIR/open_*.json (ofabench --json of simulated models) and writes
-DEST_DIR/simulated.md (markdown tables: throughput, mean batch, p50/p99, device efficiency; open loop p99
-and drops) and DEST_DIR/simulated.png (throughput and mean batch against concurrency, p99 against load).
+Reads OUT_DIR/closed_*.json, OUT_DIR/open_*.json and OUT_DIR/ab_*.json (ofabench --json of simulated models)
+and writes DEST_DIR/simulated.md (markdown tables: throughput, mean batch, p50/p99, device efficiency; open
+loop p99 and drops; the repeated one-instance 70 % pair, each window's p99 and their mean per policy) and
+DEST_DIR/simulated.png (throughput and mean batch against concurrency, p99 against load).
 Device efficiency is what the devices did over what they could: the samples the server executed in the
 measured window (its inference_count delta, the "server" part of ofabench's result) per second, over
 instances x 16 / t(16). The client's throughput (requests that started and ended inside the window, as
@@ -66,6 +67,20 @@ def results(out: str, kind: str) -> list[dict[str, Any]]:
     return [load(p) for p in sorted(glob.glob(os.path.join(out, f"{kind}_*.json"))) if not p.endswith(".host.json")]
 
 
+def ab_p99s(opened: dict[str, dict[str, Any]], repeats: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """Every one-instance 70 % window's p99 by policy: the main open-loop run's first, then the repeats'
+    (ab_POLICY_1_0.7_I) in their order."""
+    by: dict[str, list[float]] = {}
+    for label, r in opened.items():
+        _, policy, n, load_ = label.split("_")
+        if n == "1" and float(load_) == 0.7:
+            by.setdefault(policy, []).append(r["p99"])
+    for res in sorted(repeats, key=lambda res: int(res["label"].split("_")[4])):
+        if res["levels"]:
+            by.setdefault(res["label"].split("_")[1], []).append(row(res, res["levels"][0])["p99"])
+    return by
+
+
 def main(out: str, dest: str) -> None:
     closed: dict[str, list[dict[str, Any]]] = {}
     for res in results(out, "closed"):
@@ -102,6 +117,16 @@ def main(out: str, dest: str) -> None:
         _, policy, n, load_ = label.split("_")
         lines.append(f"| {policy} | {n} | {float(load_):.0%} | {r['value']:g} | {r['sent']:.1f} | {r['tput']:.1f} | "
                      f"{r['batch']:.2f} | {r['p50']:.1f} | {r['p99']:.1f} | {r['errors']} |")
+    ab = ab_p99s(opened, results(out, "ab"))
+    if ab:
+        lines += ["", "## One instance at 70 %: every window", "",
+                  "The pair above once more in each order (scripts/bench/bench_simulated.sh PAIRS): under Poisson "
+                  "arrivals the two policies nearly always decide alike, and one window's p99 (its ~15 slowest "
+                  "requests) moves by a few per cent from run to run.", "",
+                  "| policy | windows | p99 ms of each | mean p99 ms |", "|---|---|---|---|"]
+        for policy, p99s in sorted(ab.items()):
+            lines.append(f"| {policy} | {len(p99s)} | {' / '.join(f'{v:.1f}' for v in p99s)} | "
+                         f"{sum(p99s) / len(p99s):.1f} |")
     os.makedirs(dest, exist_ok=True)
     with open(os.path.join(dest, "simulated.md"), "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -13,10 +13,10 @@ sys.path.insert(0, os.path.join(SCRIPTS, "bench"))
 import simulated_summary as sm  # noqa: E402
 
 
-def result(label: str, value: float, thr: float, inferences: int, executions: int) -> Dict[str, Any]:
+def result(label: str, value: float, thr: float, inferences: int, executions: int, p99_ms: float = 90.0) -> Dict[str, Any]:
     return {"label": label, "simulated_device": {"ideal_samples_per_sec": 16 / 0.060},
             "levels": [{"mode": "concurrency", "value": value, "stable": True,
-                        "result": {"duration_ns": 1e9, "throughput_infer_per_sec": thr, "p50_ns": 50e6, "p99_ns": 90e6, "send_rate": thr,
+                        "result": {"duration_ns": 1e9, "throughput_infer_per_sec": thr, "p50_ns": 50e6, "p99_ns": p99_ms * 1e6, "send_rate": thr,
                                    "errors": {"503": 2},
                                    "server": {"inferences": inferences, "executions": executions}}}]}
 
@@ -53,3 +53,18 @@ def test_main_writes_table_and_plot(tmp_path: Any) -> None:
     assert "| adaptive | 1 | 64 | 200.0 | 160.0 | 16.00 | 50.0 | 90.0 | 0.600 | 0.750 |" in md
     assert "| triton | 1 | 70% |" in md
     assert (dest / "simulated.png").stat().st_size > 1000
+
+
+def test_ab_windows_are_listed_in_order_with_their_mean(tmp_path: Any) -> None:
+    out, dest = tmp_path / "out", tmp_path / "dest"
+    out.mkdir()
+    runs = {"open_triton_1_0.7": 110.0, "open_adaptive_1_0.7": 112.0, "open_adaptive_2_0.7": 500.0,
+            "open_triton_1_0.5": 400.0, "ab_adaptive_1_0.7_1": 108.0, "ab_triton_1_0.7_1": 111.0,
+            "ab_triton_1_0.7_2": 109.0, "ab_adaptive_1_0.7_2": 106.0}
+    for label, p99 in runs.items():
+        (out / f"{label}.json").write_text(json.dumps(result(label, 186.7, 186.0, 186, 25, p99)))
+    sm.main(str(out), str(dest))
+    md = (dest / "simulated.md").read_text()
+    # Only one instance at 70 % counts: the main run's window first, then the repeats by their number.
+    assert "| adaptive | 3 | 112.0 / 108.0 / 106.0 | 108.7 |" in md
+    assert "| triton | 3 | 110.0 / 111.0 / 109.0 | 110.0 |" in md
