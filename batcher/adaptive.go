@@ -207,8 +207,8 @@ const (
 // `arrived` units since its anchor, the last one δ ago. Only windows that saw at least as many count; each
 // is read from the point x0 where it reached that many, plus δ: the units it saw after that point, by x0 +
 // δ + w, are what it expects by w from now (arrivals it saw between x0 and x0 + δ are overdue here and given
-// up). The expectation k(w) is the mean over those windows and one more in which nothing came, and never
-// more than room. The wait is weighed with the part of k the windows agree on, s(w) = k(w) less its
+// up), and never more than room: a window that saw more counts as room. The expectation k(w) is the mean of
+// those counts over the windows and one more in which nothing came. The wait is weighed with the part of k the windows agree on, s(w) = k(w) less its
 // standard error (over the same windows): V uses s, a wait needs s >= minExpect and at least minScenarios
 // windows. Windows that all saw the same cohort give s close to k; under steady arrivals the counts spread
 // and s falls below what a wait needs, where a mean alone, maximized over many candidate waits, sometimes
@@ -266,16 +266,18 @@ func decideWait(in waitInput, cost *costModel, wins []*arrivalWindow) waitDecisi
 			if wait > slack {
 				break
 			}
+			// Each scenario counts what this batch could take of what it saw (at most limit), so that the
+			// scenarios' agreement is measured on that: counts that spread widely all read as "full" once
+			// capped, and would otherwise pass for a certain unit when the room left is one.
+			limit := math.Min(float64(in.room), m-n)
 			sum, sq := 0.0, 0.0
 			for _, s := range sc[:ns] {
-				u := float64(s.w.unitsBy(s.from+wait) - s.base)
+				u := math.Min(limit, float64(s.w.unitsBy(s.from+wait)-s.base))
 				sum, sq = sum+u, sq+u*u
 			}
 			cnt := float64(ns + 1) // and the window in which nothing came
-			mean := sum / cnt
-			sure := mean - math.Sqrt(math.Max(0, sq/cnt-mean*mean)/cnt)
-			limit := math.Min(float64(in.room), m-n)
-			k, sure := math.Min(limit, mean), math.Min(limit, sure)
+			k := sum / cnt
+			sure := k - math.Sqrt(math.Max(0, sq/cnt-k*k)/cnt)
 			if sure < minExpect {
 				continue
 			}

@@ -212,6 +212,15 @@ func TestDecideWait(t *testing.T) {
 		{"steady arrivals, deep queue", with(func(in *waitInput) { in.typical = 8 }), gpu, poisson, 0, 0},
 		{"steady arrivals, shallow queue", with(func(in *waitInput) { in.units, in.room, in.typical = 1, 15, 8 }), gpu, poisson, 0, 0},
 		{"arrivals faster than max per a", with(func(in *waitInput) { in.units, in.room = 1, 15 }), gpu, cohort(ms, 15), ms, 15 * 7.0 / 8},
+		// One unit of room left (15 of 16): the scenarios are read as what the batch could take of what they
+		// saw. Four of seven windows saw 3 units at 1 ms, three saw none: capped at 1, that is 4/8 = 0.5 less
+		// its standard error 0.18, below minExpect, so the batch leaves (read uncapped, 1.5 - 0.53 = 0.97
+		// would have looked like a certain unit and paid by 1.6 ms). When all seven saw them, 7/8 - 0.12 =
+		// 0.76 units pays 0.76·t(8)/8 - 1 ms - 0.76·c = 0.9 ms > 0.01·t(15).
+		{"one unit of room: scenarios that disagree", with(func(in *waitInput) { in.units, in.room, in.typical = 15, 1, 8 }), gpu,
+			append(seven(window(at(ms, 3), nil))[:4], seven(window(nil, nil))[:3]...), 0, 0},
+		{"one unit of room: scenarios that agree", with(func(in *waitInput) { in.units, in.room, in.typical = 15, 1, 8 }), gpu,
+			seven(window(at(ms, 3), nil)), ms, 7.0 / 8},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -67,11 +67,14 @@
 //     scenarios that saw at least n, from the point where they did, relative to its own last arrival; an
 //     arrival they saw that is overdue here is given up. It never expects more than room: the most requests
 //     seen in the batcher at once minus those in it now (a closed-loop client waiting for its answer sends
-//     nothing), and expects nothing while another idle instance could take all that can come. A wait is
-//     weighed with what the scenarios agree on, their mean less one standard error: a cohort that came
-//     after every decision counts nearly whole, arrivals that merely happened to come after some do not
-//     (the best of many noisy means over Poisson arrivals would otherwise pay often enough to lengthen
-//     the tail).
+//     nothing); each scenario counts at most that many, and nothing while another idle instance could
+//     take all that can come. A wait is weighed with what the scenarios agree on, the mean of those counts
+//     less one standard error: a cohort that came after every decision counts nearly whole, arrivals that
+//     merely happened to come after some do not (the best of many noisy means over Poisson arrivals would
+//     otherwise pay often enough to lengthen the tail). The cap comes before the agreement: counted after
+//     it, widely spread counts all read as "full" when one unit of room is left, and a trickle passed for
+//     a certain unit (over HTTP at 70 % of capacity such waits held batches of 15 already long-queued
+//     requests back by a few ms, where the tail is made).
 //   - The value: a request that joins this batch saves what it would cost in the batches the model
 //     typically runs, t(b̄)/b̄ for the recent mean batch b̄, less its marginal cost here; the wait costs
 //     the device's idle time. With a linear cost, waiting w for k requests pays when w < k·a/b̄. Two
