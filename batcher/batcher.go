@@ -143,15 +143,16 @@ func (c Config) Validate() error {
 }
 
 // Cautions lists what in c is valid but works against batching, one sentence each, for the operator's log at
-// load. Today: a max_queue_size below max_batch_size. With a size limit no batch is formed ahead of a busy
-// instance (prefetch is Triton's rule only without one), so when an instance frees, its next batch holds
-// what the queue held: at most max_queue_size requests. On a device whose cost has a fixed part, that
-// caps throughput below what max_batch_size promises (t(b) = 20 ms + 2.5 ms·b with a limit of 8 and batches
-// of 16: 8 / t(8) = 200 samples/s against 16 / t(16) = 267).
+// load. Today: a max_queue_size below max_batch_size where no batch is prefetched. With a size limit Triton's
+// rules form no batch ahead of a busy instance, so when an instance frees, its next batch holds what the
+// queue held: at most max_queue_size requests. On a device whose cost has a fixed part, that caps throughput
+// below what max_batch_size promises (t(b) = 20 ms + 2.5 ms·b with a limit of 8 and batches of 16: 8 / t(8)
+// = 200 samples/s against 16 / t(16) = 267). The Adaptive policy prefetches under a size limit (prefetch),
+// so it has no such caution unless priorities or queue timeouts stop prefetching.
 func (c Config) Cautions() []string {
 	var out []string
 	check := func(where string, p QueuePolicy) {
-		if p.MaxQueueSize > 0 && p.MaxQueueSize < c.MaxBatchSize {
+		if p.MaxQueueSize > 0 && p.MaxQueueSize < c.MaxBatchSize && !c.prefetch() {
 			out = append(out, fmt.Sprintf("%s max_queue_size %d is below max_batch_size %d: with a queue size limit no batch "+
 				"is formed ahead of a busy instance, so batches hold at most %d queued requests", where, p.MaxQueueSize, c.MaxBatchSize, p.MaxQueueSize))
 		}
@@ -171,10 +172,12 @@ func (c Config) Cautions() []string {
 // prefetch reports whether a batch may be handed to an instance while its previous batch runs. It is Triton's
 // rule for preparing payloads ahead (docs/triton-batcher-and-kserve-v2.md §1.2): only with one queue, no queue
 // timeout and no queue size limit, because a request taken into a batch leaves the queue, and with it the
-// reach of priorities, timeouts and the size limit.
+// reach of priorities, timeouts and the size limit. The Adaptive policy also prefetches under a size limit:
+// the limit then bounds what waits in the queue beside each instance's staged batch (at most max_batch_size
+// more per instance), so that bounding the queue does not also bound the batch.
 func (c Config) prefetch() bool {
 	return c.PriorityLevels == 0 && c.DefaultQueuePolicy.DefaultTimeout == 0 &&
-		!c.DefaultQueuePolicy.AllowTimeoutOverride && c.DefaultQueuePolicy.MaxQueueSize == 0
+		!c.DefaultQueuePolicy.AllowTimeoutOverride && (c.DefaultQueuePolicy.MaxQueueSize == 0 || c.Policy == Adaptive)
 }
 
 func (p QueuePolicy) validate() error {

@@ -2,6 +2,7 @@ package batcher
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -191,5 +192,73 @@ func TestAdaptiveIgnoresPreferredSizes(t *testing.T) {
 		if o := get(t, submitAsync(context.Background(), b, Item[req]{Value: req{id: i, size: 1}, Size: 1})); o.err != nil || o.res != i*10 {
 			t.Fatalf("request %d: %d %v", i, o.res, o.err)
 		}
+	}
+}
+
+// Issue 15's queue-full case in process: 64 clients (4 x max_batch_size) that retry a refusal at once against
+// max_queue_size 8 on the simulated device t(b) = 20 ms + 2.5 ms·b. Under Triton's rules no batch is formed
+// ahead of a busy instance with a size limit, so a batch holds what the queue held, 8 at most; the Adaptive
+// policy prefetches under the limit, so the staged batch takes the queued requests, the queue admits more
+// while the device runs, and the batches fill.
+func TestQueueLimitStorm(t *testing.T) {
+	run := func(p Policy) loopResult {
+		d := &linearDevice{a: 20 * ms, c: 2500 * time.Microsecond}
+		cfg := Config{MaxBatchSize: 16, MaxQueueDelay: 2 * ms, Instances: 1, Policy: p, DefaultQueuePolicy: QueuePolicy{MaxQueueSize: 8}}
+		b, err := New(cfg, d.exec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var done atomic.Bool
+		var refused atomic.Int64
+		var wg sync.WaitGroup
+		for id := range 64 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; !done.Load(); i++ {
+					_, err := b.Submit(context.Background(), Item[req]{Value: req{id: id<<20 | i, size: 1}, Size: 1})
+					switch {
+					case errors.Is(err, ErrQueueFull):
+						refused.Add(1)
+						time.Sleep(50 * time.Microsecond) // at once, but without spinning the test's CPU away
+					case err != nil:
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for d.batches() < 5 && time.Now().Before(deadline) {
+			time.Sleep(ms)
+		}
+		d.mu.Lock()
+		from, t0 := len(d.sizes), time.Now()
+		d.mu.Unlock()
+		for d.batches() < from+20 && time.Now().Before(deadline) {
+			time.Sleep(ms)
+		}
+		d.mu.Lock()
+		r := loopResult{sizes: append([]int(nil), d.sizes[from:]...), elapsed: time.Since(t0)}
+		d.mu.Unlock()
+		for _, s := range r.sizes {
+			r.samples += s
+		}
+		done.Store(true)
+		wg.Wait()
+		if err := b.Stop(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if len(r.sizes) < 20 || refused.Load() == 0 {
+			t.Fatalf("%s: %d batches measured, %d refusals; want 20 and a full queue", p, len(r.sizes), refused.Load())
+		}
+		t.Logf("%s: mean batch %.2f over %v, %.0f samples/s, %d refusals", p, r.meanBatch(), r.sizes, r.rate(), refused.Load())
+		return r
+	}
+	if m := run(Triton).meanBatch(); m > 8 {
+		t.Errorf("Triton rules: mean batch %.2f, want at most max_queue_size 8", m)
+	}
+	if m := run(Adaptive).meanBatch(); m < 14 {
+		t.Errorf("Adaptive: mean batch %.2f, want at least 14 of max_batch_size 16", m)
 	}
 }

@@ -165,7 +165,10 @@ func (b *Batcher[T, R]) formLocked(in *instance[T, R], now time.Time, handed boo
 // Under Triton rules every such instance takes one if the rules let it leave. Under the Adaptive policy only
 // the instance predicted to be free first takes one, with whatever is queued (when it leaves is decided
 // once the instance is free), and only while no other staged batch could still take the queued requests:
-// one batch at a time gathers a cohort, instead of each instance's slot taking a piece of it.
+// one batch at a time gathers a cohort, instead of each instance's slot taking a piece of it. Under a queue
+// size limit that staged batch takes what is queued at once rather than when its instance starts it, so
+// that the limit bounds the queue and not the batch (a staged batch formed from the first request after a
+// start would otherwise leave with it and the queue's 8).
 func (b *Batcher[T, R]) prefetchLocked(now time.Time) time.Time {
 	if len(b.idle) > 0 || b.hardStop || b.q.count == 0 {
 		return time.Time{}
@@ -183,7 +186,10 @@ func (b *Batcher[T, R]) prefetchLocked(now time.Time) time.Time {
 	}
 	var first *instance[T, R]
 	for _, in := range b.insts {
-		if in.staged && !in.slots[in.next].saturated && in.slots[in.next].units < b.shape.maxBatch {
+		if bt := &in.slots[in.next]; in.staged && !bt.saturated && bt.units < b.shape.maxBatch {
+			if b.growsStaged(in) {
+				b.grow(bt)
+			}
 			return time.Time{}
 		}
 		if in.running && !in.staged && !in.starting && (first == nil || in.freeBy.Before(first.freeBy)) {

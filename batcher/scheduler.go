@@ -187,19 +187,29 @@ func (b *Batcher[T, R]) answer(n *node[T, R], err error, reason FailReason, now 
 }
 
 // takerLocked reports whether an instance could take a batch now: an idle one, or, with prefetch, a running
-// one whose staged slot is free.
+// one whose staged slot is free or, under the Adaptive policy with a queue size limit, whose staged batch
+// still has room (growsStaged).
 func (b *Batcher[T, R]) takerLocked() bool {
 	if len(b.idle) > 0 {
 		return true
 	}
 	if b.prefetch {
 		for _, in := range b.insts {
-			if in.running && !in.staged && !in.starting {
+			if in.running && !in.starting && (!in.staged || b.growsStaged(in)) {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// growsStaged reports whether the staged batch of in takes queued requests as they come rather than when
+// its instance starts it: under the Adaptive policy with a queue size limit, while it has room, so that the
+// limit bounds the queue and not the batch (prefetchLocked).
+func (b *Batcher[T, R]) growsStaged(in *instance[T, R]) bool {
+	bt := &in.slots[in.next]
+	return b.cfg.Policy == Adaptive && b.cfg.DefaultQueuePolicy.MaxQueueSize > 0 && in.staged && !bt.saturated &&
+		bt.units < b.shape.maxBatch
 }
 
 // dispatch is the dispatcher goroutine: it starts batches on idle instances, forms the staged batch of running
