@@ -285,4 +285,15 @@ type Stats struct {
 	LastInference                                                   time.Time
 	Batches                                                         map[int]BatchStats // keyed by batch size (units)
 	Pending                                                         int                // queued, not yet executing
+	Adaptive                                                        AdaptiveStats      // the Adaptive policy's; zero under Triton's rules
+}
+
+// AdaptiveStats are what the Adaptive policy decided and learned, for an operator to see how often it holds
+// a batch back and what it believes the device costs.
+type AdaptiveStats struct {
+	Enabled   bool   // the model runs the Adaptive policy
+	Decisions uint64 // times the rule weighed whether a batch leaves now (a batch that waits is weighed again)
+	Waits     uint64 // of those, the times it chose to wait
+	// The learned cost t(b, L) = Fixed + b·PerSample + L·PerToken; zero until the model knows it.
+	Fixed, PerSample, PerToken time.Duration
 }

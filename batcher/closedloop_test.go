@@ -49,6 +49,7 @@ type loopResult struct {
 	sizes   []int // the measured batches, in order
 	samples int
 	elapsed time.Duration
+	stats   Stats // the batcher's, at the end
 }
 
 func (r loopResult) meanBatch() float64 {
@@ -131,6 +132,7 @@ func closedLoop(tb testing.TB, cfg Config, d *linearDevice, clients, warm, measu
 	d.mu.Unlock()
 	done.Store(true)
 	wg.Wait()
+	r.stats = b.Stats()
 	if err := b.Stop(context.Background()); err != nil {
 		tb.Fatal(err)
 	}
@@ -150,10 +152,20 @@ func TestAdaptiveClosedLoop(t *testing.T) {
 	run := func(p Policy) loopResult {
 		d := &linearDevice{a: 20 * ms, c: 2500 * time.Microsecond} // the simulated device
 		r := closedLoop(t, Config{MaxBatchSize: 16, MaxQueueDelay: 2 * ms, Instances: 1, Policy: p}, d, 16, 15, 30, 4*ms, hooks[req]{})
-		t.Logf("%s: mean batch %.2f over %v, %.0f samples/s (ideal %.0f)", p, r.meanBatch(), r.sizes, r.rate(), 16/d.cost(16).Seconds())
+		t.Logf("%s: mean batch %.2f over %v, %.0f samples/s (ideal %.0f); %+v", p, r.meanBatch(), r.sizes, r.rate(), 16/d.cost(16).Seconds(), r.stats.Adaptive)
 		return r
 	}
-	triton, adaptive := run(Triton).meanBatch(), run(Adaptive).meanBatch()
+	tr, ad := run(Triton), run(Adaptive)
+	triton, adaptive := tr.meanBatch(), ad.meanBatch()
+	// What the policy decided and learned is in its Stats: waits for the second cohort, and the device's cost
+	// (the sleeps overshoot on a loaded machine, so the bounds are loose).
+	if tr.stats.Adaptive != (AdaptiveStats{}) {
+		t.Errorf("Triton rules: Stats.Adaptive = %+v, want zero", tr.stats.Adaptive)
+	}
+	if a := ad.stats.Adaptive; !a.Enabled || a.Waits == 0 || a.Decisions < a.Waits ||
+		a.Fixed < 15*ms || a.Fixed > 35*ms || a.PerSample < ms || a.PerSample > 5*ms {
+		t.Errorf("Adaptive: Stats.Adaptive = %+v, want waits among its decisions and a cost near 20 ms + 2.5 ms·b", a)
+	}
 	if triton < 6 || triton > 10 {
 		t.Errorf("Triton rules: mean batch %.2f, want the two alternating cohorts (6 to 10)", triton)
 	}
@@ -172,8 +184,8 @@ func TestAdaptiveLoneClientNeverWaits(t *testing.T) {
 	}}
 	d := &linearDevice{a: 2 * ms, c: ms}
 	r := closedLoop(t, Config{MaxBatchSize: 16, MaxQueueDelay: 2 * ms, Instances: 1, Policy: Adaptive}, d, 1, 5, 30, ms, h)
-	if m := r.meanBatch(); m != 1 || waits.Load() != 0 {
-		t.Fatalf("mean batch %.2f, %d waits; want 1 and none", m, waits.Load())
+	if m := r.meanBatch(); m != 1 || waits.Load() != 0 || r.stats.Adaptive.Waits != 0 {
+		t.Fatalf("mean batch %.2f, %d waits (Stats: %d); want 1 and none", m, waits.Load(), r.stats.Adaptive.Waits)
 	}
 }
 

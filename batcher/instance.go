@@ -280,7 +280,9 @@ func (b *Batcher[T, R]) adaptiveLocked(in *instance[T, R], now time.Time) (bool,
 		if b.hooks.decided != nil {
 			b.hooks.decided(w)
 		}
+		b.decided++
 		if !w.leave {
+			b.waited++
 			clear(b.gathered)
 			return false, w.wakeAt
 		}

@@ -39,6 +39,8 @@ type Batcher[T, R any] struct {
 	reserved int               // slots reserved (Reserve) and neither submitted nor released
 	cost     costModel         // Adaptive
 	fc       forecast          // Adaptive
+	decided  uint64            // Adaptive: decisions made (Stats)
+	waited   uint64            // Adaptive: of those, waits
 
 	wake     chan struct{} // nudges the dispatcher (one slot)
 	execCtx  context.Context
@@ -322,5 +324,14 @@ func (b *Batcher[T, R]) Stop(ctx context.Context) error {
 func (b *Batcher[T, R]) Stats() Stats {
 	s := b.stats.snapshot()
 	s.Pending = int(b.pending.Load())
+	if b.cfg.Policy == Adaptive {
+		b.mu.Lock()
+		s.Adaptive = AdaptiveStats{Enabled: true, Decisions: b.decided, Waits: b.waited}
+		if b.cost.known() {
+			sec := func(v float64) time.Duration { return time.Duration(v * float64(time.Second)) }
+			s.Adaptive.Fixed, s.Adaptive.PerSample, s.Adaptive.PerToken = sec(b.cost.a), sec(b.cost.c), sec(b.cost.d)
+		}
+		b.mu.Unlock()
+	}
 	return s
 }

@@ -205,6 +205,8 @@ func simpleModel() *fakeModel {
 			Failures:       map[batcher.FailReason]uint64{batcher.FailRejected: 2},
 			InferenceCount: 6, ExecutionCount: 2, Pending: 3, LastInference: time.UnixMilli(1700000000000),
 			Batches: map[int]batcher.BatchStats{1: {Executions: 1, ComputeInfer: 50 * time.Microsecond}, 5: {Executions: 1, ComputeInfer: 250 * time.Microsecond}},
+			Adaptive: batcher.AdaptiveStats{Enabled: true, Decisions: 9, Waits: 4, Fixed: 20 * time.Millisecond,
+				PerSample: 2500 * time.Microsecond, PerToken: 1500 * time.Nanosecond},
 		},
 	}
 	m.infer = func(req *backend.Request) (*backend.Response, error) {

@@ -50,6 +50,13 @@ var (
 		append(modelLabels, "blame"), nil)
 	descWarmup = prometheus.NewDesc("nv_model_warmup_duration_secs",
 		"Model warm-up time in seconds (model_warmup samples and the model kind's own warm-up)", modelLabels, nil)
+	descAdDecisions = prometheus.NewDesc("nv_batcher_adaptive_decisions_total",
+		"Number of times the adaptive batching policy weighed whether a batch leaves now", modelLabels, nil)
+	descAdWaits = prometheus.NewDesc("nv_batcher_adaptive_waits_total",
+		"Number of those decisions that held the batch back for requests expected to come", modelLabels, nil)
+	descAdCost = prometheus.NewDesc("nv_batcher_adaptive_cost_us",
+		"The execution cost the adaptive policy learned, t(b, L) = fixed + b*per_sample + L*per_token, in microseconds",
+		append(modelLabels, "term"), nil)
 )
 
 // loadTimer is a Model that says how long it took to load and to warm up before it was READY (the
@@ -76,7 +83,7 @@ type modelCollector struct {
 
 func (mc *modelCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSuccess, descFailure, descCount, descExec, descPending, descLoad, descWarmup,
-		descBisect, descBisectRuns, descAlone} {
+		descBisect, descBisectRuns, descAlone, descAdDecisions, descAdWaits, descAdCost} {
 		ch <- d
 	}
 	if mc.counters {
@@ -108,6 +115,16 @@ func (mc *modelCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descCount, float64(st.InferenceCount))
 		counter(descExec, float64(st.ExecutionCount))
 		ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(st.Pending), name, ver)
+		if a := st.Adaptive; a.Enabled {
+			counter(descAdDecisions, float64(a.Decisions))
+			counter(descAdWaits, float64(a.Waits))
+			for _, t := range []struct {
+				term string
+				v    time.Duration
+			}{{"fixed", a.Fixed}, {"per_sample", a.PerSample}, {"per_token", a.PerToken}} {
+				ch <- prometheus.MustNewConstMetric(descAdCost, prometheus.GaugeValue, float64(t.v)/float64(time.Microsecond), name, ver, t.term)
+			}
+		}
 		if b, ok := m.(bisecter); ok {
 			bs := b.BisectStats()
 			counter(descBisect, float64(bs.Batches))

@@ -32,6 +32,14 @@ func TestMetrics(t *testing.T) {
 		"# TYPE nv_model_warmup_duration_secs gauge",
 		"# TYPE nv_inference_pending_request_count gauge",
 		"# TYPE nv_inference_count counter",
+		// simple runs the adaptive policy; the identity models run Triton's rules and have no such lines.
+		`nv_batcher_adaptive_decisions_total{model="simple",version="1"} 9`,
+		`nv_batcher_adaptive_waits_total{model="simple",version="1"} 4`,
+		`nv_batcher_adaptive_cost_us{model="simple",term="fixed",version="1"} 20000`,
+		`nv_batcher_adaptive_cost_us{model="simple",term="per_sample",version="1"} 2500`,
+		`nv_batcher_adaptive_cost_us{model="simple",term="per_token",version="1"} 1.5`,
+		"# TYPE nv_batcher_adaptive_waits_total counter",
+		"# TYPE nv_batcher_adaptive_cost_us gauge",
 	} {
 		if !strings.Contains(text, want+"\n") {
 			t.Errorf("metrics lack %q", want)
@@ -39,6 +47,9 @@ func TestMetrics(t *testing.T) {
 	}
 	if strings.Contains(text, `version="2"`) {
 		t.Error("a version that is not ready is exported")
+	}
+	if strings.Contains(text, `nv_batcher_adaptive_decisions_total{model="identity_fp32"`) {
+		t.Error("a model under Triton's rules has adaptive-policy metrics")
 	}
 	if r := do(t, h, "GET", "/metrics/", nil); r.code != 200 {
 		t.Errorf("/metrics/ = %d", r.code)
