@@ -208,8 +208,8 @@ const (
 // is read from the point x0 where it reached that many, plus δ: the units it saw after that point, by x0 +
 // δ + w, are what it expects by w from now (arrivals it saw between x0 and x0 + δ are overdue here and given
 // up), and never more than room: a window that saw more counts as room. The expectation k(w) is the mean of
-// those counts over the windows and one more in which nothing came. The wait is weighed with the part of k the windows agree on, s(w) = k(w) less its
-// standard error (over the same windows): V uses s, a wait needs s >= minExpect and at least minScenarios
+// those counts over the windows and one more in which nothing came. The wait is weighed with the part of k
+// the windows agree on, s(w) = k(w) less its standard error (over the same windows): V uses s, a wait needs s >= minExpect and at least minScenarios
 // windows. Windows that all saw the same cohort give s close to k; under steady arrivals the counts spread
 // and s falls below what a wait needs, where a mean alone, maximized over many candidate waits, sometimes
 // looks worth it by chance.

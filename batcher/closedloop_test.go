@@ -44,6 +44,20 @@ func (d *linearDevice) batches() int {
 	return len(d.sizes)
 }
 
+// waitBatches waits until the device has run n batches in all, or the deadline passes.
+func (d *linearDevice) waitBatches(n int, deadline time.Time) {
+	for d.batches() < n && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Microsecond)
+	}
+}
+
+// sizesFrom returns the sizes of the batches run since the first from.
+func (d *linearDevice) sizesFrom(from int) []int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]int(nil), d.sizes[from:]...)
+}
+
 // loopResult is what a closed loop measured after its warm-up.
 type loopResult struct {
 	sizes   []int // the measured batches, in order
@@ -110,12 +124,7 @@ func closedLoop(tb testing.TB, cfg Config, d *linearDevice, clients, warm, measu
 	for i := first; i < clients; i++ {
 		go client(i)
 	}
-	wait := func(n int) {
-		for d.batches() < n && time.Now().Before(deadline) {
-			time.Sleep(200 * time.Microsecond)
-		}
-	}
-	wait(warm)
+	d.waitBatches(warm, deadline)
 	bench, _ := tb.(*testing.B)
 	if bench != nil {
 		bench.ResetTimer()
@@ -123,13 +132,11 @@ func closedLoop(tb testing.TB, cfg Config, d *linearDevice, clients, warm, measu
 	d.mu.Lock()
 	from, s0, t0 := len(d.sizes), served.Load(), time.Now()
 	d.mu.Unlock()
-	wait(from + measure)
+	d.waitBatches(from+measure, deadline)
 	if bench != nil {
 		bench.StopTimer()
 	}
-	d.mu.Lock()
-	r := loopResult{sizes: append([]int(nil), d.sizes[from:]...), samples: int(served.Load() - s0), elapsed: time.Since(t0)}
-	d.mu.Unlock()
+	r := loopResult{sizes: d.sizesFrom(from), samples: int(served.Load() - s0), elapsed: time.Since(t0)}
 	done.Store(true)
 	wg.Wait()
 	r.stats = b.Stats()
@@ -241,18 +248,10 @@ func TestQueueLimitStorm(t *testing.T) {
 			}()
 		}
 		deadline := time.Now().Add(30 * time.Second)
-		for d.batches() < 5 && time.Now().Before(deadline) {
-			time.Sleep(ms)
-		}
-		d.mu.Lock()
-		from, t0 := len(d.sizes), time.Now()
-		d.mu.Unlock()
-		for d.batches() < from+20 && time.Now().Before(deadline) {
-			time.Sleep(ms)
-		}
-		d.mu.Lock()
-		r := loopResult{sizes: append([]int(nil), d.sizes[from:]...), elapsed: time.Since(t0)}
-		d.mu.Unlock()
+		d.waitBatches(5, deadline)
+		from, t0 := d.batches(), time.Now()
+		d.waitBatches(from+20, deadline)
+		r := loopResult{sizes: d.sizesFrom(from), elapsed: time.Since(t0)}
 		for _, s := range r.sizes {
 			r.samples += s
 		}

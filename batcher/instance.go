@@ -186,9 +186,9 @@ func (b *Batcher[T, R]) prefetchLocked(now time.Time) time.Time {
 	}
 	var first *instance[T, R]
 	for _, in := range b.insts {
-		if bt := &in.slots[in.next]; in.staged && !bt.saturated && bt.units < b.shape.maxBatch {
+		if b.stagedRoom(in) {
 			if b.growsStaged(in) {
-				b.grow(bt)
+				b.grow(&in.slots[in.next])
 			}
 			return time.Time{}
 		}

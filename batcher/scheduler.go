@@ -205,13 +205,17 @@ func (b *Batcher[T, R]) takerLocked() bool {
 	return false
 }
 
+// stagedRoom reports whether in holds a staged batch that could still take queued requests.
+func (b *Batcher[T, R]) stagedRoom(in *instance[T, R]) bool {
+	bt := &in.slots[in.next]
+	return in.staged && !bt.saturated && bt.units < b.shape.maxBatch
+}
+
 // growsStaged reports whether the staged batch of in takes queued requests as they come rather than when
 // its instance starts it: under the Adaptive policy with a queue size limit, while it has room, so that the
 // limit bounds the queue and not the batch (prefetchLocked).
 func (b *Batcher[T, R]) growsStaged(in *instance[T, R]) bool {
-	bt := &in.slots[in.next]
-	return b.cfg.Policy == Adaptive && b.cfg.DefaultQueuePolicy.MaxQueueSize > 0 && in.staged && !bt.saturated &&
-		bt.units < b.shape.maxBatch
+	return b.cfg.Policy == Adaptive && b.cfg.DefaultQueuePolicy.MaxQueueSize > 0 && b.stagedRoom(in)
 }
 
 // dispatch is the dispatcher goroutine: it starts batches on idle instances, forms the staged batch of running

@@ -41,29 +41,24 @@ static void rows_h(const uint8_t *src, size_t src_stride, int rows, uint8_t *dst
 	}
 }
 
-// The vertical pass's body, stamped twice (plain and AVX2): a function with another target cannot be inlined
-// into one, so the loops are written out in each.
-#define OFA_VERTICAL_BODY                                                                                  \
-	for (int y = 0; y < out_h; y++) {                                                                      \
-		const int32_t *kk = k + (size_t)y * kstride;                                                       \
-		const uint8_t *base = src + (size_t)ymin[y] * src_stride;                                          \
-		for (int j = 0; j < width; j++) acc[j] = OFA_HALF;                                                 \
-		for (int i = 0; i < yn[y]; i++) {                                                                  \
-			const uint8_t *row = base + (size_t)i * src_stride;                                            \
-			int32_t c = kk[i];                                                                             \
-			for (int j = 0; j < width; j++) acc[j] += row[j] * c;                                          \
-		}                                                                                                  \
-		uint8_t *d = dst + (size_t)y * dst_stride;                                                         \
-		for (int j = 0; j < width; j++) {                                                                  \
-			int32_t v = acc[j] >> OFA_PRECISION_BITS;                                                      \
-			d[j] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);                                               \
-		}                                                                                                  \
+// rows_v is the vertical pass. It is always inlined, so that vertical_avx2 below compiles its loops for AVX2
+// (a function without a target may be inlined into one with it; the reverse is refused).
+static inline __attribute__((always_inline)) void rows_v(const uint8_t *src, size_t src_stride, uint8_t *dst,
+                                                         size_t dst_stride, int width, int out_h,
+                                                         const int32_t *ymin, const int32_t *yn, const int32_t *k,
+                                                         int kstride, int32_t *acc) {
+	for (int y = 0; y < out_h; y++) {
+		const int32_t *kk = k + (size_t)y * kstride;
+		const uint8_t *base = src + (size_t)ymin[y] * src_stride;
+		for (int j = 0; j < width; j++) acc[j] = OFA_HALF;
+		for (int i = 0; i < yn[y]; i++) {
+			const uint8_t *row = base + (size_t)i * src_stride;
+			int32_t c = kk[i];
+			for (int j = 0; j < width; j++) acc[j] += row[j] * c;
+		}
+		uint8_t *d = dst + (size_t)y * dst_stride;
+		for (int j = 0; j < width; j++) d[j] = clip8(acc[j]);
 	}
-
-static void vertical_plain(const uint8_t *src, size_t src_stride, uint8_t *dst, size_t dst_stride, int width,
-                           int out_h, const int32_t *ymin, const int32_t *yn, const int32_t *k, int kstride,
-                           int32_t *acc) {
-	OFA_VERTICAL_BODY
 }
 
 #ifdef OFA_X86
@@ -77,7 +72,7 @@ __attribute__((target("avx2"))) static void vertical_avx2(const uint8_t *src, si
                                                           size_t dst_stride, int width, int out_h,
                                                           const int32_t *ymin, const int32_t *yn,
                                                           const int32_t *k, int kstride, int32_t *acc) {
-	OFA_VERTICAL_BODY
+	rows_v(src, src_stride, dst, dst_stride, width, out_h, ymin, yn, k, kstride, acc);
 }
 
 // rows_h_avx2 computes rows y and y+1 together: one 256-bit sum holds the R, G, B (and one unused) lanes of
@@ -151,5 +146,5 @@ void ofa_resample_v(const uint8_t *src, size_t src_stride, uint8_t *dst, size_t 
 #else
 	(void)simd;
 #endif
-	vertical_plain(src, src_stride, dst, dst_stride, width, out_h, ymin, yn, k, kstride, acc);
+	rows_v(src, src_stride, dst, dst_stride, width, out_h, ymin, yn, k, kstride, acc);
 }

@@ -143,26 +143,26 @@ func resamplePasses(src RGB, w, h int, tmp *[]uint8, acc *[]int32, out *[]uint8,
 			dst = out
 		}
 		rows = grow(dst, 3*w*(y1-y0))
-		C.ofa_resample_h((*C.uint8_t)(unsafe.Pointer(&src.Pix[3*src.Width*y0])), C.size_t(3*src.Width), C.int(y1-y0),
-			C.int(src.Width), (*C.uint8_t)(unsafe.Pointer(&rows[0])), C.size_t(3*w), C.int(w),
-			(*C.int32_t)(unsafe.Pointer(&ch.min[0])), (*C.int32_t)(unsafe.Pointer(&ch.n[0])),
-			(*C.int32_t)(unsafe.Pointer(&ch.k[0])), C.int(ch.stride), vec)
+		C.ofa_resample_h(u8p(src.Pix[3*src.Width*y0:]), C.size_t(3*src.Width), C.int(y1-y0), C.int(src.Width),
+			u8p(rows), C.size_t(3*w), C.int(w), i32p(ch.min), i32p(ch.n), i32p(ch.k), C.int(ch.stride), vec)
 	}
 	if needV {
 		res := grow(out, 3*w*h)
 		if cap(*acc) < 3*w {
 			*acc = make([]int32, 3*w)
 		}
-		C.ofa_resample_v((*C.uint8_t)(unsafe.Pointer(&rows[0])), C.size_t(3*w), (*C.uint8_t)(unsafe.Pointer(&res[0])),
-			C.size_t(3*w), C.int(3*w), C.int(h),
-			(*C.int32_t)(unsafe.Pointer(&cv.min[0])), (*C.int32_t)(unsafe.Pointer(&cv.n[0])),
-			(*C.int32_t)(unsafe.Pointer(&cv.k[0])), C.int(cv.stride), (*C.int32_t)(unsafe.Pointer(&(*acc)[0])), vec)
+		C.ofa_resample_v(u8p(rows), C.size_t(3*w), u8p(res), C.size_t(3*w), C.int(3*w), C.int(h),
+			i32p(cv.min), i32p(cv.n), i32p(cv.k), C.int(cv.stride), i32p(*acc), vec)
 		rows = res
 	}
 	for y := 0; y < h; y++ {
 		emit(y, rows[3*w*y:3*w*(y+1)])
 	}
 }
+
+// u8p and i32p pass a non-empty Go slice's first element to C.
+func u8p(b []uint8) *C.uint8_t  { return (*C.uint8_t)(unsafe.Pointer(&b[0])) }
+func i32p(b []int32) *C.int32_t { return (*C.int32_t)(unsafe.Pointer(&b[0])) }
 
 // Resize returns the image resampled to w×h exactly as Pillow's
 // Image.resize((w, h), Image.BICUBIC) does for an RGB image. Sizes must be
